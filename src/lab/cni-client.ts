@@ -1,0 +1,89 @@
+/**
+ * Drives the real CNI client (cnitool, built on libcni) inside a lab node, exactly as a runtime
+ * would: libcni loads the conflist, runs the chain in order for ADD, in reverse for DEL, caches
+ * the result and feeds it to CHECK and DEL as prevResult.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { run } from "../net/run.js";
+
+/** Where Debian's containernetworking-plugins installs the reference plugins. */
+export const REFERENCE_PLUGINS = "/usr/lib/cni";
+
+/** dist/ holding the built tenant-egress, found from this file (src/lab or a bundle in dist). */
+export function distDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return here.endsWith("dist") ? here : resolve(here, "../../dist");
+}
+
+export interface Network {
+  name: string;
+  /** NETCONFPATH: the directory holding the conflist. */
+  confDir: string;
+}
+
+export interface BridgeOptions {
+  name: string;
+  dir: string;
+  cniVersion?: string;
+  /** The tenant-egress entry (type is added). Omit for a chain without our plugin. */
+  egress?: Record<string, unknown>;
+  subnet?: string;
+}
+
+/** Writes a conflist: bridge + host-local (the main plugin), then tenant-egress. */
+export async function writeBridgeConflist(o: BridgeOptions): Promise<Network> {
+  const confDir = join(o.dir, `net-${o.name}`);
+  await mkdir(confDir, { recursive: true });
+  const plugins: unknown[] = [
+    {
+      type: "bridge",
+      bridge: "cni0",
+      isGateway: true,
+      ipMasq: false,
+      ipam: { type: "host-local", dataDir: join(o.dir, "ipam"), ranges: [[{ subnet: o.subnet ?? "10.22.0.0/24" }]], routes: [{ dst: "0.0.0.0/0" }] },
+    },
+  ];
+  if (o.egress) plugins.push({ type: "tenant-egress", ...o.egress });
+  await writeFile(join(confDir, `10-${o.name}.conflist`), JSON.stringify({ cniVersion: o.cniVersion ?? "1.0.0", name: o.name, plugins }, null, 2));
+  return { name: o.name, confDir };
+}
+
+export interface CniCall {
+  /** The node namespace the runtime (and so the plugins) runs in. */
+  node: string;
+  network: Network;
+  /** The pod namespace name (under /run/netns). */
+  pod: string;
+  ifname?: string;
+  cniArgs?: string;
+  /** Capability args (runtimeConfig), e.g. pod annotations. */
+  capabilityArgs?: Record<string, unknown>;
+}
+
+export interface CniOutcome {
+  ok: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+export async function cnitool(verb: "add" | "check" | "del", call: CniCall): Promise<CniOutcome> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    NETCONFPATH: call.network.confDir,
+    CNI_PATH: `${REFERENCE_PLUGINS}:${distDir()}`,
+    CNI_IFNAME: call.ifname ?? "eth0",
+    ...(call.cniArgs ? { CNI_ARGS: call.cniArgs } : {}),
+    ...(call.capabilityArgs ? { CAP_ARGS: JSON.stringify(call.capabilityArgs) } : {}),
+  };
+  const r = await run(["cnitool", verb, call.network.name, `/run/netns/${call.pod}`], { netns: `/run/netns/${call.node}`, env, allowFailure: true });
+  return { ok: r.exitCode === 0, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like cnitool(), but throws with cnitool's own words when the chain fails. */
+export async function cni(verb: "add" | "check" | "del", call: CniCall): Promise<string> {
+  const r = await cnitool(verb, call);
+  if (!r.ok) throw new Error(`cnitool ${verb} ${call.network.name} ${call.pod} failed: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}

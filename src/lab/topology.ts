@@ -1,0 +1,126 @@
+/**
+ * The lab: a small routed network of namespaces on one machine (DESIGN.md §5), never touching
+ * the root namespace. Every link is created inside a lab namespace (`ip -n`), so even a crash
+ * half-way leaves nothing outside them, and deleting the namespaces removes everything.
+ *
+ *   pods ─ node-a (bridge cni0, where the CNI plugins run) ─┐
+ *                                                           ├─ router ─ inet (203.0.113.10)
+ *   gateway pods ─ node-b ──────────────────────────────────┘
+ *
+ * node-a's pod network is 10.22.0.0/24 (bridge + host-local, driven by cnitool), gateways sit
+ * on node-b's 10.23.0.0/24, so pods and gateways are routed, never on-link. No node masquerades:
+ * the internet host sees exactly the source address that left the lab's edge.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run } from "../net/run.js";
+
+export const INET_IP = "203.0.113.10";
+export const POD_SUBNET = "10.22.0.0/24";
+export const NODE_B_SUBNET = "10.23.0.0/24";
+
+export interface Lab {
+  prefix: string;
+  ns: { router: string; inet: string; nodeA: string; nodeB: string };
+  /** A scratch directory for conflists, IPAM state and captures; removed on teardown. */
+  dir: string;
+  /** Adds a gateway namespace on node-b with underlay address 10.23.0.<host>. */
+  addGateway(name: string, host: number): Promise<{ ns: string; ip: string }>;
+  /** Creates an empty pod namespace (the runtime's job; CNI plugins then wire it). */
+  addPodNamespace(name: string): Promise<string>;
+  teardown(): Promise<void>;
+}
+
+/** Runs a batch of `ip` commands in a lab namespace. */
+export async function ipIn(ns: string, lines: string[]): Promise<void> {
+  await run(["ip", "-n", ns, "-batch", "-"], { input: `${lines.join("\n")}\n` });
+}
+
+export async function sysctlIn(ns: string, ...settings: string[]): Promise<void> {
+  await run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", ...settings]);
+}
+
+/** A namespace prefix unique to this run, short enough for 15-character interface names elsewhere. */
+export function uniquePrefix(tag: string): string {
+  return `te${tag}${randomBytes(3).toString("hex")}`;
+}
+
+async function addNs(name: string): Promise<void> {
+  await run(["ip", "netns", "add", name]);
+  await run(["ip", "-n", name, "link", "set", "lo", "up"]);
+}
+
+/** Namespaces whose names start with `prefix` (for teardown and `lab down`). */
+export async function namespacesWithPrefix(prefix: string): Promise<string[]> {
+  const r = await run(["ip", "-json", "netns", "list"], { allowFailure: true });
+  const list = r.stdout.trim() ? (JSON.parse(r.stdout) as Array<{ name: string }>) : [];
+  return list.map((n) => n.name).filter((n) => n.startsWith(prefix));
+}
+
+export async function deleteNamespaces(prefix: string): Promise<void> {
+  for (const ns of await namespacesWithPrefix(prefix)) await run(["ip", "netns", "del", ns], { allowFailure: true });
+}
+
+export async function createLab(prefix: string): Promise<Lab> {
+  const ns = { router: `${prefix}-router`, inet: `${prefix}-inet`, nodeA: `${prefix}-node-a`, nodeB: `${prefix}-node-b` };
+  const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const teardown = async () => {
+    await deleteNamespaces(`${prefix}-`);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const n of Object.values(ns)) await addNs(n);
+    await ipIn(ns.router, [
+      `link add to-a type veth peer name uplink netns ${ns.nodeA}`,
+      `link add to-b type veth peer name uplink netns ${ns.nodeB}`,
+      `link add to-inet type veth peer name eth0 netns ${ns.inet}`,
+      "addr add 10.0.1.1/30 dev to-a",
+      "addr add 10.0.2.1/30 dev to-b",
+      "addr add 203.0.113.1/24 dev to-inet",
+      "link set to-a up",
+      "link set to-b up",
+      "link set to-inet up",
+      `route add ${POD_SUBNET} via 10.0.1.2`,
+      `route add ${NODE_B_SUBNET} via 10.0.2.2`,
+      "route add 198.51.100.0/24 via 10.0.2.2",
+    ]);
+    await ipIn(ns.nodeA, ["addr add 10.0.1.2/30 dev uplink", "link set uplink up", "route add default via 10.0.1.1"]);
+    await ipIn(ns.nodeB, [
+      "addr add 10.0.2.2/30 dev uplink",
+      "link set uplink up",
+      "route add default via 10.0.2.1",
+      "link add gwbr type bridge",
+      `addr add 10.23.0.1/24 dev gwbr`,
+      "link set gwbr up",
+    ]);
+    await ipIn(ns.inet, ["addr add 203.0.113.10/24 dev eth0", "link set eth0 up", "route add default via 203.0.113.1"]);
+    for (const n of [ns.router, ns.nodeA, ns.nodeB]) await sysctlIn(n, "net.ipv4.ip_forward=1");
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+
+  let gwIndex = 0;
+  return {
+    prefix,
+    ns,
+    dir,
+    async addGateway(name, host) {
+      const gw = `${prefix}-${name}`;
+      const peer = `gw${gwIndex++}`;
+      await addNs(gw);
+      await ipIn(ns.nodeB, [`link add ${peer} type veth peer name eth0 netns ${gw}`, `link set ${peer} master gwbr up`]);
+      const ip = `10.23.0.${host}`;
+      await ipIn(gw, [`addr add ${ip}/24 dev eth0`, "link set eth0 up", "route add default via 10.23.0.1"]);
+      return { ns: gw, ip };
+    },
+    async addPodNamespace(name) {
+      const pod = `${prefix}-${name}`;
+      await addNs(pod);
+      return pod;
+    },
+    teardown,
+  };
+}

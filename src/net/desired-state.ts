@@ -1,0 +1,311 @@
+/**
+ * One vocabulary for the network state this project owns: links, addresses, policy rules,
+ * routes, sysctls and iptables chains with the jumps into them. Both halves speak it: the pod
+ * plan and the gateway plan produce a NetState, `observe` reads one back from a namespace, and
+ * `diff` turns (desired, observed, scope) into the changes that make them equal.
+ *
+ * Why a Scope: what we own is decided by name (our device, our table, our chains), not by what
+ * a plan happens to contain. DEL has no prevResult to plan from, and the gateway must remove a
+ * tenant that is no longer in its file; both are "desired = nothing, within our scope". ADD,
+ * CHECK, DEL and the gateway's reconcile are then one mechanism: CHECK is a diff that must be
+ * empty, DEL a diff against the empty state.
+ */
+
+export interface VxlanLink {
+  name: string;
+  vni: number;
+  port: number;
+  local: string;
+  /** Default destination (pod side: the gateway); none on a gateway that learns its pods. */
+  remote?: string;
+  /** Underlay device. */
+  dev: string;
+  mtu: number;
+  mac: string;
+  learning: boolean;
+  /** FDB ageing in seconds; 0 never ages learned entries out. */
+  ageing: number;
+}
+
+export interface Address {
+  dev: string;
+  local: string;
+  prefix: number;
+  /** Point-to-point peer: the address then routes only to that peer (prefix is 32). */
+  peer?: string;
+}
+
+export interface Rule {
+  priority: number;
+  /** "0xa/0xff" */
+  fwmark: string;
+  table: number;
+}
+
+export interface Route {
+  table: number;
+  type: "unicast" | "throw";
+  /** "default", an address or a CIDR, as `ip route` prints it. */
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  onlink?: boolean;
+}
+
+export type SysctlName = "rp_filter" | "forwarding";
+
+export interface Sysctl {
+  /** A device name or "all". */
+  dev: string;
+  name: SysctlName;
+  value: number;
+}
+
+export type IptTable = "filter" | "mangle" | "nat";
+
+export interface Chain {
+  table: IptTable;
+  name: string;
+  /** Rule specs in iptables-save's normal form, without the leading "-A <chain>". */
+  rules: string[];
+}
+
+export interface Jump {
+  table: IptTable;
+  hook: "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING";
+  /** Match before "-j", in iptables-save's normal form; "" for none. */
+  match: string;
+  chain: string;
+  /** Insert at the top of the hook (must run before other components' rules). */
+  first: boolean;
+}
+
+export interface NetState {
+  links: VxlanLink[];
+  addresses: Address[];
+  rules: Rule[];
+  routes: Route[];
+  sysctls: Sysctl[];
+  chains: Chain[];
+  jumps: Jump[];
+}
+
+/** What belongs to us in a namespace, by name: everything else is never touched. */
+export interface Scope {
+  link(name: string): boolean;
+  rule(rule: Rule): boolean;
+  routeTable(table: number): boolean;
+  chain(table: IptTable, name: string): boolean;
+}
+
+export const EMPTY_STATE: NetState = Object.freeze({
+  links: [],
+  addresses: [],
+  rules: [],
+  routes: [],
+  sysctls: [],
+  chains: [],
+  jumps: [],
+}) as NetState;
+
+/** Everything that must change; each entry also says, in words, what is wrong (for CHECK). */
+export interface Changes {
+  /** Links to (re)create; a link that differs in a way `ip link set` cannot fix is deleted first. */
+  addLinks: VxlanLink[];
+  setLinks: VxlanLink[];
+  delLinks: string[];
+  addAddresses: Address[];
+  delAddresses: Address[];
+  addRules: Rule[];
+  delRules: Rule[];
+  addRoutes: Route[];
+  delRoutes: Route[];
+  sysctls: Sysctl[];
+  /** Chains to (re)write whole: declaring a chain in iptables-restore flushes it. */
+  writeChains: Chain[];
+  delChains: Chain[];
+  addJumps: Jump[];
+  delJumps: Jump[];
+  problems: string[];
+}
+
+export function isEmpty(changes: Changes): boolean {
+  return changes.problems.length === 0;
+}
+
+const linkKey = (l: { name: string }) => l.name;
+const addressKey = (a: Address) => `${a.dev} ${a.local}`;
+const ruleKey = (r: Rule) => `${r.table} ${r.fwmark}`;
+const routeKey = (r: Route) => `${r.table} ${r.dst}`;
+const sysctlKey = (s: Sysctl) => `${s.dev} ${s.name}`;
+const chainKey = (c: { table: string; name: string }) => `${c.table} ${c.name}`;
+export const jumpSpec = (j: Pick<Jump, "match" | "chain">) => `${j.match ? `${j.match} ` : ""}-j ${j.chain}`;
+const jumpKey = (j: Jump) => `${j.table} ${j.hook} ${jumpSpec(j)}`;
+
+function byKey<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
+  return new Map(items.map((t) => [key(t), t]));
+}
+
+/** Attributes of a vxlan link that only a delete + add can change. */
+function vxlanIdentity(l: VxlanLink): string {
+  return JSON.stringify([l.vni, l.port, l.local, l.remote ?? "", l.dev, l.learning, l.ageing]);
+}
+
+function describeRoute(r: Route): string {
+  return `route ${r.type === "throw" ? "throw " : ""}${r.dst}${r.gateway ? ` via ${r.gateway}` : ""}${r.dev ? ` dev ${r.dev}` : ""} table ${r.table}`;
+}
+
+function sameRoute(a: Route, b: Route): boolean {
+  return a.type === b.type && (a.gateway ?? "") === (b.gateway ?? "") && (a.dev ?? "") === (b.dev ?? "") && !!a.onlink === !!b.onlink;
+}
+
+/**
+ * The changes that turn `observed` into `desired` within `scope`. Objects outside the scope
+ * are never deleted; objects inside it that the desired state lacks are.
+ */
+export function diff(desired: NetState, observed: NetState, scope: Scope): Changes {
+  const c: Changes = {
+    addLinks: [], setLinks: [], delLinks: [], addAddresses: [], delAddresses: [], addRules: [], delRules: [],
+    addRoutes: [], delRoutes: [], sysctls: [], writeChains: [], delChains: [], addJumps: [], delJumps: [], problems: [],
+  };
+
+  // Links. A recreated link loses its addresses, routes and sysctls: remember which.
+  const seenLinks = byKey(observed.links, linkKey);
+  const recreated = new Set<string>();
+  for (const want of desired.links) {
+    const have = seenLinks.get(want.name);
+    if (!have) {
+      c.addLinks.push(want);
+      recreated.add(want.name);
+      c.problems.push(`link ${want.name} is missing`);
+    } else if (vxlanIdentity(have) !== vxlanIdentity(want)) {
+      c.delLinks.push(want.name);
+      c.addLinks.push(want);
+      recreated.add(want.name);
+      c.problems.push(`link ${want.name} has different vxlan settings (have ${vxlanIdentity(have)}, want ${vxlanIdentity(want)})`);
+    } else if (have.mtu !== want.mtu || have.mac !== want.mac) {
+      c.setLinks.push(want);
+      c.problems.push(`link ${want.name} has mtu ${have.mtu} mac ${have.mac}, want mtu ${want.mtu} mac ${want.mac}`);
+    }
+  }
+  const wantedLinks = new Set(desired.links.map(linkKey));
+  for (const have of observed.links) {
+    if (scope.link(have.name) && !wantedLinks.has(have.name)) {
+      c.delLinks.push(have.name);
+      c.problems.push(`link ${have.name} is left over`);
+    }
+  }
+  const gone = (dev: string | undefined) => dev !== undefined && (recreated.has(dev) || c.delLinks.includes(dev));
+
+  // Addresses on our links.
+  const seenAddrs = byKey(observed.addresses.filter((a) => !gone(a.dev)), addressKey);
+  for (const want of desired.addresses) {
+    const have = seenAddrs.get(addressKey(want));
+    if (!have || have.prefix !== want.prefix || (have.peer ?? "") !== (want.peer ?? "")) {
+      if (have) c.delAddresses.push(have);
+      c.addAddresses.push(want);
+      if (!recreated.has(want.dev)) c.problems.push(`address ${want.local} on ${want.dev} is ${have ? "different" : "missing"}`);
+    }
+  }
+  const wantedAddrs = new Set(desired.addresses.map(addressKey));
+  for (const have of seenAddrs.values()) {
+    if (scope.link(have.dev) && !wantedAddrs.has(addressKey(have))) {
+      c.delAddresses.push(have);
+      c.problems.push(`address ${have.local} on ${have.dev} is left over`);
+    }
+  }
+
+  // Policy rules.
+  const seenRules = byKey(observed.rules, ruleKey);
+  for (const want of desired.rules) {
+    const have = seenRules.get(ruleKey(want));
+    if (!have || have.priority !== want.priority) {
+      if (have) c.delRules.push(have);
+      c.addRules.push(want);
+      c.problems.push(`ip rule fwmark ${want.fwmark} lookup ${want.table} is ${have ? `at priority ${have.priority}, want ${want.priority}` : "missing"}`);
+    }
+  }
+  const wantedRules = new Set(desired.rules.map(ruleKey));
+  for (const have of observed.rules) {
+    if (scope.rule(have) && !wantedRules.has(ruleKey(have))) {
+      c.delRules.push(have);
+      c.problems.push(`ip rule fwmark ${have.fwmark} lookup ${have.table} is left over`);
+    }
+  }
+
+  // Routes in our tables. Routes through a link being deleted go with it.
+  const seenRoutes = byKey(observed.routes.filter((r) => !gone(r.dev)), routeKey);
+  for (const want of desired.routes) {
+    const have = seenRoutes.get(routeKey(want));
+    if (!have || !sameRoute(have, want)) {
+      c.addRoutes.push(want);
+      if (!recreated.has(want.dev ?? "")) c.problems.push(`${describeRoute(want)} is ${have ? `different (have ${describeRoute(have)})` : "missing"}`);
+    }
+  }
+  const wantedRoutes = new Set(desired.routes.map(routeKey));
+  for (const have of seenRoutes.values()) {
+    if (scope.routeTable(have.table) && !wantedRoutes.has(routeKey(have))) {
+      c.delRoutes.push(have);
+      c.problems.push(`${describeRoute(have)} is left over`);
+    }
+  }
+
+  // Sysctls: set when different; never reverted (they belong to the namespace's owner too).
+  const seenSysctls = byKey(observed.sysctls, sysctlKey);
+  for (const want of desired.sysctls) {
+    const have = seenSysctls.get(sysctlKey(want));
+    if (gone(want.dev) || have?.value !== want.value) {
+      c.sysctls.push(want);
+      if (!gone(want.dev)) c.problems.push(`sysctl ${want.name} on ${want.dev} is ${have?.value ?? "unset"}, want ${want.value}`);
+    }
+  }
+
+  // iptables chains: rewritten whole when any rule differs.
+  const seenChains = byKey(observed.chains, chainKey);
+  for (const want of desired.chains) {
+    const have = seenChains.get(chainKey(want));
+    if (!have || have.rules.join("\n") !== want.rules.join("\n")) {
+      c.writeChains.push(want);
+      c.problems.push(`iptables chain ${want.name} (${want.table}) is ${have ? "different" : "missing"}`);
+    }
+  }
+  const wantedChains = new Set(desired.chains.map(chainKey));
+  for (const have of observed.chains) {
+    if (scope.chain(have.table, have.name) && !wantedChains.has(chainKey(have))) {
+      c.delChains.push(have);
+      c.problems.push(`iptables chain ${have.name} (${have.table}) is left over`);
+    }
+  }
+  const seenJumps = byKey(observed.jumps, jumpKey);
+  for (const want of desired.jumps) {
+    if (!seenJumps.has(jumpKey(want))) {
+      c.addJumps.push(want);
+      c.problems.push(`iptables jump ${want.hook} ${jumpSpec(want)} (${want.table}) is missing`);
+    }
+  }
+  const wantedJumps = new Set(desired.jumps.map(jumpKey));
+  for (const have of observed.jumps) {
+    if (scope.chain(have.table, have.chain) && !wantedJumps.has(jumpKey(have))) {
+      c.delJumps.push(have);
+      c.problems.push(`iptables jump ${have.hook} ${jumpSpec(have)} (${have.table}) is left over`);
+    }
+  }
+  return c;
+}
+
+/**
+ * The part of `state` inside `scope`. A failed ADD is rolled back by reconciling towards what
+ * was observed before it, restricted to our scope: what the ADD created goes, what it replaced
+ * comes back, and nothing else is touched.
+ */
+export function within(state: NetState, scope: Scope): NetState {
+  return {
+    links: state.links.filter((l) => scope.link(l.name)),
+    addresses: state.addresses.filter((a) => scope.link(a.dev)),
+    rules: state.rules.filter((r) => scope.rule(r)),
+    routes: state.routes.filter((r) => scope.routeTable(r.table)),
+    sysctls: [],
+    chains: state.chains.filter((c) => scope.chain(c.table, c.name)),
+    jumps: state.jumps.filter((j) => scope.chain(j.table, j.chain)),
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * Reads a namespace's network state back into the desired-state vocabulary, with two
+ * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
+ * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel.
+ *
+ * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
+ * so a newer iproute2 adding fields changes nothing.
+ */
+import type { Address, Chain, IptTable, Jump, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
+import { run } from "./run.js";
+
+interface IpLink {
+  ifname: string;
+  mtu: number;
+  address?: string;
+  link?: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; address?: string; scope?: string }>;
+}
+
+interface IpRule {
+  priority: number;
+  fwmark?: string;
+  fwmask?: string;
+  table: string;
+}
+
+interface IpRoute {
+  type?: string;
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  flags?: string[];
+}
+
+interface IpNetconf {
+  family: string;
+  interface: string;
+  forwarding?: boolean;
+  rp_filter?: string;
+}
+
+/** What `ip` and `iptables-save` printed, before parsing; kept apart so parsing is unit-testable. */
+export interface RawObservation {
+  ip: string;
+  iptables: string;
+}
+
+/** The underlay facts plans need besides the state itself (e.g. the MTU of CNI_IFNAME). */
+export interface Observed {
+  state: NetState;
+  links: IpLink[];
+}
+
+export async function observe(netns: string | undefined, tables: readonly number[]): Promise<Observed> {
+  const batch = ["addr show", "rule show", ...tables.map((t) => `route show table ${t}`), "netconf show", ""].join("\n");
+  const [ip, ipt] = await Promise.all([
+    run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
+    run(["iptables-save"], { netns }),
+  ]);
+  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, tables);
+}
+
+export function parseObservation(raw: RawObservation, tables: readonly number[]): Observed {
+  const docs = raw.ip.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown[]);
+  if (docs.length !== tables.length + 3) {
+    throw new Error(`unexpected output from ip -batch: ${docs.length} documents for ${tables.length + 3} commands`);
+  }
+  const links = docs[0] as IpLink[];
+  const rules = docs[1] as IpRule[];
+  const routeDocs = docs.slice(2, 2 + tables.length) as IpRoute[][];
+  const netconf = docs[docs.length - 1] as IpNetconf[];
+  const { chains, jumps } = parseIptablesSave(raw.iptables);
+  return {
+    links,
+    state: {
+      links: links.flatMap(toVxlan),
+      addresses: links.flatMap(toAddresses),
+      rules: rules.flatMap(toRule),
+      routes: routeDocs.flatMap((rs, i) => rs.map((r) => toRoute(r, tables[i] as number))),
+      sysctls: netconf.flatMap(toSysctls),
+      chains,
+      jumps,
+    },
+  };
+}
+
+function toVxlan(l: IpLink): VxlanLink[] {
+  if (l.linkinfo?.info_kind !== "vxlan") return [];
+  const d = l.linkinfo.info_data ?? {};
+  return [
+    {
+      name: l.ifname,
+      vni: Number(d.id),
+      port: Number(d.port),
+      local: String(d.local ?? ""),
+      ...(d.remote ? { remote: String(d.remote) } : {}),
+      dev: String(d.link ?? ""),
+      mtu: l.mtu,
+      mac: l.address ?? "",
+      learning: d.learning === true,
+      ageing: Number(d.ageing ?? 300),
+    },
+  ];
+}
+
+function toAddresses(l: IpLink): Address[] {
+  return (l.addr_info ?? [])
+    .filter((a) => a.family === "inet")
+    .map((a) => ({ dev: l.ifname, local: a.local, prefix: a.prefixlen, ...(a.address && a.address !== a.local ? { peer: a.address } : {}) }));
+}
+
+function toRule(r: IpRule): Rule[] {
+  const table = Number(r.table);
+  if (!r.fwmark || !Number.isInteger(table)) return [];
+  return [{ priority: r.priority, fwmark: `${r.fwmark}/${r.fwmask ?? "0xffffffff"}`, table }];
+}
+
+function toRoute(r: IpRoute, table: number): Route {
+  return {
+    table,
+    type: r.type === "throw" ? "throw" : "unicast",
+    dst: r.dst,
+    ...(r.gateway ? { gateway: r.gateway } : {}),
+    ...(r.dev ? { dev: r.dev } : {}),
+    ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
+  };
+}
+
+const RP_FILTER: Record<string, number> = { off: 0, strict: 1, loose: 2 };
+
+function toSysctls(n: IpNetconf): Sysctl[] {
+  if (n.family !== "inet") return [];
+  const out: Sysctl[] = [];
+  if (n.rp_filter !== undefined) out.push({ dev: n.interface, name: "rp_filter", value: RP_FILTER[n.rp_filter] ?? -1 });
+  if (n.forwarding !== undefined) out.push({ dev: n.interface, name: "forwarding", value: n.forwarding ? 1 : 0 });
+  return out;
+}
+
+const BUILTIN = new Set(["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]);
+
+/** Parses iptables-save into user chains (with their rules) and jumps from built-in hooks into them. */
+export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[] } {
+  const chains = new Map<string, Chain>();
+  const jumps: Jump[] = [];
+  let table: IptTable | undefined;
+  const builtinLines: Array<[IptTable, string, string]> = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("*")) {
+      const name = line.slice(1).trim();
+      table = name === "filter" || name === "mangle" || name === "nat" ? name : undefined;
+    } else if (!table) {
+      continue;
+    } else if (line.startsWith(":")) {
+      const name = line.slice(1).split(" ")[0] as string;
+      if (!BUILTIN.has(name)) chains.set(`${table} ${name}`, { table, name, rules: [] });
+    } else if (line.startsWith("-A ")) {
+      const rest = line.slice(3);
+      const space = rest.indexOf(" ");
+      const chain = rest.slice(0, space);
+      const spec = rest.slice(space + 1);
+      if (BUILTIN.has(chain)) builtinLines.push([table, chain, spec]);
+      else chains.get(`${table} ${chain}`)?.rules.push(spec);
+    }
+  }
+  for (const [t, hook, spec] of builtinLines) {
+    const m = /^(?:(.*) )?-j (\S+)$/.exec(spec);
+    if (m && chains.has(`${t} ${m[2]}`)) {
+      jumps.push({ table: t, hook: hook as Jump["hook"], match: m[1] ?? "", chain: m[2] as string, first: false });
+    }
+  }
+  return { chains: [...chains.values()], jumps };
+}

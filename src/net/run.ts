@@ -1,0 +1,98 @@
+/**
+ * Runs the low-level network tools (ip, iptables-restore, tc, sysctl), optionally inside a
+ * network namespace through nsenter, and turns a failure into a message a person can act on.
+ *
+ * Why nsenter: Node cannot setns(2), so every command aimed at a pod or gateway namespace is
+ * `nsenter --net=<path> <tool> …`. Why stdin batches: one process per verb instead of one per
+ * rule keeps a pod ADD in single-digit milliseconds of subprocess time. Arguments are passed as
+ * an argv array (never a shell), so nothing from config can be interpreted as shell syntax.
+ * Built on child_process rather than execa: this is on every pod operation's start-up path,
+ * and loading execa costs ~45 ms there (measured: bundled `execa("true")` 80 ms vs spawn 35 ms).
+ */
+import { spawn } from "node:child_process";
+
+/** Where a runtime's minimal environment may not point PATH (DEL often gets almost nothing). */
+const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface RunOptions {
+  /** Network namespace path; undefined runs in the current namespace. */
+  netns?: string;
+  /** Text written to the tool's stdin (a batch). */
+  input?: string;
+  /** Resolve with the failure instead of throwing (for tolerant deletes and probes). */
+  allowFailure?: boolean;
+  /** The child's whole environment (default: ours, with a PATH even if the runtime gave none). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    readonly hint: string,
+  ) {
+    super(`${command} failed${exitCode === undefined ? "" : ` (exit ${exitCode})`}: ${stderr.trim() || "no output"}${hint ? ` — ${hint}` : ""}`);
+    this.name = "CommandError";
+  }
+}
+
+/** Known failure texts → what to do about them. First match wins. */
+const HINTS: Array<[RegExp, string]> = [
+  [/ENOENT|command not found|No such file or directory.*(ip|iptables|nsenter|tc|sysctl)\b/i, "a required tool is missing: install iproute2, iptables and util-linux (nsenter), and make sure PATH reaches them"],
+  [/reassociate to namespace|cannot open.*netns|setns/i, "the network namespace is gone or not a namespace (the pod may have been deleted)"],
+  [/Another app is currently holding the xtables lock/i, "another process holds the xtables lock for too long; retry, and look for a stuck iptables process"],
+  [/Couldn't load target|Couldn't load match|No chain\/target\/match by that name/i, "the kernel lacks an iptables extension this rule needs (check MARK, TCPMSS, SNAT, CLASSIFY modules)"],
+  [/File exists/i, "an object of the same name or key already exists and is not ours; remove it or change the configuration"],
+  [/Operation not supported|Unknown device type|Error: Unknown qdisc/i, "the kernel lacks a feature this needs (vxlan, htb, …); load the module or use a kernel that has it"],
+  [/Operation not permitted|Permission denied/i, "this needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for nsenter)"],
+  [/Cannot find device|does not exist/i, "a device this needs does not exist; check the interface names in the configuration"],
+];
+
+export function hintFor(stderr: string): string {
+  return HINTS.find(([re]) => re.test(stderr))?.[1] ?? "";
+}
+
+export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const full = options.netns ? ["nsenter", `--net=${options.netns}`, "--", ...argv] : [...argv];
+  const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
+  const result = await spawnCollect(full, options.input ?? "", env);
+  if (result.exitCode !== 0 && !options.allowFailure) {
+    throw new CommandError(describe(argv, options.netns), result.exitCode < 0 ? undefined : result.exitCode, result.stderr, hintFor(result.stderr));
+  }
+  return result;
+}
+
+/** Spawns without a shell, writes `input`, collects both outputs; never rejects. */
+function spawnCollect(argv: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const [file, ...args] = argv as [string, ...string[]];
+    const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let spawnError = "";
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
+    });
+    child.stdin.on("error", () => {
+      // The tool may exit before reading all input; its exit status says what went wrong.
+    });
+    child.stdin.end(input);
+    child.on("close", (code, signal) => {
+      const stderr = Buffer.concat(err).toString("utf8") + spawnError + (signal ? `killed by ${signal}` : "");
+      resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr, exitCode: code ?? -1 });
+    });
+  });
+}
+
+function describe(argv: readonly string[], netns: string | undefined): string {
+  return `${argv.join(" ")}${netns ? ` (in netns ${netns})` : ""}`;
+}

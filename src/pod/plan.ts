@@ -1,0 +1,121 @@
+/**
+ * The desired state of one pod attachment: a pure function of the configuration, the chosen
+ * gateway and the pod's addresses. ADD reconciles towards it, CHECK compares against it, and
+ * DEL reconciles towards nothing within `podScope`, which names what is ours without needing
+ * any of the pod's data (DEL may come with no prevResult and no netns).
+ *
+ * What each piece is for (DESIGN.md §2):
+ * - the vxlan device, with `remote` = the gateway so ARP and unknown unicast reach it, and no
+ *   learning (only the gateway talks to this tunnel);
+ * - the overlay address as a point-to-point /32 to the gateway's overlay address, so no broad
+ *   overlay route shadows cluster ranges in the main table;
+ * - mark (masked, so other components' mark bits survive) every packet to a non-excluded
+ *   destination, in OUTPUT (the pod's own traffic) and PREROUTING (traffic forwarded through
+ *   the pod: nested containers, docker-in-docker);
+ * - `ip rule fwmark → table`, whose default route goes into the tunnel, plus a `throw` for the
+ *   gateway's underlay address: the encapsulated packet keeps the mark, and without the throw
+ *   its own route lookup would loop into the tunnel; throw sends it on to the main table, so
+ *   the gateway may be on another node, behind any number of routers;
+ * - SNAT to the overlay address on the tunnel: the source was chosen at the first, unmarked
+ *   route lookup (the pod's eth0 address), and the reroute after marking keeps it; without SNAT
+ *   the gateway would answer the pod's eth0 address over the underlay, bypassing the tunnel;
+ * - MSS clamp on SYN and SYN-ACK in both directions of the tunnel;
+ * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
+ */
+import { createHash } from "node:crypto";
+import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
+import { formatCidr } from "../net/ipv4.js";
+import type { PluginConfig } from "./config.js";
+import { BUILTIN_EXCLUSIONS } from "./config.js";
+import { overlayMac } from "./overlay-address.js";
+import type { Attachment } from "./select-gateway.js";
+
+/** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+/** IPv4 20 + TCP 20. */
+const TCPIP_HEADERS = 40;
+
+/** Names derived from CNI_IFNAME: one attachment per interface, never colliding with another's. */
+export function names(ifname: string) {
+  const suffix = ifname.length <= 12 ? ifname : createHash("sha256").update(ifname).digest("hex").slice(0, 12);
+  return {
+    device: `te-${suffix}`,
+    markChain: `TE-MARK-${ifname}`,
+    mssChain: `TE-MSS-${ifname}`,
+    snatChain: `TE-SNAT-${ifname}`,
+  };
+}
+
+export interface PodInputs {
+  ifname: string;
+  podIP: string;
+  overlayIP: string;
+  /** MTU of CNI_IFNAME in the pod, as observed. */
+  underlayMtu: number;
+}
+
+export function podScope(config: PluginConfig, ifname: string): Scope {
+  const n = names(ifname);
+  const chains = new Set([n.markChain, n.mssChain, n.snatChain]);
+  return {
+    link: (name) => name === n.device,
+    rule: (r) => r.table === config.routeTable,
+    routeTable: (t) => t === config.routeTable,
+    chain: (_table, name) => chains.has(name),
+  };
+}
+
+export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetState {
+  const n = names(p.ifname);
+  const mtu = config.mtu ?? p.underlayMtu - VXLAN_OVERHEAD;
+  const mss = config.mss ?? mtu - TCPIP_HEADERS;
+  const exclusions = [
+    ...BUILTIN_EXCLUSIONS,
+    ...config.excludeCIDRs,
+    formatCidr(a.overlaySubnet),
+    `${a.gateway}/32`,
+  ].filter((c, i, all) => all.indexOf(c) === i);
+
+  const markChain: Chain = {
+    table: "mangle",
+    name: n.markChain,
+    rules: [...exclusions.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
+  };
+  const clamp = `-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss ${mss}`;
+  const mssChain: Chain = { table: "mangle", name: n.mssChain, rules: [`-o ${n.device} ${clamp}`, `-i ${n.device} ${clamp}`] };
+  const snatChain: Chain = { table: "nat", name: n.snatChain, rules: [`-o ${n.device} -j SNAT --to-source ${p.overlayIP}`] };
+  const jumps: Jump[] = [
+    { table: "mangle", hook: "OUTPUT", match: "", chain: n.markChain, first: true },
+    { table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true },
+    { table: "mangle", hook: "PREROUTING", match: "", chain: n.mssChain, first: false },
+    { table: "mangle", hook: "POSTROUTING", match: "", chain: n.mssChain, first: false },
+    // First: nested container engines add their own MASQUERADE, which must not win.
+    { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },
+  ];
+
+  return {
+    links: [
+      {
+        name: n.device,
+        vni: a.vni,
+        port: a.port,
+        local: p.podIP,
+        remote: a.gateway,
+        dev: p.ifname,
+        mtu,
+        mac: overlayMac(p.overlayIP),
+        learning: false,
+        ageing: 300,
+      },
+    ],
+    addresses: [{ dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP }],
+    rules: [{ priority: config.rulePriority, fwmark: config.mark, table: config.routeTable }],
+    routes: [
+      { table: config.routeTable, type: "unicast", dst: "default", gateway: a.gatewayOverlayIP, dev: n.device, onlink: true },
+      { table: config.routeTable, type: "throw", dst: a.gateway },
+    ],
+    sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],
+    chains: [markChain, mssChain, snatChain],
+    jumps,
+  };
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Integration tests build real namespaces and wait on real packets: give them room, and run
+// test files in parallel (each lab uses its own namespace prefix) but never retry, since a
+// flaky data path is a bug to see, not to hide.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+    reporters: ["default"],
+  },
+});
