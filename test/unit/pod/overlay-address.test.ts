@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../../src/pod/config.js";
+import { checkOverlayAddress, deriveOverlayAddress, overlayMac } from "../../../src/pod/overlay-address.js";
+
+const t = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress" }).defaults;
+const small = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", overlaySubnet: "172.16.5.0/24" }).defaults;
+
+describe("overlay addresses", () => {
+  it("puts the pod IP's host bits into the overlay subnet", () => {
+    expect(deriveOverlayAddress("10.244.3.17", t)).toBe("172.16.3.17");
+    expect(deriveOverlayAddress("10.22.0.5", small)).toBe("172.16.5.5");
+  });
+
+  it("refuses a derivation that lands on the gateway, network or broadcast address", () => {
+    expect(() => deriveOverlayAddress("10.22.0.1", small)).toThrow(/gateway's overlay address/);
+    expect(() => deriveOverlayAddress("10.22.0.0", small)).toThrow(/network or broadcast/);
+    expect(() => deriveOverlayAddress("10.22.0.255", small)).toThrow(/network or broadcast/);
+  });
+
+  it("checks pinned addresses", () => {
+    expect(checkOverlayAddress("172.16.9.9", t, "pin")).toBe("172.16.9.9");
+    expect(() => checkOverlayAddress("172.17.0.1", t, "pin")).toThrow(/outside the overlay subnet/);
+    expect(() => checkOverlayAddress("172.16.0.1", t, "pin")).toThrow(/gateway's overlay address/);
+  });
+
+  it("derives a locally administered unicast MAC from the overlay address", () => {
+    expect(overlayMac("172.16.0.5")).toBe("02:7e:ac:10:00:05");
+  });
+});

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { renderIpBatch, renderIptables, renderSysctls } from "../../../src/net/apply.js";
+import { parseConfig } from "../../../src/pod/config.js";
+import { names, planPod, podScope } from "../../../src/pod/plan.js";
+import { selectGateway } from "../../../src/pod/select-gateway.js";
+
+const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", excludeCIDRs: ["203.0.113.128/25"] });
+const attachment = selectGateway(config, new Map())!;
+const inputs = { ifname: "eth0", podIP: "10.22.0.5", overlayIP: "172.16.0.5", underlayMtu: 1500 };
+
+describe("planPod", () => {
+  const state = planPod(config, attachment, inputs);
+
+  it("creates the tunnel to the gateway with a derived MAC and MTU = underlay - 50", () => {
+    expect(state.links).toEqual([
+      { name: "te-eth0", vni: 100, port: 4789, local: "10.22.0.5", remote: "10.23.0.2", dev: "eth0", mtu: 1450, mac: "02:7e:ac:10:00:05", learning: false, ageing: 300 },
+    ]);
+  });
+
+  it("routes marked traffic into the tunnel and throws the gateway's underlay address back to main", () => {
+    expect(state.rules).toEqual([{ priority: 1000, fwmark: "0xa/0xff", table: 200 }]);
+    expect(state.routes).toEqual([
+      { table: 200, type: "unicast", dst: "default", gateway: "172.16.0.1", dev: "te-eth0", onlink: true },
+      { table: 200, type: "throw", dst: "10.23.0.2" },
+    ]);
+  });
+
+  it("never marks excluded destinations, the overlay or the gateway itself", () => {
+    const mark = state.chains.find((c) => c.name === "TE-MARK-eth0")!;
+    expect(mark.rules).toContain("-d 169.254.0.0/16 -j RETURN");
+    expect(mark.rules).toContain("-d 203.0.113.128/25 -j RETURN");
+    expect(mark.rules).toContain("-d 10.23.0.2/32 -j RETURN");
+    expect(mark.rules.at(-1)).toBe("-j MARK --set-xmark 0xa/0xff");
+  });
+
+  it("clamps MSS both ways and SNATs to the overlay address", () => {
+    expect(state.chains.find((c) => c.name === "TE-MSS-eth0")!.rules).toEqual([
+      "-o te-eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1410",
+      "-i te-eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1410",
+    ]);
+    expect(state.chains.find((c) => c.name === "TE-SNAT-eth0")!.rules).toEqual(["-o te-eth0 -j SNAT --to-source 172.16.0.5"]);
+  });
+
+  it("honours explicit mtu and mss", () => {
+    const c = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", mtu: 1400, mss: 1300 });
+    const s = planPod(c, selectGateway(c, new Map())!, inputs);
+    expect(s.links[0]!.mtu).toBe(1400);
+    expect(s.chains.find((x) => x.name === "TE-MSS-eth0")!.rules[0]).toMatch(/--set-mss 1300$/);
+  });
+
+  it("renders one ip batch, one iptables-restore and one sysctl call for a fresh pod", () => {
+    const changes = diff(state, EMPTY_STATE, podScope(config, "eth0"));
+    expect(renderIpBatch(changes)).toEqual([
+      "link add te-eth0 type vxlan id 100 dstport 4789 local 10.22.0.5 remote 10.23.0.2 dev eth0 nolearning ageing 300",
+      "link set dev te-eth0 address 02:7e:ac:10:00:05 mtu 1450 up",
+      "addr replace 172.16.0.5 peer 172.16.0.1 dev te-eth0",
+      "rule add pref 1000 fwmark 0xa/0xff lookup 200",
+      "route replace default via 172.16.0.1 dev te-eth0 onlink table 200",
+      "route replace throw 10.23.0.2 table 200",
+    ]);
+    const ipt = renderIptables(changes);
+    expect(ipt).toMatch(/^\*mangle\n:TE-MARK-eth0 - \[0:0\]\n:TE-MSS-eth0 - \[0:0\]\n/);
+    expect(ipt).toContain("-I OUTPUT 1 -j TE-MARK-eth0\n");
+    expect(ipt).toContain("-I POSTROUTING 1 -j TE-SNAT-eth0\n");
+    expect(ipt.match(/COMMIT/g)).toHaveLength(2);
+    expect(renderSysctls(changes)).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
+  });
+
+  it("derives short, distinct names for long interface names", () => {
+    expect(names("eth0").device).toBe("te-eth0");
+    const long = names("averyverylongif");
+    expect(long.device).toMatch(/^te-[0-9a-f]{12}$/);
+    expect(long.device.length).toBeLessThanOrEqual(15);
+    expect(names("averyverylongiX").device).not.toBe(long.device);
+  });
+});
