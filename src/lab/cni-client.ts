@@ -30,6 +30,8 @@ export interface BridgeOptions {
   /** The tenant-egress entry (type is added). Omit for a chain without our plugin. */
   egress?: Record<string, unknown>;
   subnet?: string;
+  /** Capabilities the tenant-egress entry declares (e.g. pod annotations). */
+  capabilities?: Record<string, boolean>;
 }
 
 /** Writes a conflist: bridge + host-local (the main plugin), then tenant-egress. */
@@ -45,7 +47,7 @@ export async function writeBridgeConflist(o: BridgeOptions): Promise<Network> {
       ipam: { type: "host-local", dataDir: join(o.dir, "ipam"), ranges: [[{ subnet: o.subnet ?? "10.22.0.0/24" }]], routes: [{ dst: "0.0.0.0/0" }] },
     },
   ];
-  if (o.egress) plugins.push({ type: "tenant-egress", ...o.egress });
+  if (o.egress) plugins.push({ type: "tenant-egress", ...(o.capabilities ? { capabilities: o.capabilities } : {}), ...o.egress });
   await writeFile(join(confDir, `10-${o.name}.conflist`), JSON.stringify({ cniVersion: o.cniVersion ?? "1.0.0", name: o.name, plugins }, null, 2));
   return { name: o.name, confDir };
 }

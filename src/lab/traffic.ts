@@ -12,10 +12,13 @@ import { INET_IP } from "./topology.js";
 export const ECHO_PORT = 8080;
 export const SINK_PORT = 8081;
 
+// A client that hangs up early (a readiness probe, a killed test) resets the socket: without an
+// error handler that would crash the server for every later test.
 const SERVERS = `
 const net = require("net");
-net.createServer((s) => s.end(s.remoteAddress.replace(/^::ffff:/, "") + "\\n")).listen(${ECHO_PORT});
-net.createServer((s) => { s.resume(); s.on("end", () => s.end()); }).listen(${SINK_PORT});
+const serve = (port, handle) => net.createServer((s) => { s.on("error", () => {}); handle(s); }).listen(port);
+serve(${ECHO_PORT}, (s) => s.end(s.remoteAddress.replace(/^::ffff:/, "") + "\\n"));
+serve(${SINK_PORT}, (s) => { s.resume(); s.on("end", () => s.end()); });
 console.log("ready");
 `;
 

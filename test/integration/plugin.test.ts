@@ -12,6 +12,7 @@ import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topolo
 import { capture, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
+import { namespaceSnapshot, runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;
@@ -19,15 +20,6 @@ let gw: { ns: string; ip: string };
 let net: Network;
 /** pod1's chain result, as libcni caches it: the prevResult for our plugin when invoked alone. */
 let pod1Result: unknown;
-
-/** Everything about a namespace's network that a plugin could change, as text. */
-async function snapshot(ns: string): Promise<string> {
-  const ip = await run(["ip", "-n", ns, "-d", "-batch", "-"], { input: "link show\naddr show\nrule show\nroute show table all\n" });
-  const ipt = await run(["ip", "netns", "exec", ns, "iptables-save"]);
-  // Rules and user chains only: an empty table that iptables-nft leaves behind holds nothing.
-  const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
-  return `${ip.stdout}\n${rules.join("\n")}`;
-}
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("p"));
@@ -91,16 +83,16 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
     const pod = await lab.addPodNamespace("pod2");
     const mainOnly = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
     const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: mainOnly, pod })) as unknown;
-    const asMainLeftIt = await snapshot(pod);
+    const asMainLeftIt = await namespaceSnapshot(pod);
     // Our plugin on its own, invoked the way libcni invokes the next plugin of a chain.
     const conf = { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: gw.ip };
     const add = await plugin(pod, "ADD", { ...conf, prevResult });
     expect(JSON.parse(add.stdout)).toEqual(prevResult);
-    expect(await snapshot(pod)).not.toBe(asMainLeftIt);
+    expect(await namespaceSnapshot(pod)).not.toBe(asMainLeftIt);
     for (const attempt of [1, 2]) {
       const del = await plugin(pod, "DEL", conf);
       expect({ attempt, exitCode: del.exitCode, stdout: del.stdout }).toEqual({ attempt, exitCode: 0, stdout: "" });
-      expect(await snapshot(pod)).toBe(asMainLeftIt);
+      expect(await namespaceSnapshot(pod)).toBe(asMainLeftIt);
     }
     await cni("del", { node: lab.ns.nodeA, network: mainOnly, pod });
   });
@@ -122,12 +114,4 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
   });
 });
 
-/** Runs the built plugin directly in node-a, as libcni would for one plugin of the chain. */
-async function plugin(pod: string, command: string, conf: unknown) {
-  return run([`${process.cwd()}/dist/tenant-egress`], {
-    netns: `/run/netns/${lab.ns.nodeA}`,
-    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: `c-${pod}`, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni" },
-    input: JSON.stringify(conf),
-    allowFailure: true,
-  });
-}
+const plugin = (pod: string, command: string, conf: unknown) => runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, command, conf);
