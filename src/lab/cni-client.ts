@@ -35,18 +35,23 @@ export interface BridgeOptions {
 }
 
 /** Writes a conflist: bridge + host-local (the main plugin), then tenant-egress. */
-export async function writeBridgeConflist(o: BridgeOptions): Promise<Network> {
+export function writeBridgeConflist(o: BridgeOptions): Promise<Network> {
+  return writeConflist(o, { type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: hostLocal(o, o.subnet ?? "10.22.0.0/24") });
+}
+
+/** Writes a conflist: ptp + host-local (the main plugin), then tenant-egress. */
+export function writePtpConflist(o: BridgeOptions): Promise<Network> {
+  return writeConflist(o, { type: "ptp", ipMasq: false, ipam: hostLocal(o, o.subnet ?? "10.24.0.0/24") });
+}
+
+function hostLocal(o: BridgeOptions, subnet: string) {
+  return { type: "host-local", dataDir: join(o.dir, "ipam"), ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }] };
+}
+
+async function writeConflist(o: BridgeOptions, main: Record<string, unknown>): Promise<Network> {
   const confDir = join(o.dir, `net-${o.name}`);
   await mkdir(confDir, { recursive: true });
-  const plugins: unknown[] = [
-    {
-      type: "bridge",
-      bridge: "cni0",
-      isGateway: true,
-      ipMasq: false,
-      ipam: { type: "host-local", dataDir: join(o.dir, "ipam"), ranges: [[{ subnet: o.subnet ?? "10.22.0.0/24" }]], routes: [{ dst: "0.0.0.0/0" }] },
-    },
-  ];
+  const plugins: unknown[] = [main];
   if (o.egress) plugins.push({ type: "tenant-egress", ...(o.capabilities ? { capabilities: o.capabilities } : {}), ...o.egress });
   await writeFile(join(confDir, `10-${o.name}.conflist`), JSON.stringify({ cniVersion: o.cniVersion ?? "1.0.0", name: o.name, plugins }, null, 2));
   return { name: o.name, confDir };

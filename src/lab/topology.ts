@@ -19,6 +19,8 @@ import { run } from "../net/run.js";
 
 export const INET_IP = "203.0.113.10";
 export const POD_SUBNET = "10.22.0.0/24";
+/** A second pod network on node-a, for main plugins other than bridge (ptp). */
+export const POD_SUBNET_2 = "10.24.0.0/24";
 export const NODE_B_SUBNET = "10.23.0.0/24";
 
 export interface Lab {
@@ -83,6 +85,7 @@ export async function createLab(prefix: string): Promise<Lab> {
       "link set to-b up",
       "link set to-inet up",
       `route add ${POD_SUBNET} via 10.0.1.2`,
+      `route add ${POD_SUBNET_2} via 10.0.1.2`,
       `route add ${NODE_B_SUBNET} via 10.0.2.2`,
       "route add 198.51.100.0/24 via 10.0.2.2",
     ]);
