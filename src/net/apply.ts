@@ -1,8 +1,9 @@
 /**
  * Turns Changes into as few processes as the kernel allows: one `ip -batch` for links,
- * addresses, rules and routes; one `iptables-restore --noflush -w` for every table (each table
- * commits atomically); one `sysctl` for all sysctls (after the links they name exist). The
- * iptables batch does not depend on the links, so it runs in parallel with `ip`.
+ * addresses, rules, routes and neighbours; one `iptables-restore --noflush -w` for every table
+ * (each table commits atomically); one `sysctl` for all sysctls and one `tc -batch` for all
+ * traffic control (both after the links they name exist). The iptables batch does not depend
+ * on the links, so it runs in parallel with `ip`.
  *
  * Every line is built from validated values (addresses, numbers, names matching the kernel's
  * rules), never from free text, so a batch cannot be steered by config or runtime args.
@@ -10,6 +11,7 @@
 import type { Changes, IptTable, Jump, Route, VxlanLink } from "./desired-state.js";
 import { jumpSpec } from "./desired-state.js";
 import { run } from "./run.js";
+import { renderTcBatch } from "./tc.js";
 
 export function renderIpBatch(c: Changes): string[] {
   const lines: string[] = [];
@@ -23,6 +25,8 @@ export function renderIpBatch(c: Changes): string[] {
   for (const a of c.addAddresses) lines.push(`addr replace ${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`);
   for (const r of c.addRules) lines.push(`rule add pref ${r.priority} fwmark ${r.fwmark} lookup ${r.table}`);
   for (const r of c.addRoutes) lines.push(`route replace ${routeSpec(r)}`);
+  for (const n of c.delNeighbours) lines.push(`neigh del ${n.ip} dev ${n.dev}`);
+  for (const n of c.addNeighbours) lines.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
   return lines;
 }
 
@@ -80,9 +84,14 @@ export async function apply(netns: string | undefined, c: Changes): Promise<void
   const ipLines = renderIpBatch(c);
   const ipt = renderIptables(c);
   const sysctls = renderSysctls(c);
+  const tc = renderTcBatch(c);
+  // Sysctls and traffic control name devices, so they follow the ip batch that creates them.
   const ip = async () => {
     if (ipLines.length) await run(["ip", "-batch", "-"], { netns, input: `${ipLines.join("\n")}\n` });
-    if (sysctls.length) await run(["sysctl", "-q", "-w", ...sysctls], { netns });
+    await Promise.all([
+      sysctls.length ? run(["sysctl", "-q", "-w", ...sysctls], { netns }) : undefined,
+      tc.length ? run(["tc", "-batch", "-"], { netns, input: `${tc.join("\n")}\n` }) : undefined,
+    ]);
   };
   const iptables = async () => {
     if (ipt) await run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: ipt });

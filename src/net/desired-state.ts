@@ -80,6 +80,41 @@ export interface Jump {
   first: boolean;
 }
 
+/** A permanent neighbour entry (the gateway knows every pod's MAC: it is derived from its IP). */
+export interface Neighbour {
+  dev: string;
+  ip: string;
+  mac: string;
+}
+
+/** A qdisc we own: the HTB root of a device, or the leaf under one of its classes. */
+export interface Qdisc {
+  dev: string;
+  /** "root", or the class it hangs under ("7e:10"). */
+  parent: string;
+  /** "7e:" */
+  handle: string;
+  kind: "htb" | "tbf" | "fq_codel" | "sfq";
+  /** htb: the default class minor. */
+  defaultClass?: number;
+  /** tbf: rate in bytes/s, burst and limit in bytes. */
+  rate?: number;
+  burst?: number;
+  limit?: number;
+}
+
+/** An HTB class; rates in bits/s, bursts and quantum in bytes. */
+export interface TcClass {
+  dev: string;
+  classid: string;
+  parent: string;
+  rate: number;
+  ceil: number;
+  burst: number;
+  cburst: number;
+  quantum: number;
+}
+
 export interface NetState {
   links: VxlanLink[];
   addresses: Address[];
@@ -88,6 +123,9 @@ export interface NetState {
   sysctls: Sysctl[];
   chains: Chain[];
   jumps: Jump[];
+  neighbours: Neighbour[];
+  qdiscs: Qdisc[];
+  classes: TcClass[];
 }
 
 /** What belongs to us in a namespace, by name: everything else is never touched. */
@@ -96,6 +134,8 @@ export interface Scope {
   rule(rule: Rule): boolean;
   routeTable(table: number): boolean;
   chain(table: IptTable, name: string): boolean;
+  /** Devices whose traffic control (root qdisc and everything under it) is ours. */
+  tcDevice(dev: string): boolean;
 }
 
 export const EMPTY_STATE: NetState = Object.freeze({
@@ -106,6 +146,9 @@ export const EMPTY_STATE: NetState = Object.freeze({
   sysctls: [],
   chains: [],
   jumps: [],
+  neighbours: [],
+  qdiscs: [],
+  classes: [],
 }) as NetState;
 
 /** Everything that must change; each entry also says, in words, what is wrong (for CHECK). */
@@ -126,6 +169,18 @@ export interface Changes {
   delChains: Chain[];
   addJumps: Jump[];
   delJumps: Jump[];
+  addNeighbours: Neighbour[];
+  delNeighbours: Neighbour[];
+  /** Qdiscs to add or replace (a root that is not ours yet, a leaf of another kind or size). */
+  putQdiscs: Qdisc[];
+  /** Our HTB roots whose options changed: `tc qdisc change`, keeping every class. */
+  changeQdiscs: Qdisc[];
+  /** Roots to delete (reset): everything under them goes too. */
+  delQdiscs: Qdisc[];
+  addClasses: TcClass[];
+  /** Classes changed in place (`tc class change`): no reset of counters or queues. */
+  changeClasses: TcClass[];
+  delClasses: TcClass[];
   problems: string[];
 }
 
@@ -141,6 +196,9 @@ const sysctlKey = (s: Sysctl) => `${s.dev} ${s.name}`;
 const chainKey = (c: { table: string; name: string }) => `${c.table} ${c.name}`;
 export const jumpSpec = (j: Pick<Jump, "match" | "chain">) => `${j.match ? `${j.match} ` : ""}-j ${j.chain}`;
 const jumpKey = (j: Jump) => `${j.table} ${j.hook} ${jumpSpec(j)}`;
+const neighbourKey = (n: Neighbour) => `${n.dev} ${n.ip}`;
+const qdiscKey = (q: Qdisc) => `${q.dev} ${q.parent}`;
+const classKey = (c: TcClass) => `${c.dev} ${c.classid}`;
 
 function byKey<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
   return new Map(items.map((t) => [key(t), t]));
@@ -166,7 +224,8 @@ function sameRoute(a: Route, b: Route): boolean {
 export function diff(desired: NetState, observed: NetState, scope: Scope): Changes {
   const c: Changes = {
     addLinks: [], setLinks: [], delLinks: [], addAddresses: [], delAddresses: [], addRules: [], delRules: [],
-    addRoutes: [], delRoutes: [], sysctls: [], writeChains: [], delChains: [], addJumps: [], delJumps: [], problems: [],
+    addRoutes: [], delRoutes: [], sysctls: [], writeChains: [], delChains: [], addJumps: [], delJumps: [],
+    addNeighbours: [], delNeighbours: [], putQdiscs: [], changeQdiscs: [], delQdiscs: [], addClasses: [], changeClasses: [], delClasses: [], problems: [],
   };
 
   // Links. A recreated link loses its addresses, routes and sysctls: remember which.
@@ -290,7 +349,84 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
       c.problems.push(`iptables jump ${have.hook} ${jumpSpec(have)} (${have.table}) is left over`);
     }
   }
+  diffNeighbours(desired, observed, scope, gone, c);
+  diffTc(desired, observed, scope, recreated, c);
   return c;
+}
+
+function diffNeighbours(desired: NetState, observed: NetState, scope: Scope, gone: (dev: string) => boolean, c: Changes): void {
+  const seen = byKey(observed.neighbours.filter((n) => !gone(n.dev)), neighbourKey);
+  let missing = 0;
+  for (const want of desired.neighbours) {
+    if (seen.get(neighbourKey(want))?.mac !== want.mac) {
+      c.addNeighbours.push(want);
+      if (!gone(want.dev)) missing++;
+    }
+  }
+  // One line for many: a gateway has one entry per overlay address.
+  if (missing) c.problems.push(`${missing} permanent neighbour entr${missing === 1 ? "y is" : "ies are"} missing or wrong`);
+  const wanted = new Set(desired.neighbours.map(neighbourKey));
+  const extra = [...seen.values()].filter((n) => scope.link(n.dev) && !wanted.has(neighbourKey(n)));
+  c.delNeighbours.push(...extra);
+  if (extra.length) c.problems.push(`${extra.length} permanent neighbour entries are left over`);
+}
+
+/** Rates as the kernel stores them round to its tables; a relative error this small is equal. */
+function closeTo(a: number, b: number): boolean {
+  return Math.abs(a - b) <= Math.max(8, 0.005 * Math.max(a, b));
+}
+
+function sameQdisc(a: Qdisc, b: Qdisc): boolean {
+  if (a.kind !== b.kind || a.handle !== b.handle) return false;
+  if (a.kind === "htb") return a.defaultClass === b.defaultClass;
+  // tbf: the kernel shows no limit and rounds the burst; its rate is derived from the same
+  // class rate as the limit, so a changed rate is how a resized leaf shows.
+  if (a.kind === "tbf") return closeTo(a.rate ?? 0, b.rate ?? 0);
+  return true;
+}
+
+function sameClass(a: TcClass, b: TcClass): boolean {
+  return a.parent === b.parent && closeTo(a.rate, b.rate) && closeTo(a.ceil, b.ceil) && closeTo(a.burst, b.burst) && closeTo(a.cburst, b.cburst) && a.quantum === b.quantum;
+}
+
+function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: Set<string>, c: Changes): void {
+  const fresh = (dev: string) => recreated.has(dev);
+  const seenQ = byKey(observed.qdiscs.filter((q) => !fresh(q.dev)), qdiscKey);
+  const rootsReplaced = new Set<string>();
+  for (const want of desired.qdiscs) {
+    const have = seenQ.get(qdiscKey(want));
+    if (have && sameQdisc(have, want)) continue;
+    const sameRoot = want.parent === "root" && have?.kind === want.kind && have.handle === want.handle;
+    (sameRoot ? c.changeQdiscs : c.putQdiscs).push(want);
+    if (want.parent === "root" && !sameRoot) rootsReplaced.add(want.dev);
+    if (!fresh(want.dev)) c.problems.push(`qdisc ${want.kind} ${want.handle} on ${want.dev} (parent ${want.parent}) is ${have ? `${have.kind} ${have.handle}, different` : "missing"}`);
+  }
+  const wantedRoots = new Set(desired.qdiscs.filter((q) => q.parent === "root").map((q) => q.dev));
+  for (const have of seenQ.values()) {
+    if (have.parent === "root" && scope.tcDevice(have.dev) && !wantedRoots.has(have.dev) && !c.delLinks.includes(have.dev)) {
+      c.delQdiscs.push(have);
+      c.problems.push(`qdisc ${have.kind} ${have.handle} on ${have.dev} is left over`);
+    }
+  }
+  // A replaced root starts empty: every class under it is new.
+  const seenC = byKey(observed.classes.filter((x) => !fresh(x.dev) && !rootsReplaced.has(x.dev)), classKey);
+  for (const want of desired.classes) {
+    const have = seenC.get(classKey(want));
+    if (!have) {
+      c.addClasses.push(want);
+      if (!fresh(want.dev) && !rootsReplaced.has(want.dev)) c.problems.push(`class ${want.classid} on ${want.dev} is missing`);
+    } else if (!sameClass(have, want)) {
+      c.changeClasses.push(want);
+      c.problems.push(`class ${want.classid} on ${want.dev} has rate ${have.rate} ceil ${have.ceil}, want rate ${want.rate} ceil ${want.ceil}`);
+    }
+  }
+  const wanted = new Set(desired.classes.map(classKey));
+  for (const have of seenC.values()) {
+    if (scope.tcDevice(have.dev) && !wanted.has(classKey(have)) && wantedRoots.has(have.dev)) {
+      c.delClasses.push(have);
+      c.problems.push(`class ${have.classid} on ${have.dev} is left over`);
+    }
+  }
 }
 
 /**
@@ -307,5 +443,8 @@ export function within(state: NetState, scope: Scope): NetState {
     sysctls: [],
     chains: state.chains.filter((c) => scope.chain(c.table, c.name)),
     jumps: state.jumps.filter((j) => scope.chain(j.table, j.chain)),
+    neighbours: state.neighbours.filter((n) => scope.link(n.dev)),
+    qdiscs: state.qdiscs.filter((q) => scope.tcDevice(q.dev)),
+    classes: state.classes.filter((c) => scope.tcDevice(c.dev)),
   };
 }

@@ -6,7 +6,7 @@
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
  * so a newer iproute2 adding fields changes nothing.
  */
-import type { Address, Chain, IptTable, Jump, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
+import type { Address, Chain, IptTable, Jump, Neighbour, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
 import { run } from "./run.js";
 
 interface IpLink {
@@ -53,24 +53,34 @@ export interface Observed {
   links: IpLink[];
 }
 
-export async function observe(netns: string | undefined, tables: readonly number[]): Promise<Observed> {
-  const batch = ["addr show", "rule show", ...tables.map((t) => `route show table ${t}`), "netconf show", ""].join("\n");
+export interface ObserveWhat {
+  /** Routing tables to read. */
+  tables: readonly number[];
+  /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
+  neighbours?: boolean;
+}
+
+export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
+  const batch = ["addr show", "rule show", ...what.tables.map((t) => `route show table ${t}`), "netconf show", ...(what.neighbours ? ["neigh show nud permanent"] : []), ""].join("\n");
   const [ip, ipt] = await Promise.all([
     run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
     run(["iptables-save"], { netns }),
   ]);
-  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, tables);
+  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
 }
 
-export function parseObservation(raw: RawObservation, tables: readonly number[]): Observed {
+export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {
+  const { tables } = what;
+  const expected = tables.length + 3 + (what.neighbours ? 1 : 0);
   const docs = raw.ip.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown[]);
-  if (docs.length !== tables.length + 3) {
-    throw new Error(`unexpected output from ip -batch: ${docs.length} documents for ${tables.length + 3} commands`);
+  if (docs.length !== expected) {
+    throw new Error(`unexpected output from ip -batch: ${docs.length} documents for ${expected} commands`);
   }
   const links = docs[0] as IpLink[];
   const rules = docs[1] as IpRule[];
   const routeDocs = docs.slice(2, 2 + tables.length) as IpRoute[][];
-  const netconf = docs[docs.length - 1] as IpNetconf[];
+  const netconf = docs[2 + tables.length] as IpNetconf[];
+  const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
   const { chains, jumps } = parseIptablesSave(raw.iptables);
   return {
     links,
@@ -82,8 +92,21 @@ export function parseObservation(raw: RawObservation, tables: readonly number[])
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
+      neighbours,
+      qdiscs: [],
+      classes: [],
     },
   };
+}
+
+interface IpNeigh {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+}
+
+function toNeighbour(n: IpNeigh): Neighbour[] {
+  return n.lladdr && !n.dst.includes(":") ? [{ dev: n.dev, ip: n.dst, mac: n.lladdr }] : [];
 }
 
 function toVxlan(l: IpLink): VxlanLink[] {

@@ -88,7 +88,7 @@ export async function cmdAdd(inv: Invocation): Promise<unknown> {
   const scope = podScope(config, ifname);
   let before: Observed | undefined;
   try {
-    before = await observe(netns, [config.routeTable]);
+    before = await observe(netns, { tables: [config.routeTable] });
     const desired = planPod(config, a, { ifname, podIP: pod.ip, overlayIP: overlay.ip, underlayMtu: underlayMtu(before, ifname, pod.ip) });
     await apply(netns, diff(desired, before.state, scope));
   } catch (e) {
@@ -103,7 +103,7 @@ export async function cmdAdd(inv: Invocation): Promise<unknown> {
 /** Reconciles back to `target` after a failed ADD; logs (never throws) so the ADD's own error is what the runtime sees. */
 async function rollback(netns: string, target: NetState, scope: Scope, tables: number[]): Promise<void> {
   try {
-    const now = await observe(netns, tables);
+    const now = await observe(netns, { tables });
     await apply(netns, diff(target, now.state, scope));
   } catch (e) {
     log(`rolling back a failed ADD: ${(e as Error).message}`);
@@ -123,7 +123,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   }
   if (status === "present") {
     try {
-      const observed = await observe(netns, [config.routeTable]);
+      const observed = await observe(netns, { tables: [config.routeTable] });
       await apply(netns, diff(EMPTY_STATE, observed.state, podScope(config, ifname)));
     } catch (e) {
       // The namespace may vanish between the check and the commands: then there is nothing left to remove.
@@ -140,7 +140,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
   const scope = podScope(config, ifname);
-  const observed = await observe(netns, [config.routeTable]);
+  const observed = await observe(netns, { tables: [config.routeTable] });
   let desired: NetState = EMPTY_STATE;
   if (a) {
     let overlayIP: string;

@@ -62,6 +62,7 @@ export function podScope(config: PluginConfig, ifname: string): Scope {
     rule: (r) => r.table === config.routeTable,
     routeTable: (t) => t === config.routeTable,
     chain: (_table, name) => chains.has(name),
+    tcDevice: () => false,
   };
 }
 
@@ -117,5 +118,8 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],
     chains: [markChain, mssChain, snatChain],
     jumps,
+    neighbours: [],
+    qdiscs: [],
+    classes: [],
   };
 }

@@ -7,6 +7,7 @@ const scope: Scope = {
   rule: (r) => r.table === 200,
   routeTable: (t) => t === 200,
   chain: (_t, n) => n.startsWith("TE-"),
+  tcDevice: () => false,
 };
 
 const desired: NetState = {
@@ -17,6 +18,9 @@ const desired: NetState = {
   sysctls: [{ dev: "te-eth0", name: "rp_filter", value: 2 }],
   chains: [{ table: "nat", name: "TE-SNAT", rules: ["-o te-eth0 -j SNAT --to-source 172.16.0.2"] }],
   jumps: [{ table: "nat", hook: "POSTROUTING", match: "", chain: "TE-SNAT", first: true }],
+  neighbours: [],
+  qdiscs: [],
+  classes: [],
 };
 
 const foreign: NetState = {

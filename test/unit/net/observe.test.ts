@@ -53,7 +53,7 @@ COMMIT
 `;
 
 describe("parseObservation", () => {
-  const { state, links } = parseObservation({ ip, iptables }, [200]);
+  const { state, links } = parseObservation({ ip, iptables }, { tables: [200] });
 
   it("reads vxlan links with their tunnel settings", () => {
     expect(state.links).toEqual([
@@ -78,7 +78,7 @@ describe("parseObservation", () => {
   });
 
   it("rejects output that does not match the commands sent", () => {
-    expect(() => parseObservation({ ip: "[]", iptables: "" }, [200])).toThrow(/unexpected output/);
+    expect(() => parseObservation({ ip: "[]", iptables: "" }, { tables: [200] })).toThrow(/unexpected output/);
   });
 });
 

@@ -1,0 +1,160 @@
+/**
+ * Traffic control in the desired-state vocabulary: rendering qdiscs and HTB classes as one
+ * `tc -batch`, and reading them back. iproute2 prints qdiscs as JSON but HTB classes only as
+ * text (with rates rounded for people, "3333Kbit"), so classes are parsed from `tc -d -s class
+ * show` and compared with a tolerance (see desired-state's closeTo).
+ */
+import type { Changes, Qdisc, TcClass } from "./desired-state.js";
+import { run } from "./run.js";
+
+const RATE_UNITS: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12, kibit: 1024, mibit: 1024 ** 2, gibit: 1024 ** 3, tibit: 1024 ** 4 };
+
+/** Parses a rate as tc prints it ("3333Kbit", "1Gbit", "800bit") into bits/s. */
+export function parseTcRate(text: string): number {
+  const m = /^([\d.]+)([A-Za-z]+)$/.exec(text);
+  const unit = m ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`unexpected rate "${text}" from tc`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parseBytes(text: string): number {
+  const m = /^(\d+)b/.exec(text);
+  if (!m) throw new Error(`unexpected size "${text}" from tc`);
+  return Number(m[1]);
+}
+
+export interface ClassStats {
+  classid: string;
+  bytes: number;
+  packets: number;
+  drops: number;
+  overlimits: number;
+  backlogBytes: number;
+  backlogPackets: number;
+}
+
+/** Parses `tc -d -s class show dev X` output: HTB classes with their settings and counters. */
+export function parseClasses(dev: string, text: string): Array<{ cls: TcClass; stats: ClassStats }> {
+  const out: Array<{ cls: TcClass; stats: ClassStats }> = [];
+  for (const block of text.split(/\n(?=class )/)) {
+    const head = /^class htb (\S+) (?:root|parent (\S+))/.exec(block);
+    if (!head) continue;
+    const field = (name: string) => new RegExp(`\\b${name} (\\S+)`).exec(block)?.[1];
+    const classid = head[1]!;
+    const sent = /Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(block);
+    const backlog = /backlog (\d+)b (\d+)p/.exec(block);
+    out.push({
+      cls: {
+        dev,
+        classid,
+        parent: head[2] ?? `${classid.split(":")[0]}:`,
+        rate: parseTcRate(field("rate") ?? "0bit"),
+        ceil: parseTcRate(field("ceil") ?? "0bit"),
+        burst: parseBytes(field("burst") ?? "0b"),
+        cburst: parseBytes(field("cburst") ?? "0b"),
+        quantum: Number(field("quantum") ?? 0),
+      },
+      stats: {
+        classid,
+        bytes: Number(sent?.[1] ?? 0),
+        packets: Number(sent?.[2] ?? 0),
+        drops: Number(sent?.[3] ?? 0),
+        overlimits: Number(sent?.[4] ?? 0),
+        backlogBytes: Number(backlog?.[1] ?? 0),
+        backlogPackets: Number(backlog?.[2] ?? 0),
+      },
+    });
+  }
+  return out;
+}
+
+interface TcQdiscJson {
+  kind: string;
+  handle: string;
+  dev: string;
+  root?: boolean;
+  parent?: string;
+  options?: { default?: string; rate?: number; burst?: string; direct_packets_stat?: number };
+}
+
+export interface ObservedQdisc extends Qdisc {
+  directPackets?: number;
+}
+
+/** Parses `tc -json qdisc show` (all devices). */
+export function parseQdiscs(json: string): ObservedQdisc[] {
+  const list = (json.trim() ? JSON.parse(json) : []) as TcQdiscJson[];
+  return list
+    .filter((q) => q.kind === "htb" || q.kind === "tbf" || q.kind === "fq_codel" || q.kind === "sfq")
+    .map((q) => ({
+      dev: q.dev,
+      parent: q.root ? "root" : (q.parent ?? ""),
+      handle: q.handle,
+      kind: q.kind as Qdisc["kind"],
+      ...(q.kind === "htb" ? { defaultClass: Number(q.options?.default ?? 0), directPackets: q.options?.direct_packets_stat ?? 0 } : {}),
+      ...(q.kind === "tbf" ? { rate: q.options?.rate ?? 0, burst: parseBytes(q.options?.burst ?? "0b") } : {}),
+    }));
+}
+
+export interface TcObservation {
+  qdiscs: ObservedQdisc[];
+  classes: TcClass[];
+  stats: Map<string, ClassStats[]>;
+}
+
+/** Reads qdiscs of every device, and classes (with counters) of the devices given. */
+export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {
+  const [q, ...perDev] = await Promise.all([
+    run(["tc", "-json", "qdisc", "show"], { netns }),
+    ...devices.map((d) => run(["tc", "-d", "-s", "class", "show", "dev", d], { netns })),
+  ]);
+  const stats = new Map<string, ClassStats[]>();
+  const classes: TcClass[] = [];
+  devices.forEach((dev, i) => {
+    const parsed = parseClasses(dev, perDev[i]!.stdout);
+    classes.push(...parsed.map((p) => p.cls));
+    stats.set(dev, parsed.map((p) => p.stats));
+  });
+  return { qdiscs: parseQdiscs(q!.stdout), classes, stats };
+}
+
+function qdiscSpec(q: Qdisc): string {
+  const where = q.parent === "root" ? "root" : `parent ${q.parent}`;
+  switch (q.kind) {
+    case "htb":
+      return `dev ${q.dev} ${where} handle ${q.handle} htb default ${(q.defaultClass ?? 0).toString(16)}`;
+    case "tbf":
+      return `dev ${q.dev} ${where} handle ${q.handle} tbf rate ${(q.rate ?? 0) * 8}bit burst ${q.burst}b limit ${q.limit}b`;
+    case "fq_codel":
+      return `dev ${q.dev} ${where} handle ${q.handle} fq_codel`;
+    case "sfq":
+      return `dev ${q.dev} ${where} handle ${q.handle} sfq perturb 10`;
+  }
+}
+
+function classSpec(c: TcClass): string {
+  return `dev ${c.dev} parent ${c.parent} classid ${c.classid} htb rate ${c.rate}bit ceil ${c.ceil}bit burst ${c.burst}b cburst ${c.cburst}b quantum ${c.quantum}`;
+}
+
+/** Depth of a class below its device's root, so parents are added before children. */
+function depth(c: TcClass, all: readonly TcClass[]): number {
+  const parent = all.find((p) => p.dev === c.dev && p.classid === c.parent);
+  return parent ? 1 + depth(parent, all) : 0;
+}
+
+export function renderTcBatch(c: Changes): string[] {
+  const lines: string[] = [];
+  for (const q of c.delQdiscs) lines.push(`qdisc del dev ${q.dev} root`);
+  // Children before parents; a class's leaf qdisc goes with it.
+  const dels = [...c.delClasses].sort((a, b) => depth(b, c.delClasses) - depth(a, c.delClasses));
+  for (const x of dels) lines.push(`class del dev ${x.dev} classid ${x.classid}`);
+  // A root that is already our HTB is changed in place (replacing an HTB root fails, and
+  // would drop every class under it); anything else at the root is replaced by ours.
+  for (const q of c.changeQdiscs) lines.push(`qdisc change ${qdiscSpec(q)}`);
+  for (const q of c.putQdiscs.filter((q) => q.parent === "root")) lines.push(`qdisc replace ${qdiscSpec(q)}`);
+  const adds = [...c.addClasses].sort((a, b) => depth(a, c.addClasses) - depth(b, c.addClasses));
+  for (const x of adds) lines.push(`class add ${classSpec(x)}`);
+  for (const x of c.changeClasses) lines.push(`class change ${classSpec(x)}`);
+  for (const q of c.putQdiscs.filter((q) => q.parent !== "root")) lines.push(`qdisc replace ${qdiscSpec(q)}`);
+  return lines;
+}
