@@ -11,6 +11,9 @@ import { INET_IP } from "./topology.js";
 
 export const ECHO_PORT = 8080;
 export const SINK_PORT = 8081;
+/** Reads a number N, then pushes one line after N seconds of silence: a server push to an idle client. */
+export const PUSH_PORT = 8082;
+export const IPERF_PORTS = [5201, 5202, 5203, 5204];
 
 // A client that hangs up early (a readiness probe, a killed test) resets the socket: without an
 // error handler that would crash the server for every later test.
@@ -19,19 +22,56 @@ const net = require("net");
 const serve = (port, handle) => net.createServer((s) => { s.on("error", () => {}); handle(s); }).listen(port);
 serve(${ECHO_PORT}, (s) => s.end(s.remoteAddress.replace(/^::ffff:/, "") + "\\n"));
 serve(${SINK_PORT}, (s) => { s.resume(); s.on("end", () => s.end()); });
+serve(${PUSH_PORT}, (s) => s.once("data", (d) => setTimeout(() => s.end("push\\n"), 1000 * Number(String(d).trim()))));
 console.log("ready");
 `;
 
-/** Starts the internet host's servers; resolves once they accept connections. */
-export async function startInetServers(inetNs: string): Promise<Background> {
-  const bg = startIn(inetNs, ["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", SERVERS]);
+async function waitForPort(ns: string, port: number, what: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
-    const r = await run(["ip", "netns", "exec", inetNs, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${ECHO_PORT}`], { allowFailure: true });
-    if (r.exitCode === 0) return bg;
+    const r = await run(["ip", "netns", "exec", ns, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { allowFailure: true });
+    if (r.exitCode === 0) return;
     await sleep(100);
   }
-  await bg.stop();
-  throw new Error("the internet host's servers did not start");
+  throw new Error(`${what} did not start listening on port ${port} in ${ns}`);
+}
+
+/** Starts the internet host's servers (echo, sink, push, one iperf3 per IPERF_PORTS); resolves once they listen. */
+export async function startInetServers(inetNs: string): Promise<Background> {
+  const all = [
+    startIn(inetNs, ["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", SERVERS]),
+    ...IPERF_PORTS.map((p) => startIn(inetNs, ["iperf3", "-s", "-p", String(p)])),
+  ];
+  const stop = async () => (await Promise.all(all.map((b) => b.stop()))).join("");
+  try {
+    await waitForPort(inetNs, ECHO_PORT, "the echo server");
+    for (const p of IPERF_PORTS) await waitForPort(inetNs, p, "iperf3");
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { pid: all[0]!.pid, stop };
+}
+
+export interface IperfResult {
+  /** Goodput the receiver saw, bits/s. */
+  bitsPerSecond: number;
+  retransmits: number;
+}
+
+/** Runs an iperf3 TCP test from `ns`; `reverse` makes the internet host send (a download). */
+export async function iperf(ns: string, o: { port: number; seconds: number; reverse?: boolean; streams?: number; host?: string }): Promise<IperfResult> {
+  const args = ["iperf3", "-c", o.host ?? INET_IP, "-p", String(o.port), "-t", String(o.seconds), "-J", "-O", "1", "-P", String(o.streams ?? 1), ...(o.reverse ? ["-R"] : [])];
+  const r = await run(["ip", "netns", "exec", ns, "timeout", String(o.seconds + 15), ...args], { allowFailure: true });
+  const json = JSON.parse(r.stdout || "{}") as { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
+  if (r.exitCode !== 0 || json.error || !json.end?.sum_received) throw new Error(`iperf3 from ${ns} failed: ${json.error ?? r.stderr.trim()}`);
+  return { bitsPerSecond: json.end.sum_received.bits_per_second, retransmits: json.end.sum_sent?.retransmits ?? 0 };
+}
+
+/** Asks the push server for one line after `idleSeconds`, and returns what arrived (or "" on timeout). */
+export async function awaitPush(ns: string, idleSeconds: number, host = INET_IP): Promise<string> {
+  const script = `exec 3<>/dev/tcp/${host}/${PUSH_PORT}; echo ${idleSeconds} >&3; timeout ${idleSeconds + 5} head -n 1 <&3`;
+  const r = await run(["ip", "netns", "exec", ns, "bash", "-c", script], { allowFailure: true });
+  return r.stdout.trim();
 }
 
 /** Connects from `ns` to the echo server; returns the source address the internet host saw. */

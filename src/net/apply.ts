@@ -39,7 +39,7 @@ function vxlanAdd(l: VxlanLink): string {
 }
 
 function linkSet(l: VxlanLink): string {
-  return `link set dev ${l.name} address ${l.mac} mtu ${l.mtu} up`;
+  return `link set dev ${l.name} address ${l.mac} mtu ${l.mtu}${l.alias ? ` alias ${l.alias}` : ""} up`;
 }
 
 function routeSpec(r: Route): string {

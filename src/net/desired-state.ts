@@ -25,6 +25,8 @@ export interface VxlanLink {
   learning: boolean;
   /** FDB ageing in seconds; 0 never ages learned entries out. */
   ageing: number;
+  /** The interface alias: lets `status` and `delete` name a gateway's tenant from the kernel alone. */
+  alias?: string;
 }
 
 export interface Address {
@@ -134,8 +136,10 @@ export interface Scope {
   rule(rule: Rule): boolean;
   routeTable(table: number): boolean;
   chain(table: IptTable, name: string): boolean;
-  /** Devices whose traffic control (root qdisc and everything under it) is ours. */
-  tcDevice(dev: string): boolean;
+  /** Devices whose root qdisc is ours. */
+  tcRoot(dev: string): boolean;
+  /** HTB classes that are ours (under a root of ours). */
+  tcClass(dev: string, classid: string): boolean;
 }
 
 export const EMPTY_STATE: NetState = Object.freeze({
@@ -242,7 +246,7 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
       c.addLinks.push(want);
       recreated.add(want.name);
       c.problems.push(`link ${want.name} has different vxlan settings (have ${vxlanIdentity(have)}, want ${vxlanIdentity(want)})`);
-    } else if (have.mtu !== want.mtu || have.mac !== want.mac) {
+    } else if (have.mtu !== want.mtu || have.mac !== want.mac || (have.alias ?? "") !== (want.alias ?? "")) {
       c.setLinks.push(want);
       c.problems.push(`link ${want.name} has mtu ${have.mtu} mac ${have.mac}, want mtu ${want.mtu} mac ${want.mac}`);
     }
@@ -385,8 +389,14 @@ function sameQdisc(a: Qdisc, b: Qdisc): boolean {
   return true;
 }
 
-function sameClass(a: TcClass, b: TcClass): boolean {
-  return a.parent === b.parent && closeTo(a.rate, b.rate) && closeTo(a.ceil, b.ceil) && closeTo(a.burst, b.burst) && closeTo(a.cburst, b.cburst) && a.quantum === b.quantum;
+/** What differs between an observed and a desired class, in words; "" when they are the same. */
+function classDifference(have: TcClass, want: TcClass): string {
+  const out: string[] = [];
+  if (have.parent !== want.parent) out.push(`parent ${have.parent} (want ${want.parent})`);
+  for (const k of ["rate", "ceil", "burst", "cburst"] as const) if (!closeTo(have[k], want[k])) out.push(`${k} ${have[k]} (want ${want[k]})`);
+  // The kernel prints no quantum for inner classes: it only applies to leaves.
+  if (have.quantum !== 0 && have.quantum !== want.quantum) out.push(`quantum ${have.quantum} (want ${want.quantum})`);
+  return out.join(", ");
 }
 
 function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: Set<string>, c: Changes): void {
@@ -403,7 +413,7 @@ function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: 
   }
   const wantedRoots = new Set(desired.qdiscs.filter((q) => q.parent === "root").map((q) => q.dev));
   for (const have of seenQ.values()) {
-    if (have.parent === "root" && scope.tcDevice(have.dev) && !wantedRoots.has(have.dev) && !c.delLinks.includes(have.dev)) {
+    if (have.parent === "root" && scope.tcRoot(have.dev) && !wantedRoots.has(have.dev) && !c.delLinks.includes(have.dev)) {
       c.delQdiscs.push(have);
       c.problems.push(`qdisc ${have.kind} ${have.handle} on ${have.dev} is left over`);
     }
@@ -415,14 +425,18 @@ function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: 
     if (!have) {
       c.addClasses.push(want);
       if (!fresh(want.dev) && !rootsReplaced.has(want.dev)) c.problems.push(`class ${want.classid} on ${want.dev} is missing`);
-    } else if (!sameClass(have, want)) {
-      c.changeClasses.push(want);
-      c.problems.push(`class ${want.classid} on ${want.dev} has rate ${have.rate} ceil ${have.ceil}, want rate ${want.rate} ceil ${want.ceil}`);
+    } else {
+      const difference = classDifference(have, want);
+      if (difference) {
+        c.changeClasses.push(want);
+        c.problems.push(`class ${want.classid} on ${want.dev} has ${difference}`);
+      }
     }
   }
   const wanted = new Set(desired.classes.map(classKey));
+  const rootGoes = new Set([...c.delQdiscs.map((q) => q.dev), ...c.delLinks]);
   for (const have of seenC.values()) {
-    if (scope.tcDevice(have.dev) && !wanted.has(classKey(have)) && wantedRoots.has(have.dev)) {
+    if (scope.tcClass(have.dev, have.classid) && !wanted.has(classKey(have)) && !rootGoes.has(have.dev)) {
       c.delClasses.push(have);
       c.problems.push(`class ${have.classid} on ${have.dev} is left over`);
     }
@@ -444,7 +458,7 @@ export function within(state: NetState, scope: Scope): NetState {
     chains: state.chains.filter((c) => scope.chain(c.table, c.name)),
     jumps: state.jumps.filter((j) => scope.chain(j.table, j.chain)),
     neighbours: state.neighbours.filter((n) => scope.link(n.dev)),
-    qdiscs: state.qdiscs.filter((q) => scope.tcDevice(q.dev)),
-    classes: state.classes.filter((c) => scope.tcDevice(c.dev)),
+    qdiscs: state.qdiscs.filter((q) => scope.tcRoot(q.dev)),
+    classes: state.classes.filter((c) => scope.tcClass(c.dev, c.classid)),
   };
 }

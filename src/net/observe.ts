@@ -11,6 +11,7 @@ import { run } from "./run.js";
 
 interface IpLink {
   ifname: string;
+  ifalias?: string;
   mtu: number;
   address?: string;
   link?: string;
@@ -124,6 +125,7 @@ function toVxlan(l: IpLink): VxlanLink[] {
       mac: l.address ?? "",
       learning: d.learning === true,
       ageing: Number(d.ageing ?? 300),
+      ...(l.ifalias ? { alias: l.ifalias } : {}),
     },
   ];
 }

@@ -18,7 +18,7 @@ export function parseTcRate(text: string): number {
 }
 
 function parseBytes(text: string): number {
-  const m = /^(\d+)b/.exec(text);
+  const m = /^(\d+)(?:b|$|\/)/.exec(text);
   if (!m) throw new Error(`unexpected size "${text}" from tc`);
   return Number(m[1]);
 }

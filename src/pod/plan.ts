@@ -24,10 +24,9 @@
  */
 import { createHash } from "node:crypto";
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
-import { formatCidr } from "../net/ipv4.js";
+import { formatCidr, overlayMac } from "../net/ipv4.js";
 import type { PluginConfig } from "./config.js";
 import { BUILTIN_EXCLUSIONS } from "./config.js";
-import { overlayMac } from "./overlay-address.js";
 import type { Attachment } from "./select-gateway.js";
 
 /** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
@@ -62,7 +61,8 @@ export function podScope(config: PluginConfig, ifname: string): Scope {
     rule: (r) => r.table === config.routeTable,
     routeTable: (t) => t === config.routeTable,
     chain: (_table, name) => chains.has(name),
-    tcDevice: () => false,
+    tcRoot: () => false,
+    tcClass: () => false,
   };
 }
 

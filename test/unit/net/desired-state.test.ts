@@ -7,7 +7,8 @@ const scope: Scope = {
   rule: (r) => r.table === 200,
   routeTable: (t) => t === 200,
   chain: (_t, n) => n.startsWith("TE-"),
-  tcDevice: () => false,
+  tcRoot: () => false,
+  tcClass: () => false,
 };
 
 const desired: NetState = {

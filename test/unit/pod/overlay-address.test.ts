@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../../src/pod/config.js";
-import { checkOverlayAddress, deriveOverlayAddress, overlayMac } from "../../../src/pod/overlay-address.js";
+import { overlayMac } from "../../../src/net/ipv4.js";
+import { checkOverlayAddress, deriveOverlayAddress } from "../../../src/pod/overlay-address.js";
 
 const t = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress" }).defaults;
 const small = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", overlaySubnet: "172.16.5.0/24" }).defaults;

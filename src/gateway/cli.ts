@@ -1,0 +1,149 @@
+/**
+ * Command-line interface of tenant-egress-gateway: argument parsing, help texts, output for
+ * people (or JSON), and exit codes: 0 done, 1 the system refused a change, 2 bad usage or
+ * configuration (nothing was changed).
+ */
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { formatRate } from "./rates.js";
+import { type DirectionStatus, deleteTenant, GatewayError, type GatewayStatus, applyConfig, type Outcome, reset, status } from "./commands.js";
+import { GatewayConfigError, parseGatewayConfig } from "./config.js";
+
+const HELP: Record<string, string> = {
+  main: `tenant-egress-gateway: makes this network namespace the egress gateway of one or more tenants.
+
+Usage: tenant-egress-gateway <command> [options]
+
+Commands:
+  apply -f FILE      make the namespace match FILE (idempotent; removes tenants no longer in it)
+  status [--json]    per tenant and direction: limits, counters, drops, backlog, achieved rate
+  delete --tenant N  remove one tenant's device, rules and classes
+  reset              remove everything tenant-egress-gateway created, and nothing else
+
+Every command takes --netns PATH to act on another namespace, and --help.`,
+  apply: `Usage: tenant-egress-gateway apply -f FILE [--dry-run] [--netns PATH]
+
+Reconciles the namespace with FILE (JSON, see the README): creates what is missing, changes
+what differs in place (a rate change is a 'tc class change': no flow is reset), and removes
+what belongs to tenants no longer in the file. --dry-run prints the differences only.`,
+  status: `Usage: tenant-egress-gateway status [--json] [--interval SECONDS] [--netns PATH]
+
+Samples the counters twice, SECONDS apart (default 1), and prints per tenant and direction the
+configured rate and ceil, bytes, packets, drops, overlimits, backlog and the achieved rate.`,
+  delete: `Usage: tenant-egress-gateway delete --tenant NAME [--netns PATH]
+
+Removes one tenant's tunnel, rules and classes; the other tenants are not touched. Remove it
+from the configuration file too, or the next apply brings it back.`,
+  reset: `Usage: tenant-egress-gateway reset [--netns PATH]
+
+Removes every device, chain and qdisc tree tenant-egress-gateway owns. Everything else in the
+namespace stays as it is.`,
+};
+
+class UsageError extends Error {}
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+function pad(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+}
+
+export function formatStatus(s: GatewayStatus): string {
+  const rows: string[][] = [["TENANT", "DIRECTION", "RATE", "CEIL", "ACHIEVED", "BYTES", "PACKETS", "DROPS", "OVERLIMITS", "BACKLOG"]];
+  const row = (name: string, dir: string, d: DirectionStatus | undefined) =>
+    rows.push(
+      d
+        ? [name, dir, formatRate(d.rate), formatRate(d.ceil), formatRate(d.achieved), String(d.bytes), String(d.packets), String(d.drops), String(d.overlimits), `${d.backlogBytes}b/${d.backlogPackets}p`]
+        : [name, dir, "missing"],
+    );
+  for (const t of s.tenants) {
+    row(t.name, "upload", t.upload);
+    row(t.name, "download", t.download);
+  }
+  if (s.unclassified) row("(no tenant)", "upload", s.unclassified);
+  if (s.tunnel) row("(tunnels)", "to pods", s.tunnel);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return [
+    `uplink ${s.uplink}; sampled over ${s.intervalSeconds.toFixed(1)} s; packets sent unclassified by HTB: ${s.directPackets}`,
+    ...rows.map((r) => pad(r, widths)),
+  ].join("\n");
+}
+
+function report(verb: string, o: Outcome, dryRun = false): string {
+  const n = o.changes.problems.length;
+  if (n === 0) return `${verb}: nothing to change (uplink ${o.uplink})`;
+  return [`${verb}: ${dryRun ? "would change" : "changed"} ${n} thing${n === 1 ? "" : "s"} (uplink ${o.uplink}):`, ...o.changes.problems.map((p) => `  ${p}`)].join("\n");
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === "--help" || command === "-h" || command === "help") {
+      io.out(`${HELP.main}\n`);
+      return command ? 0 : 2;
+    }
+    if (!HELP[command] || command === "main") throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        file: { type: "string", short: "f" },
+        "dry-run": { type: "boolean" },
+        json: { type: "boolean" },
+        interval: { type: "string" },
+        tenant: { type: "string" },
+        netns: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      io.out(`${HELP[command]}\n`);
+      return 0;
+    }
+    const netns = values.netns ? { netns: values.netns } : {};
+    switch (command) {
+      case "apply": {
+        if (!values.file) throw new UsageError(`apply needs -f FILE\n\n${HELP.apply}`);
+        let json: unknown;
+        try {
+          json = JSON.parse(await readFile(values.file, "utf8"));
+        } catch (e) {
+          throw new GatewayConfigError(`cannot read ${values.file} as JSON: ${(e as Error).message}`);
+        }
+        const config = parseGatewayConfig(json);
+        io.out(`${report("apply", await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] }), !!values["dry-run"])}\n`);
+        return 0;
+      }
+      case "status": {
+        const interval = Number(values.interval ?? "1");
+        if (!(interval > 0 && interval <= 60)) throw new UsageError("--interval takes seconds, more than 0 and at most 60");
+        const s = await status({ ...netns, intervalSeconds: interval });
+        io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+        return 0;
+      }
+      case "delete": {
+        if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
+        io.out(`${report("delete", await deleteTenant(values.tenant, netns))}\n`);
+        return 0;
+      }
+      default: {
+        io.out(`${report("reset", await reset(netns))}\n`);
+        return 0;
+      }
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+      io.err(`tenant-egress-gateway: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof GatewayConfigError) {
+      io.err(`tenant-egress-gateway: invalid configuration: ${e.message}\n`);
+      return 2;
+    }
+    io.err(`tenant-egress-gateway: ${command} failed: ${e instanceof GatewayError ? e.message : (e as Error).message}\n`);
+    return 1;
+  }
+}

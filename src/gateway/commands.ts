@@ -1,0 +1,148 @@
+/**
+ * The gateway's verbs over the shared reconcile mechanism:
+ *   apply            diff(plan(config), observed) within everything the gateway owns → apply
+ *   delete --tenant  diff(nothing, observed) within one tenant's objects → apply
+ *   reset            diff(nothing, observed) within everything the gateway owns → apply
+ *   status           observe twice, an interval apart: counters and achieved rates per tenant
+ * The namespace is the one the command runs in, or --netns; nothing outside what the gateway
+ * owns (by name: tev<VNI> devices, TEG-* chains, the 7e: qdisc trees) is ever changed.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { apply } from "../net/apply.js";
+import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
+import { observe, type Observed } from "../net/observe.js";
+import { probeLeafKind } from "../net/probe.js";
+import { type ClassStats, observeTc, type TcObservation } from "../net/tc.js";
+import { classMinorOf, type GatewayConfig } from "./config.js";
+import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
+
+export class GatewayError extends Error {}
+
+const MAIN_TABLE = 254;
+const OUR_ROOT = `${HANDLE.toString(16)}:`;
+
+interface Snapshot {
+  observed: Observed;
+  tc: TcObservation;
+  uplink: string;
+}
+
+function defaultRouteDev(o: Observed): string | undefined {
+  return o.state.routes.find((r) => r.table === MAIN_TABLE && r.dst === "default")?.dev;
+}
+
+/** Tenants present in the kernel, by the alias on their tunnel device. */
+function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: string }> {
+  return o.state.links
+    .filter((l) => /^tev\d+$/.test(l.name) && l.alias?.startsWith(ALIAS_PREFIX))
+    .map((l) => ({ name: l.alias!.slice(ALIAS_PREFIX.length), vni: l.vni, dev: l.name }));
+}
+
+async function snapshot(netns: string | undefined, uplinkWanted: string | undefined): Promise<Snapshot> {
+  const observed = await observe(netns, { tables: [MAIN_TABLE], neighbours: true });
+  const tunnels = observed.state.links.filter((l) => /^tev\d+$/.test(l.name)).map((l) => l.name);
+  const ourRootDev = (await observeTc(netns, [])).qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
+  const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
+  if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
+  if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
+  const tc = await observeTc(netns, [uplink, ...tunnels]);
+  observed.state.qdiscs = tc.qdiscs;
+  observed.state.classes = tc.classes;
+  return { observed, tc, uplink };
+}
+
+export interface Outcome {
+  changes: Changes;
+  uplink: string;
+}
+
+async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE, snap: Snapshot, scope: Scope, dryRun: boolean): Promise<Outcome> {
+  const changes = diff(desired, snap.observed.state, scope);
+  if (!dryRun && changes.problems.length) await apply(netns, changes);
+  return { changes, uplink: snap.uplink };
+}
+
+export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean }): Promise<Outcome> {
+  const snap = await snapshot(opts.netns, config.uplink);
+  const foreign = snap.tc.qdiscs.find((q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT);
+  if (foreign && config.tenants.length) {
+    throw new GatewayError(`uplink ${snap.uplink} already has an HTB root (handle ${foreign.handle}) that tenant-egress does not own; remove it or choose another uplink`);
+  }
+  const addr = snap.observed.state.addresses.find((a) => a.dev === snap.uplink);
+  if (!addr && config.tenants.length) throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
+  const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
+  const leaf = config.tenants.length ? await probeLeafKind(opts.netns) : "tbf";
+  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf });
+  return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun);
+}
+
+export async function deleteTenant(name: string, opts: { netns?: string }): Promise<Outcome> {
+  const snap = await snapshot(opts.netns, undefined);
+  const t = presentTenants(snap.observed).find((x) => x.name === name);
+  if (!t) {
+    const known = presentTenants(snap.observed).map((x) => x.name);
+    throw new GatewayError(`tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`);
+  }
+  return reconcile(opts.netns, EMPTY_STATE, snap, tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)), false);
+}
+
+export async function reset(opts: { netns?: string }): Promise<Outcome> {
+  const snap = await snapshot(opts.netns, undefined);
+  return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false);
+}
+
+export interface DirectionStatus {
+  classid: string;
+  dev: string;
+  rate: number;
+  ceil: number;
+  bytes: number;
+  packets: number;
+  drops: number;
+  overlimits: number;
+  backlogBytes: number;
+  backlogPackets: number;
+  /** bits/s over the sampling interval */
+  achieved: number;
+}
+
+export interface GatewayStatus {
+  uplink: string;
+  intervalSeconds: number;
+  /** Packets HTB sent without any class: must stay 0. */
+  directPackets: number;
+  tenants: Array<{ name: string; vni: number; upload?: DirectionStatus; download?: DirectionStatus }>;
+  unclassified?: DirectionStatus;
+  tunnel?: DirectionStatus;
+}
+
+export async function status(opts: { netns?: string; intervalSeconds: number }): Promise<GatewayStatus> {
+  const first = await snapshot(opts.netns, undefined);
+  const started = process.hrtime.bigint();
+  await sleep(opts.intervalSeconds * 1000);
+  const devices = [first.uplink, ...presentTenants(first.observed).map((t) => t.dev)];
+  const second = await observeTc(opts.netns, devices);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const direction = (dev: string, minor: number): DirectionStatus | undefined => {
+    const id = classId(minor);
+    const cls = second.classes.find((c) => c.dev === dev && c.classid === id);
+    const now = second.stats.get(dev)?.find((s) => s.classid === id);
+    if (!cls || !now) return undefined;
+    const before: ClassStats | undefined = first.tc.stats.get(dev)?.find((s) => s.classid === id);
+    const { classid: _c, ...counters } = now;
+    return { classid: id, dev, rate: cls.rate, ceil: cls.ceil, ...counters, achieved: Math.max(0, ((now.bytes - (before?.bytes ?? 0)) * 8) / seconds) };
+  };
+  return {
+    uplink: first.uplink,
+    intervalSeconds: seconds,
+    directPackets: second.qdiscs.filter((q) => q.kind === "htb" && q.handle === OUR_ROOT).reduce((s, q) => s + (q.directPackets ?? 0), 0),
+    tenants: presentTenants(first.observed).map((t) => {
+      const minor = classMinorOf(t.vni);
+      const upload = direction(first.uplink, minor);
+      const download = direction(tunnelDevice(t.vni), minor);
+      return { name: t.name, vni: t.vni, ...(upload ? { upload } : {}), ...(download ? { download } : {}) };
+    }),
+    ...(direction(first.uplink, DEFAULT_MINOR) ? { unclassified: direction(first.uplink, DEFAULT_MINOR) } : {}),
+    ...(direction(first.uplink, TUNNEL_MINOR) ? { tunnel: direction(first.uplink, TUNNEL_MINOR) } : {}),
+  };
+}
