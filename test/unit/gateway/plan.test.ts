@@ -1,0 +1,93 @@
+import { describe, expect, it } from "vitest";
+import { parseGatewayConfig } from "../../../src/gateway/config.js";
+import { planGateway, vniMatch } from "../../../src/gateway/plan.js";
+import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
+import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
+
+const config = parseGatewayConfig({
+  linkRate: "100mbit",
+  tenants: [
+    { name: "red", vni: 300, overlaySubnet: "172.30.0.0/24", allowedSources: ["10.22.0.0/24"], snat: "198.51.100.2", upload: { rate: "10mbit", ceil: "20mbit" }, download: { rate: "10mbit" } },
+  ],
+});
+const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const };
+
+describe("planGateway", () => {
+  const s = planGateway(config, facts);
+
+  it("makes one tunnel per tenant that learns pods and keeps them", () => {
+    expect(s.links).toEqual([expect.objectContaining({ name: "tev300", vni: 300, local: "10.23.0.2", dev: "eth0", mtu: 1450, learning: true, alias: "tenant-egress:red", mac: "02:7e:ac:1e:00:01" })]);
+    expect(s.links[0]!.ageing).toBeGreaterThan(86400);
+  });
+
+  it("knows every pod's MAC in advance: one permanent neighbour per overlay address but the gateway's", () => {
+    expect(s.neighbours).toHaveLength(253);
+    expect(s.neighbours[0]).toEqual({ dev: "tev300", ip: "172.30.0.2", mac: "02:7e:ac:1e:00:02" });
+  });
+
+  it("accepts the tenant's VNI only from its allowed sources and SNATs to its address", () => {
+    expect(s.jumps).toContainEqual(expect.objectContaining({ hook: "INPUT", match: `-p udp -m udp --dport 4789 ${vniMatch(300)}`, chain: "TEG-IN-300" }));
+    expect(vniMatch(300)).toBe('-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x12c"');
+    expect(s.chains.find((c) => c.name === "TEG-IN-300")!.rules).toEqual(["-s 10.22.0.0/24 -j RETURN", "-j DROP"]);
+    expect(s.chains.find((c) => c.name === "TEG-SNAT-300")!.rules).toEqual(["-s 172.30.0.0/24 -o eth0 -j SNAT --to-source 198.51.100.2"]);
+  });
+
+  it("shapes upload on the uplink and download on the tunnel, with a real default class", () => {
+    const classes = s.classes.map((c) => `${c.dev} ${c.classid} ${c.parent} ${c.rate}/${c.ceil}`);
+    expect(classes).toEqual(
+      expect.arrayContaining(["eth0 7e:1 7e: 100000000/100000000", "eth0 7e:2 7e:1 1000000/100000000", "eth0 7e:3 7e:1 10000000/100000000", "eth0 7e:13b 7e:1 10000000/20000000", "tev300 7e:13b 7e: 10000000/10000000"]),
+    );
+    expect(s.qdiscs.filter((q) => q.parent === "root")).toEqual([
+      { dev: "tev300", parent: "root", handle: "7e:", kind: "htb", defaultClass: 0x13b },
+      { dev: "eth0", parent: "root", handle: "7e:", kind: "htb", defaultClass: 2 },
+    ]);
+    expect(s.chains.find((c) => c.name === "TEG-CLS-300")!.rules).toEqual(["-i tev300 -o eth0 -j CLASSIFY --set-class 007e:013b"]);
+  });
+
+  it("owns nothing when it serves no tenant", () => {
+    expect(planGateway(parseGatewayConfig({ tenants: [] }), facts)).toMatchObject({ links: [], qdiscs: [], chains: [], sysctls: [] });
+  });
+});
+
+describe("shaping", () => {
+  it("sizes bursts to ~1 ms and at least a frame, quantum to ~10 ms, within HTB's range", () => {
+    expect(htbClass("d", "7e:10", "7e:1", 10e6, 20e6)).toMatchObject({ burst: 1600, cburst: 2500, quantum: 12500 });
+    expect(htbClass("d", "7e:10", "7e:1", 1e9, 1e9)).toMatchObject({ burst: 125000, cburst: 125000, quantum: 200000 });
+    expect(htbClass("d", "7e:10", "7e:1", 500e3, 500e3)).toMatchObject({ burst: 1600, quantum: 1514 });
+  });
+
+  it("bounds a tbf leaf's queue to ~12 ms of the class rate and segments GSO (bucket < 64 KB)", () => {
+    const leaf = leafQdisc("tbf", htbClass("d", "7e:10", "7e:1", 10e6, 10e6));
+    expect(leaf).toMatchObject({ kind: "tbf", handle: "10:", parent: "7e:10", rate: 12_500_000, burst: 3028, limit: 15000 });
+    expect(leafQdisc("tbf", htbClass("d", "7e:10", "7e:1", 1e9, 1e9)).limit).toBe(1_500_000);
+    expect(leafQdisc("fq_codel", htbClass("d", "7e:10", "7e:1", 1e9, 1e9))).toEqual({ dev: "d", parent: "7e:10", handle: "10:", kind: "fq_codel" });
+  });
+});
+
+describe("tc parsing", () => {
+  it("reads HTB classes and counters from tc's text output", () => {
+    const text = `class htb 7e:1 root rate 100Mbit ceil 100Mbit linklayer ethernet burst 12500b/1 mpu 0b cburst 12500b/1 mpu 0b level 7
+ Sent 90 bytes 1 pkt (dropped 0, overlimits 0 requeues 0)
+ backlog 0b 0p requeues 0
+class htb 7e:13b parent 7e:1 leaf 13b: prio 0 quantum 12500 rate 3333Kbit ceil 10Mbit linklayer ethernet burst 1599b/1 mpu 0b cburst 1600b/1 mpu 0b level 0
+ Sent 123456 bytes 100 pkt (dropped 7, overlimits 30 requeues 0)
+ backlog 3028b 2p requeues 0
+`;
+    const [root, leaf] = parseClasses("eth0", text);
+    expect(root!.cls).toEqual({ dev: "eth0", classid: "7e:1", parent: "7e:", rate: 100e6, ceil: 100e6, burst: 12500, cburst: 12500, quantum: 0 });
+    expect(leaf!.cls).toMatchObject({ parent: "7e:1", rate: 3333000, quantum: 12500, burst: 1599 });
+    expect(leaf!.stats).toEqual({ classid: "7e:13b", bytes: 123456, packets: 100, drops: 7, overlimits: 30, backlogBytes: 3028, backlogPackets: 2 });
+  });
+
+  it("reads qdiscs from tc's JSON, keeping only the kinds we manage", () => {
+    const json = JSON.stringify([
+      { kind: "htb", handle: "7e:", dev: "eth0", root: true, options: { default: "0x2", direct_packets_stat: 0 } },
+      { kind: "tbf", handle: "2:", dev: "eth0", parent: "7e:2", options: { rate: 125000000, burst: "3000b/1" } },
+      { kind: "noqueue", handle: "0:", dev: "lo", root: true },
+    ]);
+    expect(parseQdiscs(json)).toEqual([
+      { dev: "eth0", parent: "root", handle: "7e:", kind: "htb", defaultClass: 2, directPackets: 0 },
+      { dev: "eth0", parent: "7e:2", handle: "2:", kind: "tbf", rate: 125000000, burst: 3000 },
+    ]);
+  });
+});
