@@ -4,17 +4,15 @@
  * the result and feeds it to CHECK and DEL as prevResult.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join, resolve } from "node:path";
 import { run } from "../net/run.js";
 
 /** Where Debian's containernetworking-plugins installs the reference plugins. */
 export const REFERENCE_PLUGINS = "/usr/lib/cni";
 
-/** dist/ holding the built tenant-egress, found from this file (src/lab or a bundle in dist). */
+/** dist/ holding the built executables: the bundle's own directory, or the checkout's dist/ when run from source (tests). */
 export function distDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return here.endsWith("dist") ? here : resolve(here, "../../dist");
+  return typeof __dirname === "string" && basename(__dirname) === "dist" ? __dirname : resolve("dist");
 }
 
 export interface Network {

@@ -88,6 +88,25 @@ export async function upload(ns: string, bytes: number, host = INET_IP): Promise
   if (r.exitCode !== 0) throw new Error(`upload from ${ns} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
 }
 
+export interface RttStats {
+  /** Round-trip times in ms, in the order measured; lost probes are missing. */
+  samples: number[];
+  sent: number;
+}
+
+/** Pings `host` from `ns` `count` times, `intervalS` apart, and collects the round-trip times. */
+export async function rtt(ns: string, host: string, count: number, intervalS = 0.2): Promise<RttStats> {
+  const r = await run(["ip", "netns", "exec", ns, "ping", "-n", "-c", String(count), "-i", String(intervalS), "-W", "2", host], { allowFailure: true });
+  const samples = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  return { samples, sent: count };
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
 export async function ping(ns: string, host: string, count = 1): Promise<boolean> {
   const r = await run(["ip", "netns", "exec", ns, "ping", "-c", String(count), "-W", "2", "-i", "0.2", host], { allowFailure: true });
   return r.exitCode === 0;

@@ -12,7 +12,8 @@ import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topolo
 import { capture, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { namespaceSnapshot, runPlugin } from "./plugin-driver.js";
+import { netnsSnapshot } from "../../src/lab/snapshot.js";
+import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;
@@ -83,16 +84,16 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
     const pod = await lab.addPodNamespace("pod2");
     const mainOnly = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
     const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: mainOnly, pod })) as unknown;
-    const asMainLeftIt = await namespaceSnapshot(pod);
+    const asMainLeftIt = await netnsSnapshot(pod);
     // Our plugin on its own, invoked the way libcni invokes the next plugin of a chain.
     const conf = { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: gw.ip };
     const add = await plugin(pod, "ADD", { ...conf, prevResult });
     expect(JSON.parse(add.stdout)).toEqual(prevResult);
-    expect(await namespaceSnapshot(pod)).not.toBe(asMainLeftIt);
+    expect(await netnsSnapshot(pod)).not.toBe(asMainLeftIt);
     for (const attempt of [1, 2]) {
       const del = await plugin(pod, "DEL", conf);
       expect({ attempt, exitCode: del.exitCode, stdout: del.stdout }).toEqual({ attempt, exitCode: 0, stdout: "" });
-      expect(await namespaceSnapshot(pod)).toBe(asMainLeftIt);
+      expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     }
     await cni("del", { node: lab.ns.nodeA, network: mainOnly, pod });
   });

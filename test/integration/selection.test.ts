@@ -10,7 +10,8 @@ import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { namespaceSnapshot, runPlugin } from "./plugin-driver.js";
+import { netnsSnapshot } from "../../src/lab/snapshot.js";
+import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;
@@ -93,11 +94,11 @@ describe("safety and atomicity", () => {
     const prevResult = JSON.parse(await cni("add", call(pod, { network: mainOnly }))) as unknown;
     // Something else already owns the name our tunnel device needs.
     await run(["ip", "-n", pod, "link", "add", "te-eth0", "type", "veth", "peer", "name", "other0"]);
-    const before = await namespaceSnapshot(pod);
+    const before = await netnsSnapshot(pod);
     const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: red.ip, prevResult });
     expect(r.exitCode).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/File exists/) });
-    expect(await namespaceSnapshot(pod)).toBe(before);
+    expect(await netnsSnapshot(pod)).toBe(before);
   });
 
   it("reports a missing netns on ADD with code 4, and its DEL still succeeds", async () => {

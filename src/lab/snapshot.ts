@@ -1,0 +1,21 @@
+/**
+ * A namespace's network state as comparable text: links, addresses, rules, every routing
+ * table, iptables rules and user chains, qdiscs and the relevant sysctls. Tests compare it
+ * before and after a plugin run; the demo compares the root namespace before and after itself,
+ * to prove it left the machine as it found it.
+ */
+import { run } from "../net/run.js";
+
+/** Snapshot of namespace `ns` (a name under /run/netns), or of the current one when omitted. */
+export async function netnsSnapshot(ns?: string): Promise<string> {
+  const inNs = (argv: string[]) => (ns ? ["ip", "netns", "exec", ns, ...argv] : argv);
+  const [ip, ipt, tc, sysctl] = await Promise.all([
+    run(inNs(["ip", "-d", "-batch", "-"]), { input: "link show\naddr show\nrule show\nroute show table all\n" }),
+    run(inNs(["iptables-save"])),
+    run(inNs(["tc", "qdisc", "show"])),
+    run(inNs(["sh", "-c", "cat /proc/sys/net/ipv4/conf/*/rp_filter /proc/sys/net/ipv4/ip_forward"])),
+  ]);
+  // Rules and user chains only: counters change, and an empty table iptables-nft leaves behind holds nothing.
+  const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
+  return [ip.stdout, rules.join("\n"), tc.stdout, sysctl.stdout].join("\n");
+}
