@@ -144,12 +144,18 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       }
     }
   }
-  // Upload and the re-encapsulated download both leave through the uplink: both count.
-  const guaranteed = tenants.reduce((sum, t) => sum + t.upload.rate + t.download.rate, defaultClassRate(linkRate));
-  if (raw.linkRate !== undefined && guaranteed > linkRate) {
-    throw new GatewayConfigError(
-      `linkRate: the guaranteed rates add up to ${formatRate(guaranteed)} (uploads + downloads + ${formatRate(defaultClassRate(linkRate))} for other traffic), more than linkRate ${raw.linkRate}; lower some rates (ceil may stay high)`,
-    );
+  // linkRate is the uplink's capacity in each direction: uploads must fit in it, and so must
+  // downloads. A one-armed gateway sends re-encapsulated downloads out the same uplink, so when
+  // both directions saturate at once HTB shares the root between them in proportion to their
+  // guaranteed rates (README: "What each limit counts"). The default class's 1 % is on top: a
+  // link filled exactly by guarantees still gives traffic of no tenant a trickle.
+  if (raw.linkRate !== undefined) {
+    for (const dir of ["upload", "download"] as const) {
+      const total = tenants.reduce((sum, t) => sum + t[dir].rate, 0);
+      if (total > linkRate) {
+        throw new GatewayConfigError(`linkRate: the guaranteed ${dir} rates add up to ${formatRate(total)}, more than linkRate ${raw.linkRate}; lower some rates (ceil may stay high)`);
+      }
+    }
   }
   return { ...(raw.uplink ? { uplink: raw.uplink } : {}), linkRate, linkRateGiven: raw.linkRate !== undefined, tenants };
 }
