@@ -1,15 +1,29 @@
 /**
  * tenant-egress-lab: the demo and the lab's housekeeping (npm run demo / npm run lab -- down).
  */
+import { parseArgs } from "node:util";
+import { bench } from "../lab/bench.js";
 import { demo, labDown } from "../lab/demo.js";
 
 const USAGE = `Usage: tenant-egress-lab demo [--keep]   build the lab, measure, show the table, tear down
-       tenant-egress-lab down              remove a lab left up by demo --keep`;
+       tenant-egress-lab down              remove a lab left up by demo --keep
+       tenant-egress-lab bench [--only plugin|gateway] [--seconds S] [--n N] [--out DIR]
+                                           benchmark the plugin and the gateway; write JSON, Markdown, SVG`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "demo" && rest.every((a) => a === "--keep")) return demo({ keep: rest.includes("--keep") });
   if (command === "down" && rest.length === 0) return labDown();
+  if (command === "bench") {
+    const { values } = parseArgs({ args: rest, options: { only: { type: "string" }, seconds: { type: "string" }, n: { type: "string" }, out: { type: "string" } } });
+    if (values.only !== undefined && values.only !== "plugin" && values.only !== "gateway") throw new Error("--only takes plugin or gateway");
+    return bench({
+      ...(values.only ? { only: values.only } : {}),
+      seconds: Number(values.seconds ?? 5),
+      n: Number(values.n ?? 30),
+      out: values.out ?? "test/bench/results",
+    });
+  }
   process.stderr.write(`${USAGE}\n`);
   return command === "--help" || command === "-h" ? 0 : 2;
 }

@@ -22,7 +22,6 @@
  * - MSS clamp on SYN and SYN-ACK in both directions of the tunnel;
  * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
  */
-import { createHash } from "node:crypto";
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
 import { formatCidr, overlayMac } from "../net/ipv4.js";
 import type { PluginConfig } from "./config.js";
@@ -34,9 +33,16 @@ export const VXLAN_OVERHEAD = 50;
 /** IPv4 20 + TCP 20. */
 const TCPIP_HEADERS = 40;
 
+/** 32-bit FNV-1a: a stable short name for a long interface name (node:crypto costs ~5 ms to load). */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
 /** Names derived from CNI_IFNAME: one attachment per interface, never colliding with another's. */
 export function names(ifname: string) {
-  const suffix = ifname.length <= 12 ? ifname : createHash("sha256").update(ifname).digest("hex").slice(0, 12);
+  const suffix = ifname.length <= 12 ? ifname : `h${fnv1a(ifname)}`;
   return {
     device: `te-${suffix}`,
     markChain: `TE-MARK-${ifname}`,

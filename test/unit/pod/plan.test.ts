@@ -70,7 +70,7 @@ describe("planPod", () => {
   it("derives short, distinct names for long interface names", () => {
     expect(names("eth0").device).toBe("te-eth0");
     const long = names("averyverylongif");
-    expect(long.device).toMatch(/^te-[0-9a-f]{12}$/);
+    expect(long.device).toMatch(/^te-h[0-9a-f]{8}$/);
     expect(long.device.length).toBeLessThanOrEqual(15);
     expect(names("averyverylongiX").device).not.toBe(long.device);
   });

@@ -1,0 +1,138 @@
+/**
+ * Benchmarks of the gateway's promise: a limit means what it says. For 10 Mbit/s, 100 Mbit/s and
+ * 1 Gbit/s, upload and download, 1 and 4 TCP streams: goodput against the configured rate and
+ * against the theoretical goodput at that rate (what TCP can carry once headers are counted),
+ * the largest 1-second window against the rate, and ping RTT under full load. Then two tenants
+ * guaranteed 3 and 7 Mbit/s on a 10 Mbit/s link, both saturating.
+ */
+import { cni, writeBridgeConflist } from "./cni-client.js";
+import { applyGateway } from "./gateway-cli.js";
+import type { Lab } from "./topology.js";
+import { INET_IP } from "./topology.js";
+import { percentile, rtt } from "./traffic.js";
+import { run } from "../net/run.js";
+
+/** TCP payload per segment (MSS 1410 in the tunnel, minus 12 bytes of timestamps). */
+const PAYLOAD = 1398;
+/** Bytes HTB counts per segment: payload + TCP 32 + IPv4 20 + Ethernet 14. */
+const FRAME = PAYLOAD + 66;
+export const THEORETICAL_RATIO = PAYLOAD / FRAME;
+
+export interface RateRow {
+  rate: number;
+  direction: "upload" | "download";
+  streams: number;
+  goodput: number;
+  ofRate: number;
+  ofTheoretical: number;
+  maxWindowOfRate: number;
+  rttIdleP50: number;
+  rttLoadedP50: number;
+  rttLoadedP99: number;
+}
+
+export interface IsolationRow {
+  tenant: string;
+  rate: number;
+  goodput: number;
+  ofTheoretical: number;
+  /** Goodput per second, for the chart. */
+  series: number[];
+}
+
+export interface GatewayBench {
+  seconds: number;
+  rates: RateRow[];
+  isolation: IsolationRow[];
+}
+
+interface IperfJson {
+  error?: string;
+  intervals?: Array<{ sum: { bits_per_second: number; omitted?: boolean } }>;
+  end?: { sum_received?: { bits_per_second: number } };
+}
+
+async function iperfSeries(ns: string, port: number, seconds: number, streams: number, reverse: boolean) {
+  const args = ["iperf3", "-c", INET_IP, "-p", String(port), "-t", String(seconds), "-O", "1", "-J", "-P", String(streams), ...(reverse ? ["-R"] : [])];
+  const r = await run(["ip", "netns", "exec", ns, "timeout", String(seconds + 20), ...args], { allowFailure: true });
+  const j = JSON.parse(r.stdout || "{}") as IperfJson;
+  if (!j.end?.sum_received) throw new Error(`iperf3 from ${ns} failed: ${j.error ?? r.stderr.trim()}`);
+  const series = (j.intervals ?? []).filter((i) => !i.sum.omitted).map((i) => i.sum.bits_per_second);
+  return { goodput: j.end.sum_received.bits_per_second, series };
+}
+
+const tenant = (name: string, vni: number, third: number, up: string, down = up, ceil?: string) => ({
+  name,
+  vni,
+  overlaySubnet: `172.${third}.0.0/24`,
+  allowedSources: ["10.22.0.0/24"],
+  upload: { rate: up, ...(ceil ? { ceil } : {}) },
+  download: { rate: down, ...(ceil ? { ceil } : {}) },
+});
+
+async function attach(lab: Lab, gw: { ns: string; ip: string }, tenants: ReturnType<typeof tenant>[], tag: string): Promise<Record<string, string>> {
+  const network = await writeBridgeConflist({
+    name: `${lab.prefix}-${tag}`,
+    dir: lab.dir,
+    egress: { tenants: Object.fromEntries(tenants.map((t) => [t.name, { gateway: gw.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }])) },
+  });
+  const pods: Record<string, string> = {};
+  for (const t of tenants) {
+    pods[t.name] = await lab.addPodNamespace(`${tag}-${t.name}`);
+    await cni("add", { node: lab.ns.nodeA, network, pod: pods[t.name]!, cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t.name}` });
+  }
+  return pods;
+}
+
+export async function benchGateway(lab: Lab, seconds: number, progress: (s: string) => void): Promise<GatewayBench> {
+  const gw = await lab.addGateway("bench-gw", 3);
+  const rates = [
+    { name: "r10", vni: 10, third: 20, rate: 10e6, text: "10mbit" },
+    { name: "r100", vni: 100, third: 21, rate: 100e6, text: "100mbit" },
+    { name: "r1000", vni: 1000, third: 22, rate: 1e9, text: "1gbit" },
+  ];
+  const tenants = rates.map((r) => tenant(r.name, r.vni, r.third, r.text));
+  await applyGateway(gw.ns, lab.dir, { linkRate: "10gbit", tenants });
+  const pods = await attach(lab, gw, tenants, "rate");
+  const rows: RateRow[] = [];
+  for (const r of rates) {
+    const ns = pods[r.name]!;
+    const idle = await rtt(ns, INET_IP, 10, 0.1);
+    for (const direction of ["upload", "download"] as const) {
+      for (const streams of [1, 4]) {
+        progress(`${r.text} ${direction}, ${streams} stream${streams > 1 ? "s" : ""}: ${seconds} s of iperf3 with ping alongside`);
+        const [res, loaded] = await Promise.all([
+          iperfSeries(ns, 5201, seconds, streams, direction === "download"),
+          (async () => {
+            await new Promise((ok) => setTimeout(ok, 1500));
+            return rtt(ns, INET_IP, Math.max(5, (seconds - 2) * 10), 0.1);
+          })(),
+        ]);
+        rows.push({
+          rate: r.rate,
+          direction,
+          streams,
+          goodput: res.goodput,
+          ofRate: res.goodput / r.rate,
+          ofTheoretical: res.goodput / (r.rate * THEORETICAL_RATIO),
+          maxWindowOfRate: Math.max(...res.series) / r.rate,
+          rttIdleP50: percentile(idle.samples, 50),
+          rttLoadedP50: percentile(loaded.samples, 50),
+          rttLoadedP99: percentile(loaded.samples, 99),
+        });
+      }
+    }
+  }
+
+  progress(`two tenants guaranteed 3 and 7 Mbit/s on a 10 Mbit/s link, both saturating for ${seconds * 2} s`);
+  const gw2 = await lab.addGateway("iso-gw", 4);
+  const pair = [tenant("three", 3, 23, "3mbit", "3mbit", "10mbit"), tenant("seven", 7, 24, "7mbit", "7mbit", "10mbit")];
+  await applyGateway(gw2.ns, lab.dir, { linkRate: "10mbit", tenants: pair });
+  const isoPods = await attach(lab, gw2, pair, "iso");
+  const [a, b] = await Promise.all([iperfSeries(isoPods.three!, 5202, seconds * 2, 1, false), iperfSeries(isoPods.seven!, 5203, seconds * 2, 1, false)]);
+  const isolation: IsolationRow[] = [
+    { tenant: "three", rate: 3e6, goodput: a.goodput, ofTheoretical: a.goodput / (3e6 * THEORETICAL_RATIO), series: a.series },
+    { tenant: "seven", rate: 7e6, goodput: b.goodput, ofTheoretical: b.goodput / (7e6 * THEORETICAL_RATIO), series: b.series },
+  ];
+  return { seconds, rates: rows, isolation };
+}

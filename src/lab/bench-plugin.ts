@@ -1,0 +1,158 @@
+/**
+ * Benchmarks of the plugin as a runtime sees it: wall time of each verb, invoked exactly as
+ * libcni invokes one plugin of a chain (env + config on stdin, from the node's namespace),
+ * next to the Go reference chained plugins invoked the same way and to `node -e 0`, the floor
+ * of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
+ * ADDs and DELs through the whole chain all succeed and leave nothing behind?
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { run } from "../net/run.js";
+import { cni, distDir, type Network, REFERENCE_PLUGINS, writeBridgeConflist } from "./cni-client.js";
+import type { Lab } from "./topology.js";
+import { percentile } from "./traffic.js";
+
+export interface Timing {
+  median: number;
+  p90: number;
+  n: number;
+}
+
+export interface PluginBench {
+  verbs: Record<string, Record<string, Timing>>;
+  nsenterFloor: Timing;
+  addWith1: Timing;
+  addWith200: Timing;
+  parallel: { pods: number; addWallMs: number; delWallMs: number; addFailures: number; delFailures: number; leftovers: string[] };
+}
+
+const timing = (ms: number[]): Timing => ({ median: percentile(ms, 50), p90: percentile(ms, 90), n: ms.length });
+
+async function timed(argv: string[], node: string, env: NodeJS.ProcessEnv, input: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  const r = await run(argv, { netns: `/run/netns/${node}`, env, input, allowFailure: true });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed: ${r.stdout.trim() || r.stderr.trim()}`);
+  return ms;
+}
+
+interface Subject {
+  name: string;
+  path: string;
+  conf: Record<string, unknown>;
+  verbs: Array<"ADD" | "CHECK" | "DEL">;
+  /** Untimed, after DEL: what the plugin's own DEL leaves behind and its next ADD trips over. */
+  cleanup?: () => Promise<void>;
+}
+
+export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progress: (s: string) => void): Promise<PluginBench> {
+  const main = await writeBridgeConflist({ name: `${lab.prefix}-bench`, dir: lab.dir });
+  const pod = await lab.addPodNamespace("bench-pod");
+  const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: main, pod })) as unknown;
+  const base = { cniVersion: "1.0.0", name: main.name, prevResult };
+  const hostVeth = (prevResult as { interfaces: Array<{ name: string; sandbox?: string }> }).interfaces.find((i) => !i.sandbox && i.name !== "cni0")!.name;
+  const subjects: Subject[] = [
+    { name: "tenant-egress", path: join(distDir(), "tenant-egress"), conf: { ...base, type: "tenant-egress", gateway: gatewayIP }, verbs: ["ADD", "CHECK", "DEL"] },
+    {
+      name: "bandwidth",
+      path: join(REFERENCE_PLUGINS, "bandwidth"),
+      conf: { ...base, type: "bandwidth", ingressRate: 10_000_000, ingressBurst: 100_000, egressRate: 10_000_000, egressBurst: 100_000 },
+      verbs: ["ADD", "CHECK", "DEL"],
+      // Its DEL removes the ifb but leaves the qdiscs on the host veth.
+      cleanup: async () => {
+        for (const where of ["root", "ingress"]) await run(["tc", "qdisc", "del", "dev", hostVeth, where], { netns: `/run/netns/${lab.ns.nodeA}`, allowFailure: true });
+      },
+    },
+    { name: "tuning", path: join(REFERENCE_PLUGINS, "tuning"), conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } }, verbs: ["ADD", "CHECK", "DEL"] },
+    {
+      name: "portmap",
+      path: join(REFERENCE_PLUGINS, "portmap"),
+      conf: { ...base, type: "portmap", snat: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] } },
+      // Debian's portmap 1.1.1 fails its own CHECK on an IPv4-only node ("could not check ipv6 dnat").
+      verbs: ["ADD", "DEL"],
+    },
+  ];
+  const env = (verb: string): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, CNI_COMMAND: verb, CNI_CONTAINERID: "bench0", CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: REFERENCE_PLUGINS });
+  const samples: Record<string, Record<string, number[]>> = {};
+  const floor: number[] = [];
+  const nodeFloor: number[] = [];
+  progress(`timing ADD, CHECK and DEL of tenant-egress, bandwidth, tuning and portmap (n=${n} each, interleaved)`);
+  for (let i = 0; i < n; i++) {
+    for (const s of subjects) {
+      for (const verb of s.verbs) {
+        const ms = await timed([s.path], lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
+        ((samples[s.name] ??= {})[verb] ??= []).push(ms);
+      }
+      await s.cleanup?.();
+    }
+    // The floor of any Node plugin, started the way ours is (without the variables that slow Node down).
+    nodeFloor.push(await timed(["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", "0"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
+    floor.push(await timed(["true"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
+  }
+  const verbs: PluginBench["verbs"] = Object.fromEntries(Object.entries(samples).map(([name, v]) => [name, Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, timing(ms)]))]));
+  verbs["node -e 0"] = { start: timing(nodeFloor) };
+
+  const ours = subjects[0]!;
+  const addOnly = async (count: number) => {
+    const ms: number[] = [];
+    for (let i = 0; i < count; i++) {
+      ms.push(await timed([ours.path], lab.ns.nodeA, env("ADD"), JSON.stringify(ours.conf)));
+      await timed([ours.path], lab.ns.nodeA, env("DEL"), JSON.stringify(ours.conf));
+    }
+    return timing(ms);
+  };
+  const addWith1 = await addOnly(n);
+
+  progress("attaching 200 pods through the whole chain, then timing ADD again");
+  const chain = await writeBridgeConflist({ name: `${lab.prefix}-scale`, dir: lab.dir, egress: { gateway: gatewayIP } });
+  const many = await attachMany(lab, chain, "s", 200, 8);
+  const addWith200 = await addOnly(n);
+  await detachMany(lab, chain, many, 8);
+
+  progress("50 parallel ADDs, then 50 parallel DELs, through libcni");
+  const parallel = await parallelChain(lab, chain, 50);
+  return { verbs, nsenterFloor: timing(floor), addWith1, addWith200, parallel };
+}
+
+async function attachMany(lab: Lab, network: Network, tag: string, count: number, concurrency: number): Promise<string[]> {
+  const pods: string[] = [];
+  for (let i = 0; i < count; i += concurrency) {
+    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => lab.addPodNamespace(`${tag}${i + j}`)));
+    await Promise.all(batch.map((pod) => cni("add", { node: lab.ns.nodeA, network, pod })));
+    pods.push(...batch);
+  }
+  return pods;
+}
+
+async function detachMany(lab: Lab, network: Network, pods: string[], concurrency: number): Promise<void> {
+  for (let i = 0; i < pods.length; i += concurrency) {
+    await Promise.all(
+      pods.slice(i, i + concurrency).map(async (pod) => {
+        await cni("del", { node: lab.ns.nodeA, network, pod });
+        await run(["ip", "netns", "del", pod]);
+      }),
+    );
+  }
+}
+
+async function parallelChain(lab: Lab, network: Network, count: number): Promise<PluginBench["parallel"]> {
+  const pods = await Promise.all(Array.from({ length: count }, (_, i) => lab.addPodNamespace(`p${i}`)));
+  const wall = async (verb: "add" | "del") => {
+    const start = Date.now();
+    const results = await Promise.allSettled(pods.map((pod) => cni(verb, { node: lab.ns.nodeA, network, pod })));
+    return { ms: Date.now() - start, failures: results.filter((r) => r.status === "rejected").length };
+  };
+  const add = await wall("add");
+  const del = await wall("del");
+  const leftovers: string[] = [];
+  for (const pod of pods) {
+    const links = await run(["ip", "-n", pod, "-o", "link"]);
+    if (/te-eth0|eth0@/.test(links.stdout)) leftovers.push(`${pod}: interfaces left`);
+  }
+  const leases = (await readdir(join(lab.dir, "ipam", network.name)).catch(() => [] as string[])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+  if (leases.length) leftovers.push(`${leases.length} IPAM leases not released`);
+  const nodeLinks = await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "type", "veth"]);
+  const hostVeths = nodeLinks.stdout.split("\n").filter((l) => /master cni0/.test(l)).length;
+  if (hostVeths > 1) leftovers.push(`${hostVeths - 1} host-side veths left on node-a`);
+  return { pods: count, addWallMs: add.ms, delWallMs: del.ms, addFailures: add.failures, delFailures: del.failures, leftovers };
+}

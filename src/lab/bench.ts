@@ -1,0 +1,48 @@
+/**
+ * `npm run bench` / `npm run bench:gateway`: one command regenerates every number the README
+ * quotes, in a lab of its own (namespaces tebench-*, removed on exit, failure or Ctrl-C).
+ */
+import { cpus, release } from "node:os";
+import { type BenchRun, markdown, writeReport } from "./bench-report.js";
+import { benchGateway } from "./bench-gateway.js";
+import { benchPlugins } from "./bench-plugin.js";
+import { createLab, deleteNamespaces } from "./topology.js";
+import { startInetServers } from "./traffic.js";
+
+export const BENCH_PREFIX = "tebench";
+
+export interface BenchOptions {
+  only?: "plugin" | "gateway";
+  seconds: number;
+  n: number;
+  out: string;
+}
+
+export async function bench(o: BenchOptions): Promise<number> {
+  const say = (s: string) => process.stdout.write(`  · ${s}\n`);
+  await deleteNamespaces(`${BENCH_PREFIX}-`);
+  const onSignal = () => void deleteNamespaces(`${BENCH_PREFIX}-`).finally(() => process.exit(130));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const lab = await createLab(BENCH_PREFIX);
+  try {
+    const servers = await startInetServers(lab.ns.inet);
+    const result: BenchRun = {
+      date: new Date().toISOString().slice(0, 19).replace(/:/g, "-"),
+      machine: { cpus: cpus().length, kernel: release(), node: process.version },
+    };
+    try {
+      if (o.only !== "plugin") result.gateway = await benchGateway(lab, o.seconds, say);
+      if (o.only !== "gateway") result.plugin = await benchPlugins(lab, "10.23.0.3", o.n, say);
+    } finally {
+      await servers.stop();
+    }
+    const files = await writeReport(o.out, result);
+    process.stdout.write(`\n${markdown(result)}\nwritten: ${files.join(", ")}\n`);
+    return 0;
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    await lab.teardown();
+  }
+}
