@@ -135,7 +135,14 @@ async function detachMany(lab: Lab, network: Network, pods: string[], concurrenc
   }
 }
 
+/** Host-side veths on node-a's bridge: one per attached pod. */
+async function bridgePorts(lab: Lab): Promise<number> {
+  const r = await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "master", "cni0"], { allowFailure: true });
+  return r.stdout.split("\n").filter((l) => l.trim()).length;
+}
+
 async function parallelChain(lab: Lab, network: Network, count: number): Promise<PluginBench["parallel"]> {
+  const portsBefore = await bridgePorts(lab);
   const pods = await Promise.all(Array.from({ length: count }, (_, i) => lab.addPodNamespace(`p${i}`)));
   const wall = async (verb: "add" | "del") => {
     const start = Date.now();
@@ -151,8 +158,7 @@ async function parallelChain(lab: Lab, network: Network, count: number): Promise
   }
   const leases = (await readdir(join(lab.dir, "ipam", network.name)).catch(() => [] as string[])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
   if (leases.length) leftovers.push(`${leases.length} IPAM leases not released`);
-  const nodeLinks = await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "type", "veth"]);
-  const hostVeths = nodeLinks.stdout.split("\n").filter((l) => /master cni0/.test(l)).length;
-  if (hostVeths > 1) leftovers.push(`${hostVeths - 1} host-side veths left on node-a`);
+  const portsAfter = await bridgePorts(lab);
+  if (portsAfter !== portsBefore) leftovers.push(`${portsAfter - portsBefore} host-side veths left on node-a`);
   return { pods: count, addWallMs: add.ms, delWallMs: del.ms, addFailures: add.failures, delFailures: del.failures, leftovers };
 }

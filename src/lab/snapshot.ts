@@ -19,3 +19,17 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
   const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
   return [ip.stdout, rules.join("\n"), tc.stdout, sysctl.stdout].join("\n");
 }
+
+/**
+ * Waits until a namespace's links have carrier and no address is still in IPv6 duplicate
+ * address detection: before that, a snapshot changes by itself within a second or two.
+ */
+export async function waitSettled(ns: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [links, tentative] = await Promise.all([run(["ip", "-n", ns, "-o", "link", "show", "up"]), run(["ip", "-n", ns, "-o", "addr", "show", "tentative"])]);
+    if (!/NO-CARRIER/.test(links.stdout) && tentative.stdout.trim() === "") return;
+    if (Date.now() > deadline) throw new Error(`namespace ${ns} did not settle: ${links.stdout}${tentative.stdout}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -66,9 +66,11 @@ export function firstHost(cidr: Cidr): number {
 
 /** Describes why `text` is not an IPv4 address, for error messages. */
 export function explainNotIPv4(text: string): string {
-  if (isIPv6(text)) return `"${text}" is an IPv6 address; an IPv4 address is needed`;
-  if (text.includes("/")) return `"${text}" is a CIDR; a single IPv4 address is needed`;
-  return `"${text}" is not an IPv4 address`;
+  // Quoted as JSON: input may carry newlines and control characters, which a message must not.
+  const quoted = JSON.stringify(text);
+  if (isIPv6(text)) return `${quoted} is an IPv6 address; an IPv4 address is needed`;
+  if (/^[\d.]+\/\d+$/.test(text)) return `${quoted} is a CIDR; a single IPv4 address is needed`;
+  return `${quoted} is not an IPv4 address`;
 }
 
 /**

@@ -8,6 +8,20 @@ import * as z from "zod/mini";
 import { explainNotIPv4, parseCidr, parseIPv4 } from "./ipv4.js";
 
 export const ipv4 = z.string().check(z.refine((s) => parseIPv4(s) !== undefined, { error: (i) => explainNotIPv4(String(i.input)) }));
+
+/** Why `ip` cannot be a tunnel endpoint (a gateway): "" when it can. */
+export function notUnicast(ip: string): string {
+  const a = parseIPv4(ip);
+  if (a === undefined) return explainNotIPv4(ip);
+  const first = a >>> 24;
+  if (a === 0) return `${ip} is the unspecified address`;
+  if (first === 127) return `${ip} is a loopback address`;
+  if (first >= 224) return `${ip} is a multicast or reserved address`;
+  return "";
+}
+
+/** A unicast IPv4 address a tunnel can be pointed at. */
+export const unicastIPv4 = z.string().check(z.refine((s) => notUnicast(s) === "", { error: (i) => notUnicast(String(i.input)) }));
 export const cidr = z.string().check(
   z.refine((s) => parseCidr(s) !== undefined, { error: (i) => `"${String(i.input)}" is not an IPv4 CIDR with host bits zero (like 10.0.0.0/8)` }),
 );

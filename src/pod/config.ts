@@ -6,7 +6,7 @@
 import * as z from "zod/mini";
 import { configError } from "../cni/errors.js";
 import { broadcastOf, type Cidr, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
-import { cidr, intIn, ipv4, port, vni } from "../net/schema.js";
+import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
 
 /** "value/mask" in hex or decimal; value must lie inside the mask so other components' bits are untouched. */
 const mark = z.pipe(
@@ -32,7 +32,7 @@ const routeTable = intIn(1, 0xffffffff, "a routing table is 1-4294967295").check
 );
 
 const Tenant = z.strictObject({
-  gateway: ipv4,
+  gateway: unicastIPv4,
   vni: z.optional(vni),
   vxlanPort: z.optional(port),
   overlaySubnet: z.optional(cidr),
@@ -45,7 +45,8 @@ const attachments = z.optional(z.array(z.looseObject({ containerID: z.string(), 
 const STANDARD = {
   cniVersion: z.optional(z.string()),
   cniVersions: z.optional(z.array(z.string())),
-  name: z.optional(z.string()),
+  // The spec's network name: starts alphanumeric, then alphanumerics, '_', '.', '-'.
+  name: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/, { error: "a network name starts with a letter or digit, then letters, digits, '_', '.', '-' (at most 253)" }))),
   type: z.literal("tenant-egress", { error: 'type must be "tenant-egress"' }),
   args: z.optional(z.record(z.string(), z.unknown())),
   capabilities: z.optional(z.record(z.string(), z.unknown())),
@@ -59,7 +60,7 @@ const STANDARD = {
 
 const Schema = z.strictObject({
   ...STANDARD,
-  gateway: z.optional(ipv4),
+  gateway: z.optional(unicastIPv4),
   vni: z._default(vni, 100),
   vxlanPort: z._default(port, 4789),
   overlaySubnet: z._default(cidr, "172.16.0.0/16"),

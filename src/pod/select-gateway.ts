@@ -10,6 +10,7 @@
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { explainNotIPv4, parseIPv4 } from "../net/ipv4.js";
+import { notUnicast } from "../net/schema.js";
 import type { PluginConfig, TunnelSettings } from "./config.js";
 import { tunnelSettings } from "./config.js";
 
@@ -86,6 +87,7 @@ export function selectGateway(config: PluginConfig, cniArgs: Map<string, string>
     return { ...tunnelSettings({ ...t }, `tenants.${chosen.tenant}.`, config), gateway: t.gateway, tenant: chosen.tenant, source: chosen.source, ...pin };
   }
   const gateway = chosen.gateway as string;
-  if (parseIPv4(gateway) === undefined) throw argsError(`${chosen.source}: ${explainNotIPv4(gateway)}`);
+  const wrong = notUnicast(gateway);
+  if (wrong) throw argsError(`${chosen.source}: ${wrong}`);
   return { ...config.defaults, gateway, source: chosen.source, ...pin };
 }

@@ -12,7 +12,7 @@ import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topolo
 import { capture, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { netnsSnapshot } from "../../src/lab/snapshot.js";
+import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
@@ -84,6 +84,7 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
     const pod = await lab.addPodNamespace("pod2");
     const mainOnly = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
     const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: mainOnly, pod })) as unknown;
+    await waitSettled(pod);
     const asMainLeftIt = await netnsSnapshot(pod);
     // Our plugin on its own, invoked the way libcni invokes the next plugin of a chain.
     const conf = { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: gw.ip };

@@ -10,7 +10,7 @@ import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { netnsSnapshot } from "../../src/lab/snapshot.js";
+import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
@@ -94,6 +94,7 @@ describe("safety and atomicity", () => {
     const prevResult = JSON.parse(await cni("add", call(pod, { network: mainOnly }))) as unknown;
     // Something else already owns the name our tunnel device needs.
     await run(["ip", "-n", pod, "link", "add", "te-eth0", "type", "veth", "peer", "name", "other0"]);
+    await waitSettled(pod);
     const before = await netnsSnapshot(pod);
     const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: red.ip, prevResult });
     expect(r.exitCode).toBe(1);

@@ -1,0 +1,53 @@
+/**
+ * scripts/install.sh and the example conflists, as an installer would use them: binaries copied
+ * into a bin dir outside the checkout must run on their own (no package.json, no node_modules),
+ * and every example conflist must be accepted by the plugin it configures.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run } from "../../src/net/run.js";
+import { parseConfig } from "../../src/pod/config.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "te-install-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("scripts/install.sh", () => {
+  it("installs both executables and a conflist, which run outside the checkout", async () => {
+    const r = await run(["bash", "scripts/install.sh", "--bin-dir", join(dir, "bin"), "--conf-dir", join(dir, "net.d"), "--conflist", "conflist/10-bridge-tenant-egress.conflist"]);
+    expect(r.stdout).toMatch(/installed .*tenant-egress\n/);
+    expect((await readdir(join(dir, "bin"))).sort()).toEqual(["tenant-egress", "tenant-egress-gateway"]);
+    const version = await run([join(dir, "bin", "tenant-egress")], { env: { PATH: process.env.PATH, CNI_COMMAND: "VERSION" }, input: '{"cniVersion":"1.1.0"}' });
+    expect(JSON.parse(version.stdout)).toMatchObject({ cniVersion: "1.1.0", supportedVersions: expect.arrayContaining(["0.3.1", "1.0.0", "1.1.0"]) });
+    const help = await run([join(dir, "bin", "tenant-egress-gateway"), "--help"]);
+    expect(help.stdout).toMatch(/apply -f FILE/);
+  });
+
+  it("refuses to overwrite an existing conflist without --force", async () => {
+    const target = join(dir, "net.d", "10-bridge-tenant-egress.conflist");
+    await writeFile(target, '{"keep":"me"}');
+    const r = await run(["bash", "scripts/install.sh", "--bin-dir", join(dir, "bin"), "--conf-dir", join(dir, "net.d"), "--conflist", "conflist/10-bridge-tenant-egress.conflist"], { allowFailure: true });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/exists; pass --force/);
+    expect(await readFile(target, "utf8")).toBe('{"keep":"me"}');
+  });
+
+  it("rejects unknown options", async () => {
+    const r = await run(["bash", "scripts/install.sh", "--frobnicate"], { allowFailure: true });
+    expect(r.exitCode).toBe(2);
+  });
+});
+
+describe("example conflists", () => {
+  it.each(["10-bridge-tenant-egress.conflist", "10-ptp-tenant-egress.conflist", "10-annotations-tenant-egress.conflist"])("%s is accepted by the plugin", async (file) => {
+    const list = JSON.parse(await readFile(join("conflist", file), "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+    const entry = list.plugins.find((p) => p.type === "tenant-egress")!;
+    expect(() => parseConfig({ cniVersion: list.cniVersion, name: list.name, ...entry })).not.toThrow();
+  });
+});
