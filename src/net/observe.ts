@@ -7,6 +7,7 @@
  * so a newer iproute2 adding fields changes nothing.
  */
 import type { Address, Chain, IptTable, Jump, Neighbour, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
+import { EMPTY_STATE } from "./desired-state.js";
 import { run } from "./run.js";
 
 interface IpLink {
@@ -68,6 +69,12 @@ export async function observe(netns: string | undefined, what: ObserveWhat): Pro
     run(["iptables-save"], { netns }),
   ]);
   return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
+}
+
+/** Only one iptables table (the node side of the plugin needs nothing else). */
+export async function observeIptables(netns: string | undefined, table: IptTable): Promise<NetState> {
+  const r = await run(["iptables-save", "-t", table], { netns });
+  return { ...EMPTY_STATE, ...parseIptablesSave(r.stdout) };
 }
 
 export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {

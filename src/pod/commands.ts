@@ -1,10 +1,12 @@
 /**
  * The plugin's verbs. Each is plan + reconcile or observe + compare over the one desired-state
- * mechanism; what differs between them is only which desired state and what to do with the
- * differences:
- *   ADD   diff(plan, observed) → apply; on failure roll back to what was there before
+ * mechanism, applied to up to two targets: the pod's namespace, and — with `enforce` — the
+ * node's own namespace, where the enforcement rules live. What differs between verbs is only
+ * the desired state and what is done with the differences:
+ *   ADD   diff(plan, observed) → apply; on failure, reconcile back to what was observed before
  *   CHECK diff(plan, observed) must be empty; otherwise name every difference
- *   DEL   diff(nothing, observed) within our scope → apply; tolerant of a missing netns
+ *   DEL   diff(nothing, observed) within what this attachment owns → apply
+ *   GC    diff(nothing, observed) within enforcement chains of attachments no longer valid
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { delegate } from "../cni/ipam.js";
@@ -13,12 +15,14 @@ import { podAddress } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { observe, type Observed } from "../net/observe.js";
+import { observe, type Observed, observeIptables } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
+import { enforcementScope, planEnforcement, staleEnforcement } from "./enforce.js";
+import { enforceNames, names } from "./names.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "./overlay-address.js";
-import { names, planPod, podScope } from "./plan.js";
+import { planPod, podScope } from "./plan.js";
 import { type Attachment, selectGateway } from "./select-gateway.js";
 
 export interface Invocation {
@@ -29,6 +33,16 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
+}
+
+/** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
+interface Target {
+  netns: string | undefined;
+  /** Prefix for CHECK's problems, so an operator knows where to look. */
+  where: string;
+  scope: Scope;
+  observe(): Promise<Observed>;
+  desired(observed: Observed): NetState;
 }
 
 const log = (msg: string) => process.stderr.write(`tenant-egress: ${msg}\n`);
@@ -46,6 +60,35 @@ function applyError(verb: string, e: unknown): CniError {
   if (e instanceof CniError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   return new CniError(e instanceof CommandError ? ErrorCode.ApplyFailed : ErrorCode.Internal, `${verb} failed: ${msg}`);
+}
+
+function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
+  return { netns, where: "", scope: podScope(config, ifname), observe: () => observe(netns, { tables: [config.routeTable] }), desired };
+}
+
+function nodeTarget(scope: Scope, desired: NetState): Target {
+  return { netns: undefined, where: "on the node: ", scope, observe: async () => ({ state: await observeIptables(undefined, "filter"), links: [] }), desired: () => desired };
+}
+
+/** Reconciles every target; if any fails, each is reconciled back to what it held before. */
+async function reconcile(verb: string, targets: Target[]): Promise<void> {
+  const before = await Promise.all(targets.map((t) => t.observe()));
+  try {
+    await Promise.all(targets.map((t, i) => apply(t.netns, diff(t.desired(before[i]!), before[i]!.state, t.scope))));
+  } catch (e) {
+    await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, t.scope))));
+    throw applyError(verb, e);
+  }
+}
+
+/** Reconciles back to `target` after a failed ADD; logs (never throws) so the ADD's own error is what the runtime sees. */
+async function rollback(t: Target, target: NetState): Promise<void> {
+  try {
+    const now = await t.observe();
+    await apply(t.netns, diff(target, now.state, t.scope));
+  } catch (e) {
+    log(`rolling back a failed ADD: ${(e as Error).message}`);
+  }
 }
 
 /** The overlay address for ADD (allocating through IPAM if configured) and whether ADD allocated it. */
@@ -75,44 +118,37 @@ function underlayMtu(observed: Observed, ifname: string, podIP: string): number 
   return link.mtu;
 }
 
+/** The targets of an attached pod: its namespace, and the node when enforcing. */
+function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, podIP: string, overlayIP: string): Target[] {
+  const { ifname, netns, containerId } = inv.env;
+  const targets = [podTarget(config, netns, ifname, (o) => planPod(config, a, { ifname, podIP, overlayIP, underlayMtu: underlayMtu(o, ifname, podIP) }))];
+  if (config.enforce) {
+    const chain = enforceNames(containerId, ifname).chain;
+    targets.push(nodeTarget(enforcementScope(new Set([chain])), planEnforcement(config, a, { containerId, ifname, podIP })));
+  }
+  return targets;
+}
+
 export async function cmdAdd(inv: Invocation): Promise<unknown> {
   const config = parseConfig(inv.conf);
-  const { ifname, netns } = inv.env;
-  const pod = podAddress(config.prevResult, ifname);
+  const pod = podAddress(config.prevResult, inv.env.ifname);
   const a = selectGateway(config, inv.env.args);
   if (!a) return config.prevResult;
-  await requireNetns(netns);
+  await requireNetns(inv.env.netns);
   if (a.gateway === pod.ip) throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
-
   const overlay = await overlayForAdd(inv, config, a, pod.ip);
-  const scope = podScope(config, ifname);
-  let before: Observed | undefined;
   try {
-    before = await observe(netns, { tables: [config.routeTable] });
-    const desired = planPod(config, a, { ifname, podIP: pod.ip, overlayIP: overlay.ip, underlayMtu: underlayMtu(before, ifname, pod.ip) });
-    await apply(netns, diff(desired, before.state, scope));
+    await reconcile("ADD", attachedTargets(inv, config, a, pod.ip, overlay.ip));
   } catch (e) {
-    const err = applyError("ADD", e);
-    if (before) await rollback(netns, within(before.state, scope), scope, [config.routeTable]);
     if (overlay.allocated) await releaseIpam(inv, config).catch((r: Error) => log(`releasing the overlay address after a failed ADD: ${r.message}`));
-    throw err;
+    throw e;
   }
   return config.prevResult;
 }
 
-/** Reconciles back to `target` after a failed ADD; logs (never throws) so the ADD's own error is what the runtime sees. */
-async function rollback(netns: string, target: NetState, scope: Scope, tables: number[]): Promise<void> {
-  try {
-    const now = await observe(netns, { tables });
-    await apply(netns, diff(target, now.state, scope));
-  } catch (e) {
-    log(`rolling back a failed ADD: ${(e as Error).message}`);
-  }
-}
-
 export async function cmdDel(inv: Invocation): Promise<void> {
   const config = parseConfig(inv.conf);
-  const { ifname, netns } = inv.env;
+  const { ifname, netns, containerId } = inv.env;
   let status: "present" | "absent" = "absent";
   if (netns !== "") {
     try {
@@ -121,14 +157,15 @@ export async function cmdDel(inv: Invocation): Promise<void> {
       throw new CniError(ErrorCode.InvalidEnvironment, (e as Error).message);
     }
   }
-  if (status === "present") {
-    try {
-      const observed = await observe(netns, { tables: [config.routeTable] });
-      await apply(netns, diff(EMPTY_STATE, observed.state, podScope(config, ifname)));
-    } catch (e) {
-      // The namespace may vanish between the check and the commands: then there is nothing left to remove.
-      if ((await checkNetns(netns).catch(() => "absent")) === "present") throw applyError("DEL", e);
-    }
+  // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
+  const targets = [nodeTarget(enforcementScope(new Set([enforceNames(containerId, ifname).chain])), EMPTY_STATE)];
+  if (status === "present") targets.push(podTarget(config, netns, ifname, () => EMPTY_STATE));
+  try {
+    await reconcile("DEL", targets);
+  } catch (e) {
+    // The namespace may vanish between the check and the commands: then there is nothing left to remove.
+    if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
+    await reconcile("DEL", targets.slice(0, 1));
   }
   await releaseIpam(inv, config);
 }
@@ -139,30 +176,36 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const pod = podAddress(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
-  const scope = podScope(config, ifname);
-  const observed = await observe(netns, { tables: [config.routeTable] });
-  let desired: NetState = EMPTY_STATE;
+  let targets: Target[] = [podTarget(config, netns, ifname, () => EMPTY_STATE)];
   if (a) {
     let overlayIP: string;
     if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");
     else if (config.ipam) {
       await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
       const device = names(ifname).device;
-      overlayIP = observed.state.addresses.find((x) => x.dev === device)?.local ?? "";
+      const seen = await observe(netns, { tables: [] });
+      overlayIP = seen.state.addresses.find((x) => x.dev === device)?.local ?? "";
       if (!overlayIP) throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
     } else overlayIP = deriveOverlayAddress(pod.ip, a);
-    desired = planPod(config, a, { ifname, podIP: pod.ip, overlayIP, underlayMtu: underlayMtu(observed, ifname, pod.ip) });
+    targets = attachedTargets(inv, config, a, pod.ip, overlayIP);
   }
-  const changes = diff(desired, observed.state, scope);
-  if (changes.problems.length) {
-    throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: ${changes.problems.join("; ")}`, a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod");
+  const observed = await Promise.all(targets.map((t) => t.observe()));
+  const problems = targets.flatMap((t, i) => diff(t.desired(observed[i]!), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`));
+  if (problems.length) {
+    throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: ${problems.join("; ")}`, a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod");
   }
 }
 
 export async function cmdGc(inv: Invocation): Promise<void> {
   const config = parseConfig(inv.conf);
-  // Everything ADD makes lives inside the pod's namespace and dies with it; only IPAM
-  // allocations outlive a pod, so GC is the IPAM plugin's.
+  const valid = config["cni.dev/valid-attachments"] ?? config["cni.dev/attachments"];
+  // Inside pods everything dies with the namespace; on the node, enforcement chains outlive
+  // pods whose DEL never ran. Without a list of valid attachments nothing can be judged stale.
+  if (valid) {
+    const observed = await observeIptables(undefined, "filter");
+    const stale = staleEnforcement(observed, valid);
+    if (stale.size) await apply(undefined, diff(EMPTY_STATE, observed, enforcementScope(stale)));
+  }
   if (config.ipam) await delegate("GC", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
 }
 

@@ -69,6 +69,7 @@ const Schema = z.strictObject({
   rulePriority: z._default(intIn(1, 32765, "a rule priority is 1-32765 (before the main table's 32766)"), 1000),
   mark: z._default(mark, "0xa/0xff"),
   excludeCIDRs: z._default(z.array(cidr), []),
+  enforce: z._default(z.boolean(), false),
   mtu: z.optional(intIn(576, 65535, "an IPv4 MTU is 576-65535")),
   mss: z.optional(intIn(536, 65495, "a TCP MSS is 536-65495")),
   tenants: z._default(
@@ -82,6 +83,11 @@ export type RawConfig = z.infer<typeof Schema>;
 
 /** Built-in exclusions: never steer private, shared, link-local (cloud metadata), loopback or multicast. */
 export const BUILTIN_EXCLUSIONS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8", "224.0.0.0/4"];
+
+/** Every destination a pod reaches directly, never through the tunnel. */
+export function exclusions(config: RawConfig): string[] {
+  return [...BUILTIN_EXCLUSIONS, ...config.excludeCIDRs];
+}
 
 export interface TunnelSettings {
   vni: number;

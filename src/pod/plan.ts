@@ -25,31 +25,14 @@
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
 import { formatCidr, overlayMac } from "../net/ipv4.js";
 import type { PluginConfig } from "./config.js";
-import { BUILTIN_EXCLUSIONS } from "./config.js";
+import { exclusions } from "./config.js";
+import { names } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
 
 /** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
 /** IPv4 20 + TCP 20. */
 const TCPIP_HEADERS = 40;
-
-/** 32-bit FNV-1a: a stable short name for a long interface name (node:crypto costs ~5 ms to load). */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, "0");
-}
-
-/** Names derived from CNI_IFNAME: one attachment per interface, never colliding with another's. */
-export function names(ifname: string) {
-  const suffix = ifname.length <= 12 ? ifname : `h${fnv1a(ifname)}`;
-  return {
-    device: `te-${suffix}`,
-    markChain: `TE-MARK-${ifname}`,
-    mssChain: `TE-MSS-${ifname}`,
-    snatChain: `TE-SNAT-${ifname}`,
-  };
-}
 
 export interface PodInputs {
   ifname: string;
@@ -76,17 +59,12 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
   const n = names(p.ifname);
   const mtu = config.mtu ?? p.underlayMtu - VXLAN_OVERHEAD;
   const mss = config.mss ?? mtu - TCPIP_HEADERS;
-  const exclusions = [
-    ...BUILTIN_EXCLUSIONS,
-    ...config.excludeCIDRs,
-    formatCidr(a.overlaySubnet),
-    `${a.gateway}/32`,
-  ].filter((c, i, all) => all.indexOf(c) === i);
+  const excluded = [...exclusions(config), formatCidr(a.overlaySubnet), `${a.gateway}/32`].filter((c, i, all) => all.indexOf(c) === i);
 
   const markChain: Chain = {
     table: "mangle",
     name: n.markChain,
-    rules: [...exclusions.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
+    rules: [...excluded.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
   };
   const clamp = `-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss ${mss}`;
   const mssChain: Chain = { table: "mangle", name: n.mssChain, rules: [`-o ${n.device} ${clamp}`, `-i ${n.device} ${clamp}`] };

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { renderIpBatch, renderIptables, renderSysctls } from "../../../src/net/apply.js";
 import { parseConfig } from "../../../src/pod/config.js";
-import { names, planPod, podScope } from "../../../src/pod/plan.js";
+import { names } from "../../../src/pod/names.js";
+import { planPod, podScope } from "../../../src/pod/plan.js";
 import { selectGateway } from "../../../src/pod/select-gateway.js";
 
 const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", excludeCIDRs: ["203.0.113.128/25"] });

@@ -1,0 +1,34 @@
+/**
+ * Names of what one attachment owns, derived from CNI_IFNAME (inside the pod: one attachment
+ * per interface) and from the container ID (on the node, where every pod's rules live side by
+ * side). Derived, never stored: DEL and GC find them again from the same inputs.
+ */
+
+/** 32-bit FNV-1a as 8 hex digits: short stable names (node:crypto costs ~5 ms to load). */
+export function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+/** Inside the pod namespace. */
+export function names(ifname: string) {
+  const suffix = ifname.length <= 12 ? ifname : `h${fnv1a(ifname)}`;
+  return {
+    device: `te-${suffix}`,
+    markChain: `TE-MARK-${ifname}`,
+    mssChain: `TE-MSS-${ifname}`,
+    snatChain: `TE-SNAT-${ifname}`,
+  };
+}
+
+/** Prefix of every enforcement chain on the node. */
+export const ENFORCE_PREFIX = "TE-ENF-";
+
+/** On the node: the enforcement chain of one attachment, and the comment that names its owner. */
+export function enforceNames(containerId: string, ifname: string) {
+  return {
+    chain: `${ENFORCE_PREFIX}${fnv1a(containerId)}${fnv1a(`${containerId}/${ifname}`)}`,
+    comment: `tenant-egress:${containerId}/${ifname}`,
+  };
+}
