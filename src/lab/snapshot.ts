@@ -17,7 +17,9 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
   ]);
   // Rules and user chains only: counters change, and an empty table iptables-nft leaves behind holds nothing.
   const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
-  return [ip.stdout, rules.join("\n"), tc.stdout, sysctl.stdout].join("\n");
+  // Bridge timers count down by themselves: keep their names, drop their values.
+  const links = ip.stdout.replace(/\b(\w+_timer)\s+[\d.]+/g, "$1");
+  return [links, rules.join("\n"), tc.stdout, sysctl.stdout].join("\n");
 }
 
 /**
