@@ -84,6 +84,7 @@ export async function buildScene(prefix: string, progress: Progress = () => {}):
       egress: {
         tenants: Object.fromEntries(TENANTS.map((t) => [t.name, { gateway: gateway.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }])),
         namespaces: { "acme-prod": "acme", "acme-ci": "acme" },
+        enforce: true,
       },
     });
     const specs: Array<{ name: string; tenant?: string; via: string; cniArgs: string; capabilityArgs?: Record<string, unknown>; nested?: boolean }> = [
