@@ -17,9 +17,10 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
   ]);
   // Rules and user chains only: counters change, and an empty table iptables-nft leaves behind holds nothing.
   const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
-  // Bridge timers count down by themselves: keep their names, drop their values.
+  // Bridge timers count down and HTB counts packets by themselves: keep the names, drop the values.
   const links = ip.stdout.replace(/\b(\w+_timer)\s+[\d.]+/g, "$1");
-  return [links, rules.join("\n"), tc.stdout, sysctl.stdout].join("\n");
+  const qdiscs = tc.stdout.replace(/direct_packets_stat \d+/g, "direct_packets_stat");
+  return [links, rules.join("\n"), qdiscs, sysctl.stdout].join("\n");
 }
 
 /**

@@ -108,6 +108,7 @@ describe("the plugin killed at each step of ADD", () => {
 describe("a step failing mid-ADD", () => {
   it("iptables-restore missing: ADD fails clearly and both namespaces are back to before", async () => {
     const { pod, prevResult, asMainLeftIt } = await attachMain("noipt");
+    await waitSettled(lab.ns.nodeA);
     const node = await netnsSnapshot(lab.ns.nodeA);
     const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), { PATH: join(lab.dir, "no-iptables-restore"), CNI_CONTAINERID: "noipt" });
     expect(r.exitCode).toBe(1);
