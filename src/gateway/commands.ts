@@ -91,17 +91,11 @@ export async function reset(opts: { netns?: string }): Promise<Outcome> {
   return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false);
 }
 
-export interface DirectionStatus {
-  classid: string;
+export interface DirectionStatus extends ClassStats {
   dev: string;
+  /** bits/s, as the kernel holds them */
   rate: number;
   ceil: number;
-  bytes: number;
-  packets: number;
-  drops: number;
-  overlimits: number;
-  backlogBytes: number;
-  backlogPackets: number;
   /** bits/s over the sampling interval */
   achieved: number;
 }

@@ -188,10 +188,6 @@ export interface Changes {
   problems: string[];
 }
 
-export function isEmpty(changes: Changes): boolean {
-  return changes.problems.length === 0;
-}
-
 const linkKey = (l: { name: string }) => l.name;
 const addressKey = (a: Address) => `${a.dev} ${a.local}`;
 const ruleKey = (r: Rule) => `${r.table} ${r.fwmark}`;
