@@ -12,7 +12,7 @@ import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
 import { observe, type Observed } from "../net/observe.js";
 import { probeLeafKind } from "../net/probe.js";
-import { type ClassStats, observeTc, type TcObservation } from "../net/tc.js";
+import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
 import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
 
@@ -38,14 +38,15 @@ function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: st
     .map((l) => ({ name: l.alias!.slice(ALIAS_PREFIX.length), vni: l.vni, dev: l.name }));
 }
 
-async function snapshot(netns: string | undefined, uplinkWanted: string | undefined): Promise<Snapshot> {
-  const observed = await observe(netns, { tables: [MAIN_TABLE], neighbours: true });
+/** Everything the gateway owns as it is now; `neighbours` only when they will be compared (thousands of entries). */
+async function snapshot(netns: string | undefined, uplinkWanted: string | undefined, neighbours = true): Promise<Snapshot> {
+  const [observed, qdiscs] = await Promise.all([observe(netns, { tables: [MAIN_TABLE], neighbours }), observeQdiscs(netns)]);
   const tunnels = observed.state.links.filter((l) => /^tev\d+$/.test(l.name)).map((l) => l.name);
-  const ourRootDev = (await observeTc(netns, [])).qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
+  const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
   if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
-  const tc = await observeTc(netns, [uplink, ...tunnels]);
+  const tc = { qdiscs, ...(await observeClasses(netns, [uplink, ...tunnels])) };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
   return { observed, tc, uplink };
@@ -111,7 +112,7 @@ export interface GatewayStatus {
 }
 
 export async function status(opts: { netns?: string; intervalSeconds: number }): Promise<GatewayStatus> {
-  const first = await snapshot(opts.netns, undefined);
+  const first = await snapshot(opts.netns, undefined, false);
   const started = process.hrtime.bigint();
   await sleep(opts.intervalSeconds * 1000);
   const devices = [first.uplink, ...presentTenants(first.observed).map((t) => t.dev)];

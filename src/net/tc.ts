@@ -102,12 +102,14 @@ export interface TcObservation {
   stats: Map<string, ClassStats[]>;
 }
 
-/** Reads qdiscs of every device, and classes (with counters) of the devices given. */
-export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {
-  const [q, ...perDev] = await Promise.all([
-    run(["tc", "-json", "qdisc", "show"], { netns }),
-    ...devices.map((d) => run(["tc", "-d", "-s", "class", "show", "dev", d], { netns })),
-  ]);
+/** Reads the qdiscs of every device. */
+export async function observeQdiscs(netns: string | undefined): Promise<ObservedQdisc[]> {
+  return parseQdiscs((await run(["tc", "-json", "qdisc", "show"], { netns })).stdout);
+}
+
+/** Reads the classes (with counters) of the devices given, one `tc` per device, in parallel. */
+export async function observeClasses(netns: string | undefined, devices: readonly string[]): Promise<Omit<TcObservation, "qdiscs">> {
+  const perDev = await Promise.all(devices.map((d) => run(["tc", "-d", "-s", "class", "show", "dev", d], { netns })));
   const stats = new Map<string, ClassStats[]>();
   const classes: TcClass[] = [];
   devices.forEach((dev, i) => {
@@ -115,7 +117,12 @@ export async function observeTc(netns: string | undefined, devices: readonly str
     classes.push(...parsed.map((p) => p.cls));
     stats.set(dev, parsed.map((p) => p.stats));
   });
-  return { qdiscs: parseQdiscs(q!.stdout), classes, stats };
+  return { classes, stats };
+}
+
+export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {
+  const [qdiscs, rest] = await Promise.all([observeQdiscs(netns), observeClasses(netns, devices)]);
+  return { qdiscs, ...rest };
 }
 
 function qdiscSpec(q: Qdisc): string {

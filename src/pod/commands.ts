@@ -118,10 +118,15 @@ function underlayMtu(observed: Observed, ifname: string, podIP: string): number 
   return link.mtu;
 }
 
-/** The targets of an attached pod: its namespace, and the node when enforcing. */
-function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, podIP: string, overlayIP: string): Target[] {
+/**
+ * The targets of an attached pod: its namespace, and the node when enforcing. The overlay
+ * address is known (ADD, or CHECK of a derived/pinned one) or read from what is observed
+ * (CHECK with IPAM, which allocated it at ADD).
+ */
+function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, podIP: string, overlayIP: string | ((o: Observed) => string)): Target[] {
   const { ifname, netns, containerId } = inv.env;
-  const targets = [podTarget(config, netns, ifname, (o) => planPod(config, a, { ifname, podIP, overlayIP, underlayMtu: underlayMtu(o, ifname, podIP) }))];
+  const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
+  const targets = [podTarget(config, netns, ifname, (o) => planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }))];
   if (config.enforce) {
     const chain = enforceNames(containerId, ifname).chain;
     targets.push(nodeTarget(enforcementScope(new Set([chain])), planEnforcement(config, a, { containerId, ifname, podIP })));
@@ -178,14 +183,16 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   await requireNetns(netns);
   let targets: Target[] = [podTarget(config, netns, ifname, () => EMPTY_STATE)];
   if (a) {
-    let overlayIP: string;
+    let overlayIP: string | ((o: Observed) => string);
     if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");
     else if (config.ipam) {
       await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
       const device = names(ifname).device;
-      const seen = await observe(netns, { tables: [] });
-      overlayIP = seen.state.addresses.find((x) => x.dev === device)?.local ?? "";
-      if (!overlayIP) throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
+      overlayIP = (o) => {
+        const found = o.state.addresses.find((x) => x.dev === device)?.local;
+        if (!found) throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
+        return found;
+      };
     } else overlayIP = deriveOverlayAddress(pod.ip, a);
     targets = attachedTargets(inv, config, a, pod.ip, overlayIP);
   }

@@ -18,6 +18,8 @@ const node = `${prefix}-node`;
 const pod = `${prefix}-pod`;
 const POD_IP = "10.22.0.5";
 let regularFile: string;
+/** What a netns path looks like once its namespace was unmounted: an empty file left behind. */
+let unmountedPath: string;
 let baseline: { pod: string; node: string };
 
 const prevResult = { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: `/run/netns/${pod}` }], ips: [{ address: `${POD_IP}/24`, gateway: "10.22.0.1", interface: 0 }] };
@@ -45,13 +47,15 @@ beforeAll(async () => {
   await ipIn(pod, [`addr add ${POD_IP}/24 dev eth0`, "link set eth0 up", "route add default via 10.22.0.1"]);
   regularFile = join("/tmp", `${prefix}-not-a-netns`);
   await writeFile(regularFile, "not a namespace");
+  unmountedPath = join("/tmp", `${prefix}-unmounted`);
+  await writeFile(unmountedPath, "");
   await Promise.all([waitSettled(pod), waitSettled(node)]);
   baseline = { pod: await netnsSnapshot(pod), node: await netnsSnapshot(node) };
 });
 
 afterAll(async () => {
   await deleteNamespaces(`${prefix}-`);
-  await run(["rm", "-f", regularFile]);
+  await run(["rm", "-f", regularFile, unmountedPath]);
 });
 
 interface Case {
@@ -143,6 +147,7 @@ const cases: Case[] = [
   { name: "missing netns on ADD", env: { CNI_NETNS: undefined }, stdin: conf(), code: 4, msg: /CNI_NETNS is required/ },
   { name: "netns that does not exist", env: { CNI_NETNS: "/run/netns/does-not-exist" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* does not exist/ },
   { name: "netns that is a regular file", env: { CNI_NETNS: "REGULAR" }, stdin: conf(), code: 4, msg: /is not a network namespace/ },
+  { name: "netns path of an unmounted namespace", env: { CNI_NETNS: "UNMOUNTED" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* does not exist/ },
   { name: "netns that is the host's", env: { CNI_NETNS: `/run/netns/${node}` }, stdin: conf(), code: 4, msg: /own \(host\) network namespace/ },
   { name: "relative netns path", env: { CNI_NETNS: "run/netns/x" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* absolute path/ },
   { name: "malformed CNI_ARGS", env: { CNI_ARGS: "IgnoreUnknown=1;junk" }, stdin: conf(), code: 4, msg: /CNI_ARGS: "junk"/ },
@@ -171,6 +176,7 @@ describe("hostile input to tenant-egress", () => {
   it.each(cases)("$name → code $code, nothing changed", async (c) => {
     const e = env(c.env);
     if (e.CNI_NETNS === "REGULAR") e.CNI_NETNS = regularFile;
+    if (e.CNI_NETNS === "UNMOUNTED") e.CNI_NETNS = unmountedPath;
     const stdin = typeof c.stdin === "string" ? c.stdin : JSON.stringify(c.stdin);
     const r = await invoke(e, stdin);
     expect(r.exitCode).toBe(1);
@@ -185,8 +191,11 @@ describe("hostile input to tenant-egress", () => {
     ["DEL with a netns that does not exist", { CNI_COMMAND: "DEL", CNI_NETNS: "/run/netns/does-not-exist" }, conf()],
     ["DEL without prevResult", { CNI_COMMAND: "DEL" }, { ...conf(), prevResult: undefined }],
     ["DEL without a netns", { CNI_COMMAND: "DEL", CNI_NETNS: undefined }, conf()],
+    ["DEL with a netns path left behind by an unmounted namespace", { CNI_COMMAND: "DEL", CNI_NETNS: "UNMOUNTED" }, conf()],
   ])("%s succeeds silently and changes nothing", async (_n, e, c) => {
-    const r = await invoke(env(e), JSON.stringify(c));
+    const environment = env(e);
+    if (environment.CNI_NETNS === "UNMOUNTED") environment.CNI_NETNS = unmountedPath;
+    const r = await invoke(environment, JSON.stringify(c));
     expect(r).toMatchObject({ exitCode: 0, stdout: "" });
     expect(await netnsSnapshot(pod)).toBe(baseline.pod);
   });
