@@ -23,6 +23,9 @@ export interface PluginBench {
   nsenterFloor: Timing;
   addWith1: Timing;
   addWith200: Timing;
+  /** `node -e 0`, sampled alongside each of the two, to tell the plugin's growth from the machine's. */
+  floorWith1: Timing;
+  floorWith200: Timing;
   parallel: { pods: number; addWallMs: number; delWallMs: number; addFailures: number; delFailures: number; leftovers: string[] };
 }
 
@@ -73,6 +76,8 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
     },
   ];
   const env = (verb: string): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, CNI_COMMAND: verb, CNI_CONTAINERID: "bench0", CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: REFERENCE_PLUGINS });
+  // The floor of any Node plugin, started the way ours is (without the variables that slow Node down).
+  const nodeStart = () => timed(["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", "0"], lab.ns.nodeA, { PATH: process.env.PATH }, "");
   const samples: Record<string, Record<string, number[]>> = {};
   const floor: number[] = [];
   const nodeFloor: number[] = [];
@@ -85,8 +90,7 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
       }
       await s.cleanup?.();
     }
-    // The floor of any Node plugin, started the way ours is (without the variables that slow Node down).
-    nodeFloor.push(await timed(["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", "0"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
+    nodeFloor.push(await nodeStart());
     floor.push(await timed(["true"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
   }
   const verbs: PluginBench["verbs"] = Object.fromEntries(Object.entries(samples).map(([name, v]) => [name, Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, timing(ms)]))]));
@@ -95,23 +99,26 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
   const ours = subjects[0]!;
   const addOnly = async (count: number) => {
     const ms: number[] = [];
+    const floorMs: number[] = [];
     for (let i = 0; i < count; i++) {
       ms.push(await timed([ours.path], lab.ns.nodeA, env("ADD"), JSON.stringify(ours.conf)));
       await timed([ours.path], lab.ns.nodeA, env("DEL"), JSON.stringify(ours.conf));
+      floorMs.push(await nodeStart());
     }
-    return timing(ms);
+    return [timing(ms), timing(floorMs)] as const;
   };
-  const addWith1 = await addOnly(n);
+  // Twice the samples: the two medians are compared with each other, so their noise adds up.
+  const [addWith1, floorWith1] = await addOnly(2 * n);
 
   progress("attaching 200 pods through the whole chain, then timing ADD again");
   const chain = await writeBridgeConflist({ name: `${lab.prefix}-scale`, dir: lab.dir, egress: { gateway: gatewayIP } });
   const many = await attachMany(lab, chain, "s", 200, 8);
-  const addWith200 = await addOnly(n);
+  const [addWith200, floorWith200] = await addOnly(2 * n);
   await detachMany(lab, chain, many, 8);
 
   progress("50 parallel ADDs, then 50 parallel DELs, through libcni");
   const parallel = await parallelChain(lab, chain, 50);
-  return { verbs, nsenterFloor: timing(floor), addWith1, addWith200, parallel };
+  return { verbs, nsenterFloor: timing(floor), addWith1, addWith200, floorWith1, floorWith200, parallel };
 }
 
 async function attachMany(lab: Lab, network: Network, tag: string, count: number, concurrency: number): Promise<string[]> {

@@ -27,9 +27,14 @@ export function markdown(r: BenchRun): string {
     for (const [name, v] of Object.entries(p.verbs)) {
       out.push(name === "node -e 0" ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | |` : `| ${name} | ${ms(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`);
     }
-    out.push(`| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | |`, "", `n = ${p.addWith1.n} per cell.`, "");
-    const growth = p.addWith200.median / p.addWith1.median - 1;
-    out.push("## Scale", "", `- tenant-egress ADD with 1 pod on the node: ${ms(p.addWith1)} ms; with 200 pods: ${ms(p.addWith200)} ms (median ${growth >= 0 ? "+" : ""}${pct(growth)}).`);
+    out.push(`| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | |`, "", `n = ${p.nsenterFloor.n} per cell.`, "");
+    const growth = (a: Timing, b: Timing) => `${b.median >= a.median ? "+" : ""}${pct(b.median / a.median - 1)}`;
+    out.push(
+      "## Scale",
+      "",
+      `- tenant-egress ADD with 1 pod on the node: ${ms(p.addWith1)} ms; with 200 pods: ${ms(p.addWith200)} ms (median ${growth(p.addWith1, p.addWith200)}; n = ${p.addWith1.n} each).`,
+      `- \`node -e 0\` sampled alongside: ${ms(p.floorWith1)} ms, then ${ms(p.floorWith200)} ms (${growth(p.floorWith1, p.floorWith200)}): how much the machine itself slowed down with 200 pods up.`,
+    );
     const q = p.parallel;
     out.push(
       `- ${q.pods} parallel ADDs through bridge + host-local + tenant-egress: ${q.addWallMs} ms wall, ${q.addFailures} failed; ${q.pods} parallel DELs: ${q.delWallMs} ms wall, ${q.delFailures} failed; leftovers: ${q.leftovers.length ? q.leftovers.join("; ") : "none"}.`,
