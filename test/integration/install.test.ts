@@ -44,6 +44,26 @@ describe("scripts/install.sh", () => {
   });
 });
 
+describe("STATUS and VERSION of the installed plugin", () => {
+  const status = (path: string) =>
+    run([join(dir, "bin", "tenant-egress")], { env: { PATH: path, CNI_COMMAND: "STATUS" }, input: JSON.stringify({ cniVersion: "1.1.0", name: "n", type: "tenant-egress" }), allowFailure: true });
+
+  it("reports ready, silently, when its tools are on PATH", async () => {
+    expect(await status(process.env.PATH ?? "")).toMatchObject({ exitCode: 0, stdout: "" });
+  });
+
+  it("reports code 50 naming the missing tools when they are not", async () => {
+    // Only node itself: the plugin must start, then find none of ip, iptables, nsenter, sysctl.
+    const nodeDir = join(dir, "only-node");
+    await run(["mkdir", "-p", nodeDir]);
+    await run(["ln", "-sf", (await run(["sh", "-c", "command -v node"])).stdout.trim(), join(nodeDir, "node")]);
+    await run(["ln", "-sf", "/usr/bin/env", join(nodeDir, "env")]);
+    const r = await status(nodeDir);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: "1.1.0", code: 50, msg: expect.stringMatching(/required tools not found in PATH: ip, iptables-restore, iptables-save, nsenter, sysctl/) });
+  });
+});
+
 describe("example conflists", () => {
   it.each(["10-bridge-tenant-egress.conflist", "10-ptp-tenant-egress.conflist", "10-annotations-tenant-egress.conflist"])("%s is accepted by the plugin", async (file) => {
     const list = JSON.parse(await readFile(join("conflist", file), "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
