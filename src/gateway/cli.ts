@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { formatRate } from "./rates.js";
+import { formatRate } from "../net/rates.js";
 import { type DirectionStatus, deleteTenant, GatewayError, type GatewayStatus, applyConfig, type Outcome, reset, status } from "./commands.js";
 import { GatewayConfigError, parseGatewayConfig } from "./config.js";
 

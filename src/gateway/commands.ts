@@ -14,7 +14,7 @@ import { observe, type Observed } from "../net/observe.js";
 import { probeLeafKind } from "../net/probe.js";
 import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
-import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
+import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
 
 export class GatewayError extends Error {}
 
@@ -34,14 +34,14 @@ function defaultRouteDev(o: Observed): string | undefined {
 /** Tenants present in the kernel, by the alias on their tunnel device. */
 function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: string }> {
   return o.state.links
-    .filter((l) => /^tev\d+$/.test(l.name) && l.alias?.startsWith(ALIAS_PREFIX))
+    .filter((l) => isTunnelDevice(l.name) && l.alias?.startsWith(ALIAS_PREFIX))
     .map((l) => ({ name: l.alias!.slice(ALIAS_PREFIX.length), vni: l.vni, dev: l.name }));
 }
 
 /** Everything the gateway owns as it is now; `neighbours` only when they will be compared (thousands of entries). */
 async function snapshot(netns: string | undefined, uplinkWanted: string | undefined, neighbours = true): Promise<Snapshot> {
   const [observed, qdiscs] = await Promise.all([observe(netns, { tables: [MAIN_TABLE], neighbours }), observeQdiscs(netns)]);
-  const tunnels = observed.state.links.filter((l) => /^tev\d+$/.test(l.name)).map((l) => l.name);
+  const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");

@@ -6,7 +6,7 @@
 import * as z from "zod/mini";
 import { broadcastOf, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
 import { cidr, ipv4, port, vni } from "../net/schema.js";
-import { formatRate, parseRate, parseSize } from "./rates.js";
+import { formatRate, parseRate, parseSize } from "../net/rates.js";
 
 export class GatewayConfigError extends Error {}
 

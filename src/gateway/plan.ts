@@ -20,8 +20,9 @@
  * which are already shaped on the tunnels and must not be counted again as the tenant's upload.
  */
 import type { Chain, Jump, NetState, Neighbour, Qdisc, Scope, TcClass } from "../net/desired-state.js";
-import { broadcastOf, formatIPv4, overlayMac, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
 import type { LeafKind } from "../net/probe.js";
+import { overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
 import type { GatewayConfig, GatewayTenant } from "./config.js";
 import { defaultClassRate } from "./config.js";
 import { htbClass, leafQdisc } from "./shaping.js";
@@ -33,7 +34,6 @@ export const ROOT_CLASS = `${H}:1`;
 export const DEFAULT_MINOR = 2;
 export const TUNNEL_MINOR = 3;
 export const ALIAS_PREFIX = "tenant-egress:";
-const VXLAN_OVERHEAD = 50;
 /**
  * FDB ageing of learned pod VTEPs, in seconds (~46 days). The kernel turns 0 into its default
  * of 300 rather than "never"; this is the longest whose jiffies still fit in 32 bits.
@@ -48,10 +48,9 @@ export interface GatewayFacts {
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
+export const isTunnelDevice = (name: string) => /^tev\d+$/.test(name);
 export const classId = (minor: number) => `${H}:${minor.toString(16)}`;
 const iptClass = (minor: number) => `00${H}:${minor.toString(16).padStart(4, "0")}`;
-/** The u32 match for "UDP payload is VXLAN with this VNI", in iptables-save's normal form. */
-export const vniMatch = (vni: number) => `-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x${vni.toString(16)}"`;
 
 export function tenantChains(vni: number) {
   return { input: `TEG-IN-${vni}`, forward: `TEG-FWD-${vni}`, snat: `TEG-SNAT-${vni}`, classify: `TEG-CLS-${vni}` };
@@ -61,12 +60,12 @@ const TUNNEL_CHAIN = "TEG-TUNNEL";
 /** Everything a gateway owns: its devices, chains, neighbours and qdisc trees. */
 export function gatewayScope(uplink: string): Scope {
   return {
-    link: (name) => /^tev\d+$/.test(name),
+    link: isTunnelDevice,
     rule: () => false,
     routeTable: () => false,
     chain: (_t, name) => name.startsWith("TEG-"),
-    tcRoot: (dev) => dev === uplink || /^tev\d+$/.test(dev),
-    tcClass: (dev, classid) => (dev === uplink || /^tev\d+$/.test(dev)) && classid.startsWith(`${H}:`),
+    tcRoot: (dev) => dev === uplink || isTunnelDevice(dev),
+    tcClass: (dev, classid) => (dev === uplink || isTunnelDevice(dev)) && classid.startsWith(`${H}:`),
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { formatRate } from "../gateway/rates.js";
+import { formatRate } from "../net/rates.js";
 import type { GatewayBench, IsolationRow } from "./bench-gateway.js";
 import type { PluginBench, Timing } from "./bench-plugin.js";
 

@@ -6,12 +6,12 @@
  * traffic stayed off the tunnel. It tears everything down on success, failure or Ctrl-C, and
  * proves the root network namespace is exactly as it found it.
  */
-import { formatRate } from "../gateway/rates.js";
+import { formatRate } from "../net/rates.js";
 import { type ScenePod, buildScene, type Scene, TENANTS } from "./scenario.js";
 import { netnsSnapshot } from "./snapshot.js";
 import { deleteNamespaces, INET_IP, namespacesWithPrefix } from "./topology.js";
 import { capture, iperf, percentile, ping, rtt, sourceSeenBy } from "./traffic.js";
-import { parseRate } from "../gateway/rates.js";
+import { parseRate } from "../net/rates.js";
 
 export const DEMO_PREFIX = "tedemo";
 const MEASURE_S = 3;

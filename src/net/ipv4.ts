@@ -72,13 +72,3 @@ export function explainNotIPv4(text: string): string {
   if (/^[\d.]+\/\d+$/.test(text)) return `${quoted} is a CIDR; a single IPv4 address is needed`;
   return `${quoted} is not an IPv4 address`;
 }
-
-/**
- * A MAC address derived from the overlay IP (02:7e:a:b:c:d, locally administered unicast):
- * the gateway can then keep a permanent neighbour entry per overlay address, and a restarted
- * pod with the same overlay address keeps its MAC, so nothing waits for ARP or FDB ageing.
- */
-export function overlayMac(ip: string): string {
-  const addr = parseIPv4(ip) as number;
-  return ["02", "7e", ...[24, 16, 8, 0].map((s) => ((addr >>> s) & 255).toString(16).padStart(2, "0"))].join(":");
-}

@@ -5,16 +5,15 @@
  * show` and compared with a tolerance (see desired-state's closeTo).
  */
 import type { Changes, Qdisc, TcClass } from "./desired-state.js";
+import { parseRate } from "./rates.js";
 import { run } from "./run.js";
 
-const RATE_UNITS: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12, kibit: 1024, mibit: 1024 ** 2, gibit: 1024 ** 3, tibit: 1024 ** 4 };
-
-/** Parses a rate as tc prints it ("3333Kbit", "1Gbit", "800bit") into bits/s. */
+/** Parses a rate as tc prints it ("3333Kbit", "1Gbit", "800bit"; 0 for "0bit") into bits/s. */
 export function parseTcRate(text: string): number {
-  const m = /^([\d.]+)([A-Za-z]+)$/.exec(text);
-  const unit = m ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new Error(`unexpected rate "${text}" from tc`);
-  return Math.round(Number(m[1]) * unit);
+  if (/^0(\.0+)?[A-Za-z]+$/.test(text)) return 0;
+  const bits = parseRate(text);
+  if (bits === undefined) throw new Error(`unexpected rate "${text}" from tc`);
+  return bits;
 }
 
 function parseBytes(text: string): number {

@@ -163,14 +163,13 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     }
   }
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
-  const targets = [nodeTarget(enforcementScope(new Set([enforceNames(containerId, ifname).chain])), EMPTY_STATE)];
-  if (status === "present") targets.push(podTarget(config, netns, ifname, () => EMPTY_STATE));
+  const node = nodeTarget(enforcementScope(new Set([enforceNames(containerId, ifname).chain])), EMPTY_STATE);
   try {
-    await reconcile("DEL", targets);
+    await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
   } catch (e) {
-    // The namespace may vanish between the check and the commands: then there is nothing left to remove.
+    // The namespace may vanish between the check and the commands: then there is nothing left to remove in it.
     if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
-    await reconcile("DEL", targets.slice(0, 1));
+    await reconcile("DEL", [node]);
   }
   await releaseIpam(inv, config);
 }

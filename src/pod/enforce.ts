@@ -12,19 +12,17 @@
  */
 import type { Jump, NetState, Scope } from "../net/desired-state.js";
 import { EMPTY_STATE } from "../net/desired-state.js";
+import { vniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
 import { ENFORCE_PREFIX, enforceNames } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
 
-/** iptables-save's normal form of "UDP payload is VXLAN with this VNI". */
-export const vxlanVni = (vni: number) => `-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x${vni.toString(16)}"`;
-
 export function planEnforcement(config: PluginConfig, a: Attachment, at: { containerId: string; ifname: string; podIP: string }): NetState {
   const n = enforceNames(at.containerId, at.ifname);
   const vxlan = `-p udp -m udp --dport ${a.port}`;
   const rules = [
-    `-d ${a.gateway}/32 ${vxlan} ${vxlanVni(a.vni)} -j RETURN`,
+    `-d ${a.gateway}/32 ${vxlan} ${vniMatch(a.vni)} -j RETURN`,
     `${vxlan} -j DROP`,
     ...exclusions(config).map((c) => `-d ${c} -j RETURN`),
     "-j DROP",

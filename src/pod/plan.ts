@@ -23,14 +23,13 @@
  * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
  */
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
-import { formatCidr, overlayMac } from "../net/ipv4.js";
+import { formatCidr } from "../net/ipv4.js";
+import { overlayMac, VXLAN_OVERHEAD } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
 import { names } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
 
-/** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
 /** IPv4 20 + TCP 20. */
 const TCPIP_HEADERS = 40;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { classMinorOf, GatewayConfigError, parseGatewayConfig } from "../../../src/gateway/config.js";
-import { formatRate, parseRate, parseSize } from "../../../src/gateway/rates.js";
+import { formatRate, parseRate, parseSize } from "../../../src/net/rates.js";
 
 const tenant = (over: Record<string, unknown> = {}) => ({
   name: "acme",

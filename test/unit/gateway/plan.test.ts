@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
-import { planGateway, vniMatch } from "../../../src/gateway/plan.js";
+import { planGateway } from "../../../src/gateway/plan.js";
+import { vniMatch } from "../../../src/net/vxlan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
 

@@ -1,5 +1,6 @@
 /**
- * Rates and sizes in tc's units, so a gateway file reads like the tc commands operators know:
+ * Rates and sizes in tc's units (case-insensitive, so tc's own output "3333Kbit" reads too), so a
+ * gateway file reads like the tc commands operators know:
  * "10mbit" is 10,000,000 bits/s, "1gbit", "500kbit", "1mibit" (IEC), "2mbps" is 2 megaBYTES/s.
  * A bare number is refused: tc reads it as bytes/s, people usually mean bits.
  */

@@ -1,0 +1,23 @@
+/**
+ * VXLAN facts both halves must agree on: the encapsulation overhead that sets tunnel MTUs, the
+ * MAC a pod's tunnel gets (derived from its overlay address, so a gateway knows it in advance),
+ * and the iptables match that recognises one VNI on the wire (used by the gateway to accept a
+ * tenant's tunnel and by the node to keep a pod on its own).
+ */
+import { parseIPv4 } from "./ipv4.js";
+
+/** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+
+/**
+ * A MAC address derived from the overlay IP (02:7e:a:b:c:d, locally administered unicast):
+ * the gateway can then keep a permanent neighbour entry per overlay address, and a restarted
+ * pod with the same overlay address keeps its MAC, so nothing waits for ARP or FDB ageing.
+ */
+export function overlayMac(ip: string): string {
+  const addr = parseIPv4(ip) as number;
+  return ["02", "7e", ...[24, 16, 8, 0].map((s) => ((addr >>> s) & 255).toString(16).padStart(2, "0"))].join(":");
+}
+
+/** "UDP payload is VXLAN with this VNI" (VNI in bytes 4-6 of the VXLAN header), in iptables-save's normal form. */
+export const vniMatch = (vni: number) => `-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x${vni.toString(16)}"`;
