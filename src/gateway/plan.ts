@@ -18,6 +18,15 @@
  * The uplink's HTB has a real default class for everything unclassified (the gateway's own
  * traffic, ARP, IPv6), so nothing bypasses shaping, and a class for re-encapsulated downloads,
  * which are already shaped on the tunnels and must not be counted again as the tenant's upload.
+ *
+ * Connection tracking is namespace state, like `forwarding`: turned on and never turned off.
+ * The kernel tracks connections in a namespace only while some rule needs conntrack, and NAT
+ * bindings only apply to tracked packets. If a rebuild removed every such rule, even for a
+ * moment, replies to SNATed flows would pass untracked: not translated back, they reach the
+ * gateway's own TCP stack, which answers with a reset; and conntrack, blind for that moment,
+ * later finds the flow's sequence numbers out of its window and marks them INVALID, with the
+ * same result. So a chain outside every scope the gateway deletes keeps tracking on, and drops
+ * INVALID packets from the uplink instead of letting the kernel answer them.
  */
 import type { Chain, Jump, NetState, Neighbour, Qdisc, Scope, TcClass } from "../net/desired-state.js";
 import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
@@ -56,6 +65,8 @@ export function tenantChains(vni: number) {
   return { input: `TEG-IN-${vni}`, forward: `TEG-FWD-${vni}`, snat: `TEG-SNAT-${vni}`, classify: `TEG-CLS-${vni}` };
 }
 const TUNNEL_CHAIN = "TEG-TUNNEL";
+/** Not "TEG-": no gateway scope owns it, so neither `delete` nor `reset` ever removes it. */
+export const CONNTRACK_CHAIN = "TE-GW-CONNTRACK";
 
 /** Everything a gateway owns: its devices, chains, neighbours and qdisc trees. */
 export function gatewayScope(uplink: string): Scope {
@@ -101,6 +112,8 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   if (config.tenants.length === 0) return state;
   const { uplink } = f;
   state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
+  state.chains.push({ table: "filter", name: CONNTRACK_CHAIN, rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`] });
+  state.jumps.push({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
 
   // Uplink: root → default (unclassified) + tunnel (re-encapsulated downloads) + one class per tenant's upload.
   const root = htbClass(uplink, ROOT_CLASS, `${H}:`, config.linkRate, config.linkRate);

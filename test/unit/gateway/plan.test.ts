@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
-import { planGateway } from "../../../src/gateway/plan.js";
+import { CONNTRACK_CHAIN, gatewayScope, planGateway, tenantScope } from "../../../src/gateway/plan.js";
 import { vniMatch } from "../../../src/net/vxlan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
@@ -43,6 +43,13 @@ describe("planGateway", () => {
       { dev: "eth0", parent: "root", handle: "7e:", kind: "htb", defaultClass: 2 },
     ]);
     expect(s.chains.find((c) => c.name === "TEG-CLS-300")!.rules).toEqual(["-i tev300 -o eth0 -j CLASSIFY --set-class 007e:013b"]);
+  });
+
+  it("keeps connection tracking on with a chain no gateway scope owns, dropping INVALID replies", () => {
+    expect(s.chains.find((c) => c.name === CONNTRACK_CHAIN)!.rules).toEqual(["-i eth0 -m conntrack --ctstate INVALID -j DROP"]);
+    expect(s.jumps).toContainEqual({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
+    expect(gatewayScope("eth0").chain("filter", CONNTRACK_CHAIN)).toBe(false);
+    expect(tenantScope("eth0", 300, 0x13b).chain("filter", CONNTRACK_CHAIN)).toBe(false);
   });
 
   it("owns nothing when it serves no tenant", () => {
