@@ -26,6 +26,7 @@ const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const shipped = {
   "tenant-egress": "src/bin/tenant-egress.ts",
   "tenant-egress-gateway": "src/bin/tenant-egress-gateway.ts",
+  "tenant-egress-install": "src/bin/tenant-egress-install.ts",
 };
 const lab = { "tenant-egress-lab": "src/bin/tenant-egress-lab.ts" };
 

@@ -65,6 +65,8 @@ export interface CniCall {
   cniArgs?: string;
   /** Capability args (runtimeConfig), e.g. pod annotations. */
   capabilityArgs?: Record<string, unknown>;
+  /** Where plugins are found; default: the reference plugins, then dist/. */
+  cniPath?: string;
 }
 
 export interface CniOutcome {
@@ -77,7 +79,7 @@ export async function cnitool(verb: "add" | "check" | "del", call: CniCall): Pro
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     NETCONFPATH: call.network.confDir,
-    CNI_PATH: `${REFERENCE_PLUGINS}:${distDir()}`,
+    CNI_PATH: call.cniPath ?? `${REFERENCE_PLUGINS}:${distDir()}`,
     CNI_IFNAME: call.ifname ?? "eth0",
     ...(call.cniArgs ? { CNI_ARGS: call.cniArgs } : {}),
     ...(call.capabilityArgs ? { CAP_ARGS: JSON.stringify(call.capabilityArgs) } : {}),

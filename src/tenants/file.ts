@@ -1,0 +1,157 @@
+/**
+ * The tenants file: what an operator writes once for a whole cluster, mounted (as one
+ * ConfigMap) into both the node installer and the gateway. Each tenant is described once — its
+ * tunnel, its Kubernetes namespaces, its limits, its egress — and both halves are rendered from
+ * the same parsed tunnel spec, so a pod and its gateway cannot disagree on a VNI, a port, an
+ * overlay subnet or the gateway's overlay address (the seed configuration's two bugs were
+ * exactly such disagreements). What it renders to is the plugin's conflist entry and the
+ * gateway's configuration as documented in the README; both renderings are validated by those
+ * halves' own parsers, so the file accepts nothing either half would refuse.
+ */
+import * as z from "zod/mini";
+import { type GatewayConfig, GatewayConfigError, parseGatewayConfig } from "../gateway/config.js";
+import { firstHost, formatIPv4, parseCidr } from "../net/ipv4.js";
+import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
+import { parseConfig, type PluginConfig } from "../pod/config.js";
+
+export class TenantsFileError extends Error {}
+
+const name = z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are 1-63 letters, digits, '_', '.', '-'" }));
+const k8sNamespace = z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: "not a Kubernetes namespace name" }));
+// Rates and sizes are checked by the gateway's own parser (with its tc units and messages).
+const Limit = z.strictObject({ rate: z.string(), ceil: z.optional(z.string()), burst: z.optional(z.string()) });
+
+const Tunnel = z.strictObject({
+  /** The gateway's underlay address: where pods send their VXLAN. */
+  gateway: unicastIPv4,
+  vni,
+  port: z._default(port, 4789),
+  overlaySubnet: cidr,
+  gatewayOverlayIP: z.optional(ipv4),
+});
+
+const Tenant = z.strictObject({
+  name,
+  tunnel: Tunnel,
+  namespaces: z._default(z.array(k8sNamespace), []),
+  upload: Limit,
+  download: Limit,
+  snat: z._default(z.union([z.literal("masquerade"), ipv4]), "masquerade"),
+  allowedSources: z.array(cidr),
+});
+
+const Schema = z.strictObject({
+  /** Node-wide settings of the plugin (the conflist entry). */
+  plugin: z._default(
+    z.strictObject({
+      enforce: z._default(z.boolean(), false),
+      excludeCIDRs: z._default(z.array(cidr), []),
+      routeTable: z.optional(intIn(1, 0xffffffff, "a routing table is 1-4294967295")),
+      rulePriority: z.optional(intIn(1, 32765, "a rule priority is 1-32765")),
+      mark: z.optional(z.string()),
+      mtu: z.optional(intIn(576, 65535, "an IPv4 MTU is 576-65535")),
+      /** The tenant of pods nothing else selects; none: such pods are left alone. */
+      defaultTenant: z.optional(name),
+    }),
+    { enforce: false, excludeCIDRs: [] },
+  ),
+  /** Gateway-wide settings. */
+  gateway: z._default(z.strictObject({ uplink: z.optional(z.string()), linkRate: z.optional(z.string()) }), {}),
+  tenants: z.array(Tenant),
+});
+
+export type TenantsFile = z.infer<typeof Schema>;
+
+function fail(where: string, message: string): never {
+  throw new TenantsFileError(`${where}: ${message}`);
+}
+
+/** Parses and cross-checks a tenants file; both renderings are validated here, once. */
+export function parseTenantsFile(input: unknown): TenantsFile {
+  const parsed = Schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.join(".") || "(root)";
+    if (issue.code === "unrecognized_keys") fail(where, `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`);
+    fail(where, issue.message);
+  }
+  const file = parsed.data;
+  const names = new Set<string>();
+  const owners = new Map<string, string>();
+  file.tenants.forEach((t, i) => {
+    if (names.has(t.name)) fail(`tenants[${i}].name`, `"${t.name}" is defined twice`);
+    names.add(t.name);
+    for (const ns of t.namespaces) {
+      const other = owners.get(ns);
+      if (other) fail(`tenants[${i}].namespaces`, `namespace "${ns}" already belongs to tenant "${other}"`);
+      owners.set(ns, t.name);
+    }
+  });
+  if (file.plugin.defaultTenant && !names.has(file.plugin.defaultTenant)) fail("plugin.defaultTenant", `tenant "${file.plugin.defaultTenant}" is not defined`);
+  // Each half's own parser: their messages name the field as that half sees it.
+  try {
+    parseConfig(pluginEntry(file));
+  } catch (e) {
+    fail("as the plugin's conflist entry", (e as Error).message);
+  }
+  try {
+    parseGatewayConfig(gatewayConfigObject(file));
+  } catch (e) {
+    if (e instanceof GatewayConfigError) fail("as the gateway's configuration", e.message);
+    throw e;
+  }
+  return file;
+}
+
+/** The gateway's overlay address, resolved once for both halves. */
+function gatewayOverlayIP(t: TenantsFile["tenants"][number]): string {
+  return t.tunnel.gatewayOverlayIP ?? formatIPv4(firstHost(parseCidr(t.tunnel.overlaySubnet)!));
+}
+
+/** The plugin's conflist entry (the installer appends it to the node's primary network). */
+export function pluginEntry(file: TenantsFile): Record<string, unknown> {
+  const { defaultTenant, ...settings } = file.plugin;
+  const entry: Record<string, unknown> = {
+    type: "tenant-egress",
+    // Pod annotations reach a chained plugin only when its entry declares the capability.
+    capabilities: { "io.kubernetes.cri.pod-annotations": true },
+    ...settings,
+    tenants: Object.fromEntries(
+      file.tenants.map((t) => [
+        t.name,
+        { gateway: t.tunnel.gateway, vni: t.tunnel.vni, vxlanPort: t.tunnel.port, overlaySubnet: t.tunnel.overlaySubnet, gatewayOverlayIP: gatewayOverlayIP(t) },
+      ]),
+    ),
+    namespaces: Object.fromEntries(file.tenants.flatMap((t) => t.namespaces.map((ns) => [ns, t.name]))),
+  };
+  const fallback = file.tenants.find((t) => t.name === defaultTenant);
+  if (fallback) Object.assign(entry, { gateway: fallback.tunnel.gateway, vni: fallback.tunnel.vni, vxlanPort: fallback.tunnel.port, overlaySubnet: fallback.tunnel.overlaySubnet, gatewayOverlayIP: gatewayOverlayIP(fallback) });
+  return entry;
+}
+
+function gatewayConfigObject(file: TenantsFile): Record<string, unknown> {
+  return {
+    ...file.gateway,
+    tenants: file.tenants.map((t) => ({
+      name: t.name,
+      vni: t.tunnel.vni,
+      vxlanPort: t.tunnel.port,
+      overlaySubnet: t.tunnel.overlaySubnet,
+      gatewayOverlayIP: gatewayOverlayIP(t),
+      allowedSources: t.allowedSources,
+      snat: t.snat,
+      upload: t.upload,
+      download: t.download,
+    })),
+  };
+}
+
+/** The gateway's configuration from the same tenants. */
+export function gatewayConfig(file: TenantsFile): GatewayConfig {
+  return parseGatewayConfig(gatewayConfigObject(file));
+}
+
+/** The plugin configuration the entry parses to (for tests and for the gateway side's cross-checks). */
+export function pluginConfig(file: TenantsFile): PluginConfig {
+  return parseConfig(pluginEntry(file));
+}
