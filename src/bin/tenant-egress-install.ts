@@ -2,6 +2,7 @@
  * tenant-egress-install: the node installer (the DaemonSet's long-running container). Thin main:
  * flags and signals; the work is in install/installer.
  */
+import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { Installer } from "../install/installer.js";
@@ -17,6 +18,8 @@ const USAGE = `Usage: tenant-egress-install [options]            install, then k
   --listen ADDR:PORT /healthz and /readyz
   --resync SECONDS   full pass at least this often        (default 30)
   --once             one pass, then exit (0 when the node chains tenant-egress)
+  --wait             with --uninstall: then wait for SIGTERM (a DaemonSet must not restart it);
+                     --ready-file then says "uninstalled"
 Environment: CNI_CONF_NAME names the config to chain into (default: the one the runtime loads).
 SIGTERM and SIGINT leave the node as it is: an upgrade must not unchain it.`;
 
@@ -33,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
       resync: { type: "string", default: "30" },
       once: { type: "boolean" },
       uninstall: { type: "boolean" },
+      wait: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -54,8 +58,16 @@ async function main(argv: string[]): Promise<number> {
     resyncMs: resync * 1000,
     log: (line) => process.stderr.write(`${new Date().toISOString()} tenant-egress-install: ${line}\n`),
   });
+  const signalled = () =>
+    new Promise<void>((resolve) => {
+      for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve());
+    });
   if (values.uninstall) {
     await installer.uninstall();
+    if (values.wait) {
+      if (values["ready-file"]) await writeFile(values["ready-file"], "uninstalled\n");
+      await signalled();
+    }
     return 0;
   }
   if (values.once) {
@@ -64,9 +76,7 @@ async function main(argv: string[]): Promise<number> {
     return installer.state.ready ? 0 : 1;
   }
   await installer.start();
-  await new Promise<void>((resolve) => {
-    for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve());
-  });
+  await signalled();
   await installer.stop();
   return 0;
 }
