@@ -27,6 +27,8 @@ interface Snapshot {
   observed: Observed;
   tc: TcObservation;
   uplink: string;
+  /** process.hrtime.bigint() as the class counters were read (the moment rates are measured at). */
+  countersAt: bigint;
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -49,9 +51,10 @@ async function snapshot(netns: string | undefined, uplinkWanted: string | undefi
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
   if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
   const tc = { qdiscs, ...(await observeClasses(netns, [uplink, ...tunnels])) };
+  const countersAt = process.hrtime.bigint();
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink };
+  return { observed, tc, uplink, countersAt };
 }
 
 export interface Outcome {
@@ -147,7 +150,6 @@ export async function sample(opts: { netns?: string }): Promise<GatewaySample> {
     run(["ip", "neigh", "show"], { netns: opts.netns }),
     run(["bridge", "fdb", "show"], { netns: opts.netns }),
   ]);
-  const at = process.hrtime.bigint();
   const neighbours = countPerTunnel(neigh.stdout);
   const learned = countPerTunnel(fdb.stdout, true);
   const direction = (dev: string, minor: number): DirectionSample | undefined => {
@@ -160,7 +162,7 @@ export async function sample(opts: { netns?: string }): Promise<GatewaySample> {
   const tunnel = direction(snap.uplink, TUNNEL_MINOR);
   return {
     uplink: snap.uplink,
-    at,
+    at: snap.countersAt,
     directPackets: snap.tc.qdiscs.filter((q) => q.kind === "htb" && q.handle === OUR_ROOT).reduce((s, q) => s + (q.directPackets ?? 0), 0),
     tenants: presentTenants(snap.observed).map((t) => {
       const minor = classMinorOf(t.vni);

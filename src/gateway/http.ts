@@ -6,8 +6,9 @@
  *   /api/status  JSON: per tenant and direction, rate, ceil, counters and the achieved bits/s
  *   /            a page drawing /api/status (page.ts)
  * Plain node:http: five GET routes do not need a framework. Achieved rates need two samples;
- * the previous request's sample is reused when it is recent, so a page refreshing every second
- * costs one kernel reading per refresh, and a first request waits half a second for its second.
+ * they are measured against an earlier request's sample at least a second old, so a page
+ * refreshing every second costs one kernel reading per refresh; a first request waits a second
+ * for its second sample, and requests closer together than 250 ms share one answer.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -34,23 +35,28 @@ export function parseListen(text: string): Listen {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** How old the previous sample may be to measure achieved rates against it. */
-const MIN_INTERVAL_NS = 200_000_000n;
-const MAX_INTERVAL_NS = 5_000_000_000n;
+/** A status younger than this is served again as it is (requests closer together share one reading). */
+const REUSE_NS = 250_000_000n;
+/** Achieved rates are "now": measured over at least a second, against a sample at most three seconds old. */
+const MIN_BASE_NS = 1_000_000_000n;
+const MAX_BASE_NS = 3_000_000_000n;
 
 function statusTracker(read: () => Promise<GatewaySample>): () => Promise<GatewayStatus> {
-  let previous: GatewaySample | undefined;
+  let history: GatewaySample[] = [];
+  let last: { at: bigint; status: GatewayStatus } | undefined;
   return sharedInFlight(async () => {
+    if (last && process.hrtime.bigint() - last.at < REUSE_NS) return last.status;
     let now = await read();
-    let before = previous;
-    const age = before ? now.at - before.at : 0n;
-    if (!before || age < MIN_INTERVAL_NS || age > MAX_INTERVAL_NS) {
-      before = now;
-      await sleep(500);
+    history = history.filter((h) => now.at - h.at <= MAX_BASE_NS);
+    let base = [...history].reverse().find((h) => now.at - h.at >= MIN_BASE_NS);
+    if (!base) {
+      base = now;
+      await sleep(Number(MIN_BASE_NS / 1_000_000n));
       now = await read();
     }
-    previous = now;
-    return between(before, now);
+    history.push(now);
+    last = { at: process.hrtime.bigint(), status: between(base, now) };
+    return last.status;
   });
 }
 

@@ -17,15 +17,15 @@ export function renderTenants(s: ApiStatus): string {
     for (const [scale, unit] of units) if (bits >= scale) return `${(bits / scale).toFixed(bits >= 100 * scale ? 0 : 1)} ${unit}`;
     return `${Math.round(bits)} bit/s`;
   };
-  const width = 880;
+  const width = 860;
   const barX = 110;
-  const barW = 440;
+  const barW = 400;
   const rowH = 30;
   const colours: Record<string, string> = { upload: "#2b6cb0", download: "#2f855a" };
   const parts: string[] = [];
   let y = 0;
   for (const t of s.tenants) {
-    parts.push(`<text x="0" y="${y + 18}" class="tenant">${esc(t.name)}</text><text x="${barX}" y="${y + 18}" class="note">VNI ${t.vni} · ${t.neighbours} neighbours · ${t.podsLearned} pods learned</text>`);
+    parts.push(`<text x="0" y="${y + 18}" class="tenant">${esc(t.name)}</text><text x="${barX}" y="${y + 18}" class="note">VNI ${t.vni} · neighbours ${t.neighbours} · pods learned ${t.podsLearned}</text>`);
     y += 26;
     for (const dir of ["upload", "download"] as const) {
       const d = t[dir];
@@ -43,7 +43,7 @@ export function renderTenants(s: ApiStatus): string {
         `<rect x="${barX}" y="${y + 4}" width="${px(d.rate)}" height="20" class="rate"><title>rate ${fmt(d.rate)}</title></rect>`,
         `<rect x="${barX}" y="${y + 8}" width="${px(d.achieved)}" height="12" fill="${colours[dir]}" class="achieved"><title>now ${fmt(d.achieved)}</title></rect>`,
         `<line x1="${barX + px(d.rate)}" x2="${barX + px(d.rate)}" y1="${y + 1}" y2="${y + 27}" class="rate-mark"/>`,
-        `<text x="${barX + barW + 12}" y="${y + 19}"><tspan class="now">${fmt(d.achieved)}</tspan> of rate ${fmt(d.rate)}, ceil ${fmt(d.ceil)}${d.drops ? ` · ${d.drops} drops` : ""}</text>`,
+        `<text x="${barX + barW + 12}" y="${y + 19}"><tspan class="now">${fmt(d.achieved)}</tspan> of rate ${fmt(d.rate)}, ceil ${fmt(d.ceil)}</text>`,
         `</g>`,
       );
       y += rowH;
