@@ -27,12 +27,12 @@ export interface Listen {
   port: number;
 }
 
-/** Parses "ADDR:PORT" ("10.23.0.2:9464", "0.0.0.0:9464", "[::]:9464"). */
+/** Parses "ADDR:PORT" ("10.23.0.2:9464", "[::]:9464", ":9464" for every IPv4 address; port 0 picks a free one). */
 export function parseListen(text: string): Listen {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text);
   const port = Number(m?.[3]);
-  if (!m || !(port >= 1 && port <= 65535)) throw new Error(`--listen takes ADDR:PORT (like 0.0.0.0:9464 or [::]:9464), not "${text}"`);
-  return { host: (m[1] ?? m[2])!, port };
+  if (!m || port > 65535) throw new Error(`--listen takes ADDR:PORT (like 0.0.0.0:9464 or [::]:9464), not "${text}"`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
 /** A status younger than this is served again as it is (requests closer together share one reading). */
@@ -61,7 +61,7 @@ function statusTracker(read: () => Promise<GatewaySample>): () => Promise<Gatewa
 }
 
 export interface HttpServer {
-  /** Where it listens, as "ADDR:PORT". */
+  /** Where it listens, as "ADDR:PORT" (the port actually bound). */
   address: string;
   close(): Promise<void>;
 }
@@ -113,8 +113,9 @@ export async function startHttp(source: ReconcileSource, listen: string): Promis
       resolve();
     });
   });
+  const bound = server.address();
   return {
-    address: `${host.includes(":") ? `[${host}]` : host}:${port}`,
+    address: typeof bound === "object" && bound ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : listen,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));

@@ -113,11 +113,13 @@ describe("countPerTunnel", () => {
 });
 
 describe("parseListen", () => {
-  it("takes ADDR:PORT for IPv4, [IPv6] and names", () => {
+  it("takes ADDR:PORT for IPv4, [IPv6], names and :PORT", () => {
     expect(parseListen("10.23.0.2:9464")).toEqual({ host: "10.23.0.2", port: 9464 });
     expect(parseListen("[::]:9464")).toEqual({ host: "::", port: 9464 });
     expect(parseListen("localhost:80")).toEqual({ host: "localhost", port: 80 });
-    for (const bad of ["9464", ":9464", "10.0.0.1:0", "10.0.0.1:70000", "::9464", "a b:1"]) expect(() => parseListen(bad), bad).toThrow(/ADDR:PORT/);
+    expect(parseListen(":9464")).toEqual({ host: "0.0.0.0", port: 9464 });
+    expect(parseListen("127.0.0.1:0")).toEqual({ host: "127.0.0.1", port: 0 });
+    for (const bad of ["9464", "10.0.0.1:70000", "::9464", "a b:1", "10.0.0.1:"]) expect(() => parseListen(bad), bad).toThrow(/ADDR:PORT/);
   });
 });
 
