@@ -3,7 +3,8 @@
  *   apply            diff(plan(config), observed) within everything the gateway owns → apply
  *   delete --tenant  diff(nothing, observed) within one tenant's objects → apply
  *   reset            diff(nothing, observed) within everything the gateway owns → apply
- *   status           observe twice, an interval apart: counters and achieved rates per tenant
+ *   status           sample twice, an interval apart: counters and achieved rates per tenant
+ *   sample           one reading of settings and counters per tenant (what a metrics scrape shows)
  * The namespace is the one the command runs in, or --netns; nothing outside what the gateway
  * owns (by name: tev<VNI> devices, TEG-* chains, the 7e: qdisc trees) is ever changed.
  */
@@ -12,7 +13,8 @@ import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
 import { observe, type Observed } from "../net/observe.js";
 import { probeLeafKind } from "../net/probe.js";
-import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
+import { run } from "../net/run.js";
+import { type ClassStats, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
 import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
 
@@ -25,6 +27,8 @@ interface Snapshot {
   observed: Observed;
   tc: TcObservation;
   uplink: string;
+  /** process.hrtime.bigint() as the class counters were read (the moment rates are measured at). */
+  countersAt: bigint;
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -47,9 +51,10 @@ async function snapshot(netns: string | undefined, uplinkWanted: string | undefi
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
   if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
   const tc = { qdiscs, ...(await observeClasses(netns, [uplink, ...tunnels])) };
+  const countersAt = process.hrtime.bigint();
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink };
+  return { observed, tc, uplink, countersAt };
 }
 
 export interface Outcome {
@@ -92,13 +97,82 @@ export async function reset(opts: { netns?: string }): Promise<Outcome> {
   return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false);
 }
 
-export interface DirectionStatus extends ClassStats {
+export interface DirectionSample extends ClassStats {
   dev: string;
   /** bits/s, as the kernel holds them */
   rate: number;
   ceil: number;
+}
+
+export interface DirectionStatus extends DirectionSample {
   /** bits/s over the sampling interval */
   achieved: number;
+}
+
+export interface TenantSample {
+  name: string;
+  vni: number;
+  upload?: DirectionSample;
+  download?: DirectionSample;
+  /** Neighbour entries on the tenant's tunnel device: the pods the gateway can send to. */
+  neighbours: number;
+  /** VXLAN FDB entries the tunnel learned from pods' traffic: pods seen, each at its node. */
+  podsLearned: number;
+}
+
+/** One reading of the gateway's kernel state: settings and counters, no rates (those need two). */
+export interface GatewaySample {
+  uplink: string;
+  /** process.hrtime.bigint() when the counters were read. */
+  at: bigint;
+  /** Packets HTB sent without any class: must stay 0. */
+  directPackets: number;
+  tenants: TenantSample[];
+  unclassified?: DirectionSample;
+  tunnel?: DirectionSample;
+}
+
+/** Entries per tunnel device in `ip neigh show` / `bridge fdb show` text ("… dev tev300 …"); `learned` keeps FDB entries a pod's traffic created. */
+export function countPerTunnel(text: string, learned = false): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const dev = / dev (tev\d+)\b/.exec(line)?.[1];
+    if (!dev || (learned && (!/ dst /.test(line) || /\bpermanent\b/.test(line)))) continue;
+    counts.set(dev, (counts.get(dev) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Reads everything a metrics scrape or a status line needs, in parallel, once. */
+export async function sample(opts: { netns?: string }): Promise<GatewaySample> {
+  const [snap, neigh, fdb] = await Promise.all([
+    snapshot(opts.netns, undefined, false),
+    run(["ip", "neigh", "show"], { netns: opts.netns }),
+    run(["bridge", "fdb", "show"], { netns: opts.netns }),
+  ]);
+  const neighbours = countPerTunnel(neigh.stdout);
+  const learned = countPerTunnel(fdb.stdout, true);
+  const direction = (dev: string, minor: number): DirectionSample | undefined => {
+    const id = classId(minor);
+    const cls = snap.tc.classes.find((c) => c.dev === dev && c.classid === id);
+    const stats = snap.tc.stats.get(dev)?.find((s) => s.classid === id);
+    return cls && stats ? { ...stats, dev, rate: cls.rate, ceil: cls.ceil } : undefined;
+  };
+  const unclassified = direction(snap.uplink, DEFAULT_MINOR);
+  const tunnel = direction(snap.uplink, TUNNEL_MINOR);
+  return {
+    uplink: snap.uplink,
+    at: snap.countersAt,
+    directPackets: snap.tc.qdiscs.filter((q) => q.kind === "htb" && q.handle === OUR_ROOT).reduce((s, q) => s + (q.directPackets ?? 0), 0),
+    tenants: presentTenants(snap.observed).map((t) => {
+      const minor = classMinorOf(t.vni);
+      const upload = direction(snap.uplink, minor);
+      const download = direction(t.dev, minor);
+      return { name: t.name, vni: t.vni, ...(upload ? { upload } : {}), ...(download ? { download } : {}), neighbours: neighbours.get(t.dev) ?? 0, podsLearned: learned.get(t.dev) ?? 0 };
+    }),
+    ...(unclassified ? { unclassified } : {}),
+    ...(tunnel ? { tunnel } : {}),
+  };
 }
 
 export interface GatewayStatus {
@@ -106,38 +180,35 @@ export interface GatewayStatus {
   intervalSeconds: number;
   /** Packets HTB sent without any class: must stay 0. */
   directPackets: number;
-  tenants: Array<{ name: string; vni: number; upload?: DirectionStatus; download?: DirectionStatus }>;
+  tenants: Array<Omit<TenantSample, "upload" | "download"> & { upload?: DirectionStatus; download?: DirectionStatus }>;
   unclassified?: DirectionStatus;
   tunnel?: DirectionStatus;
 }
 
-export async function status(opts: { netns?: string; intervalSeconds: number }): Promise<GatewayStatus> {
-  const first = await snapshot(opts.netns, undefined, false);
-  const started = process.hrtime.bigint();
-  await sleep(opts.intervalSeconds * 1000);
-  const devices = [first.uplink, ...presentTenants(first.observed).map((t) => t.dev)];
-  const second = await observeTc(opts.netns, devices);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const direction = (dev: string, minor: number): DirectionStatus | undefined => {
-    const id = classId(minor);
-    const cls = second.classes.find((c) => c.dev === dev && c.classid === id);
-    const now = second.stats.get(dev)?.find((s) => s.classid === id);
-    if (!cls || !now) return undefined;
-    const before: ClassStats | undefined = first.tc.stats.get(dev)?.find((s) => s.classid === id);
-    const { classid: _c, ...counters } = now;
-    return { classid: id, dev, rate: cls.rate, ceil: cls.ceil, ...counters, achieved: Math.max(0, ((now.bytes - (before?.bytes ?? 0)) * 8) / seconds) };
-  };
+/** Rates between two samples: `now`'s settings and counters, with the bits/s achieved since `before`. */
+export function between(before: GatewaySample, now: GatewaySample): GatewayStatus {
+  const seconds = Number(now.at - before.at) / 1e9;
+  const rated = (d: DirectionSample | undefined, prev: DirectionSample | undefined): DirectionStatus | undefined =>
+    d && { ...d, achieved: Math.max(0, ((d.bytes - (prev?.dev === d.dev ? prev.bytes : 0)) * 8) / seconds) };
+  const { at: _at, tenants, unclassified, tunnel, ...rest } = now;
+  const up = rated(unclassified, before.unclassified);
+  const tun = rated(tunnel, before.tunnel);
   return {
-    uplink: first.uplink,
+    ...rest,
     intervalSeconds: seconds,
-    directPackets: second.qdiscs.filter((q) => q.kind === "htb" && q.handle === OUR_ROOT).reduce((s, q) => s + (q.directPackets ?? 0), 0),
-    tenants: presentTenants(first.observed).map((t) => {
-      const minor = classMinorOf(t.vni);
-      const upload = direction(first.uplink, minor);
-      const download = direction(tunnelDevice(t.vni), minor);
-      return { name: t.name, vni: t.vni, ...(upload ? { upload } : {}), ...(download ? { download } : {}) };
+    tenants: tenants.map(({ upload, download, ...t }) => {
+      const was = before.tenants.find((b) => b.name === t.name);
+      const u = rated(upload, was?.upload);
+      const d = rated(download, was?.download);
+      return { ...t, ...(u ? { upload: u } : {}), ...(d ? { download: d } : {}) };
     }),
-    ...(direction(first.uplink, DEFAULT_MINOR) ? { unclassified: direction(first.uplink, DEFAULT_MINOR) } : {}),
-    ...(direction(first.uplink, TUNNEL_MINOR) ? { tunnel: direction(first.uplink, TUNNEL_MINOR) } : {}),
+    ...(up ? { unclassified: up } : {}),
+    ...(tun ? { tunnel: tun } : {}),
   };
+}
+
+export async function status(opts: { netns?: string; intervalSeconds: number }): Promise<GatewayStatus> {
+  const first = await sample(opts);
+  await sleep(opts.intervalSeconds * 1000);
+  return between(first, await sample(opts));
 }

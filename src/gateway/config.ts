@@ -3,6 +3,7 @@
  * validated whole before anything changes, and every error names the field (tenants[1].upload.ceil)
  * and what would be valid, because the person reading it is an operator editing a file.
  */
+import { readFile } from "node:fs/promises";
 import * as z from "zod/mini";
 import { broadcastOf, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
 import { cidr, ipv4, port, vni } from "../net/schema.js";
@@ -158,4 +159,15 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
     }
   }
   return { ...(raw.uplink ? { uplink: raw.uplink } : {}), linkRate, linkRateGiven: raw.linkRate !== undefined, tenants };
+}
+
+/** Reads and validates a configuration file; every failure is a GatewayConfigError naming the file or the field. */
+export async function readGatewayConfig(file: string): Promise<GatewayConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    throw new GatewayConfigError(`cannot read ${file} as JSON: ${(e as Error).message}`);
+  }
+  return parseGatewayConfig(json);
 }

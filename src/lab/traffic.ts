@@ -140,3 +140,16 @@ export async function snmpCounter(ns: string, group: string, name: string): Prom
   if (i < 0) throw new Error(`no ${group} ${name} in /proc/net/snmp`);
   return Number(values[i]);
 }
+
+export interface HttpReply {
+  status: number;
+  body: string;
+}
+
+/** GET `url` from inside `ns` with curl (the test process itself lives in the root namespace, which has no route into the lab). */
+export async function httpGet(ns: string, url: string, timeoutS = 10): Promise<HttpReply> {
+  const r = await run(["ip", "netns", "exec", ns, "curl", "-sS", "-m", String(timeoutS), "-w", "\n%{http_code}", url], { allowFailure: true });
+  if (r.exitCode !== 0) throw new Error(`GET ${url} from ${ns} failed (curl exit ${r.exitCode}): ${r.stderr.trim()}`);
+  const cut = r.stdout.lastIndexOf("\n");
+  return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
+}

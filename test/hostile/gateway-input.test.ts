@@ -89,6 +89,8 @@ const cases: Case[] = [
   { name: "deleting an unknown tenant", args: ["delete", "--tenant", "nobody"], exit: 1, message: /tenant nobody is not configured here \(no tenants\)/ },
   { name: "delete without a tenant", args: ["delete"], exit: 2, message: /delete needs --tenant NAME/ },
   { name: "status with a zero interval", args: ["status", "--interval", "0"], exit: 2, message: /--interval takes seconds/ },
+  { name: "serve without --listen", args: ["serve"], exit: 2, message: /serve needs --listen ADDR:PORT/ },
+  { name: "serve with a listen address that is no ADDR:PORT", args: ["serve", "--listen", "9464; rm -rf /"], exit: 2, message: /--listen takes ADDR:PORT/ },
 ];
 
 describe("hostile input to tenant-egress-gateway", () => {

@@ -1,0 +1,178 @@
+/**
+ * The gateway's Prometheus metrics. Two kinds of facts meet here: what the kernel counts (HTB
+ * classes' bytes, packets, drops, overlimits, backlog and settings per tenant and direction,
+ * HTB's direct packets, neighbours and learned pods per tunnel), read at scrape time with one
+ * `sample()` per scrape, so a scrape always shows the kernel as it is and nothing is cached;
+ * and what only the process running the reconcile loop knows (results, durations, the accepted
+ * configuration), which it reports through the small `ReconcileSource` interface below.
+ * prom-client renders the exposition format, so names, escaping and histogram buckets follow
+ * the format's rules without a hand-written encoder. Rates are in bytes per second: Prometheus'
+ * base unit (promtool rejects "bits"); `*8` gives bits/s, exactly as for the byte counters.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { type GatewaySample, sample, type TenantSample } from "./commands.js";
+
+/** How a reconcile ended: it changed the kernel, found nothing to change, was refused the file, or the kernel refused a change. */
+export type ReconcileResult = "changed" | "unchanged" | "invalid_config" | "failed";
+export const RECONCILE_RESULTS: readonly ReconcileResult[] = ["changed", "unchanged", "invalid_config", "failed"];
+
+export interface ReconcileEvent {
+  result: ReconcileResult;
+  /** Wall time the reconcile took. */
+  seconds: number;
+  /** When it finished. */
+  at: Date;
+  /** What it changed (the diff's problems, as `apply` prints them); empty when nothing was. */
+  changes: readonly string[];
+  /** Why it failed or why the file was refused. */
+  error?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** One line a person can act on: what matches, or what is missing. */
+  reason: string;
+}
+
+/**
+ * What the process keeping the gateway reconciled tells the HTTP side. The metrics subscribe to
+ * `onReconcile` when they are created and are not told about earlier reconciles: start the
+ * HTTP side before the first reconcile (it also lets /healthz answer while a long first apply runs).
+ */
+export interface ReconcileSource {
+  /** The namespace the gateway acts on (--netns); undefined is the process's own. */
+  readonly netns?: string | undefined;
+  /** Configurations accepted so far: 0 before the first, +1 for each accepted new file. */
+  readonly generation: number;
+  /** Why the newest file was refused; undefined while the newest file is the one in force. */
+  readonly configError?: string | undefined;
+  /** When a reconcile last ended without error. */
+  readonly lastSuccess?: Date | undefined;
+  /** Ready = the last reconcile succeeded and the kernel matches the accepted file. */
+  readiness(): Readiness | Promise<Readiness>;
+  onReconcile(listener: (e: ReconcileEvent) => void): void;
+}
+
+export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Shares one in-flight call among everyone asking while it runs (every metric's collect() of one scrape). */
+export function sharedInFlight<T>(fn: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () => (inFlight ??= fn().finally(() => (inFlight = undefined)));
+}
+
+const DIRECTIONS = ["upload", "download"] as const;
+
+export interface GatewayMetrics {
+  registry: Registry;
+  /** The exposition text for one scrape. */
+  render(): Promise<string>;
+}
+
+export function createMetrics(source: ReconcileSource, read: () => Promise<GatewaySample> = () => sample({ netns: source.netns })): GatewayMetrics {
+  const registry = new Registry();
+  const scrape = sharedInFlight(read);
+  const labelNames = ["tenant", "direction"] as const;
+
+  type Direction = NonNullable<TenantSample["upload"]>;
+  const eachDirection = (s: GatewaySample, fn: (labels: { tenant: string; direction: string }, d: Direction) => void) => {
+    for (const t of s.tenants) {
+      for (const direction of DIRECTIONS) {
+        const d = t[direction];
+        if (d) fn({ tenant: t.name, direction }, d);
+      }
+    }
+  };
+  // A counter only moves by inc(): after reset() (which also drops removed tenants) inc() sets it to the kernel's value.
+  const directionCounter = (name: string, help: string, value: (d: Direction) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const s = await scrape();
+        this.reset();
+        eachDirection(s, (l, d) => this.inc(l, value(d)));
+      },
+    });
+  const directionGauge = (name: string, help: string, value: (d: Direction) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const s = await scrape();
+        this.reset();
+        eachDirection(s, (l, d) => this.set(l, value(d)));
+      },
+    });
+
+  directionCounter("tenant_egress_bytes_total", "Bytes the tenant's HTB class sent: whole frames (IP and Ethernet headers included), upload on the uplink, download into the tunnel", (d) => d.bytes);
+  directionCounter("tenant_egress_packets_total", "Packets the tenant's HTB class sent", (d) => d.packets);
+  directionCounter("tenant_egress_dropped_packets_total", "Packets the tenant's queue dropped (expected under saturation: how TCP learns the rate)", (d) => d.drops);
+  directionCounter("tenant_egress_overlimits_total", "Times the tenant's HTB class was held back by its rate or ceil", (d) => d.overlimits);
+  directionGauge("tenant_egress_rate_bytes_per_second", "The tenant's guaranteed rate as the kernel holds it", (d) => d.rate / 8);
+  directionGauge("tenant_egress_ceil_bytes_per_second", "The tenant's cap (borrowing up to it) as the kernel holds it", (d) => d.ceil / 8);
+  directionGauge("tenant_egress_backlog_bytes", "Bytes waiting in the tenant's queue now", (d) => d.backlogBytes);
+  directionGauge("tenant_egress_backlog_packets", "Packets waiting in the tenant's queue now", (d) => d.backlogPackets);
+
+  new Counter({
+    name: "tenant_egress_unclassified_packets_total",
+    help: "Packets HTB sent on the gateway's devices without any class (direct_packets_stat): must stay 0",
+    registers: [registry],
+    async collect() {
+      const s = await scrape();
+      this.reset();
+      this.inc(s.directPackets);
+    },
+  });
+  const perTenant = (name: string, help: string, value: (t: TenantSample) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["tenant"],
+      registers: [registry],
+      async collect() {
+        const s = await scrape();
+        this.reset();
+        for (const t of s.tenants) this.set({ tenant: t.name }, value(t));
+      },
+    });
+  perTenant("tenant_egress_neighbours", "Neighbour entries on the tenant's tunnel: overlay addresses the gateway can send to", (t) => t.neighbours);
+  perTenant("tenant_egress_pods_learned", "VXLAN FDB entries the tenant's tunnel learned from pods' traffic: pods seen, each at its node", (t) => t.podsLearned);
+
+  const reconciles = new Counter({ name: "tenant_egress_reconciles_total", help: "Reconciles of the kernel with the configuration, by result", labelNames: ["result"], registers: [registry] });
+  for (const result of RECONCILE_RESULTS) reconciles.inc({ result }, 0);
+  const duration = new Histogram({ name: "tenant_egress_reconcile_duration_seconds", help: "How long a reconcile took (observe, diff, apply)", buckets: DURATION_BUCKETS, registers: [registry] });
+  new Gauge({
+    name: "tenant_egress_last_successful_reconcile_timestamp_seconds",
+    help: "Unix time a reconcile last ended without error (0: never)",
+    registers: [registry],
+    collect() {
+      this.set(source.lastSuccess ? source.lastSuccess.getTime() / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: "tenant_egress_config_generation",
+    help: "Configurations accepted so far (0 before the first; +1 for each accepted new file)",
+    registers: [registry],
+    collect() {
+      this.set(source.generation);
+    },
+  });
+  new Gauge({
+    name: "tenant_egress_config_error",
+    help: "1 while the newest configuration file is refused (the last accepted one stays in force), else 0",
+    registers: [registry],
+    collect() {
+      this.set(source.configError === undefined ? 0 : 1);
+    },
+  });
+  source.onReconcile((e) => {
+    reconciles.inc({ result: e.result });
+    duration.observe(e.seconds);
+  });
+  return { registry, render: () => registry.metrics() };
+}
