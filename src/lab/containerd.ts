@@ -47,6 +47,11 @@ export interface Containerd {
   log(): Promise<string>;
   /** The pod's network namespace as a path this process can open (it lives in containerd's mount namespace). */
   podNetns(sandboxId: string): Promise<string>;
+  /** Its shims and their sandbox processes still running. */
+  shims(): Promise<Array<{ pid: number; cmdline: string[] }>>;
+  /** Where the shim of sandbox `id` listens (a path containerd 1.6 does not let us choose). */
+  shimSocket(id: string): string;
+  /** Idempotent, and also after containerd died. */
   stop(): Promise<void>;
 }
 
@@ -239,6 +244,8 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
       if (!path) throw new Error(`sandbox ${id} has no network namespace in its runtime spec`);
       return `/proc/${pid}/root${path}`;
     },
+    shims: async () => (mntNs ? shimsOf(mntNs, d.socket) : []),
+    shimSocket: (id) => shimSocket(d.socket, id),
     stop,
   };
 }

@@ -6,7 +6,7 @@
  * our plugin, with its own CNI_ARGS, its capability args (pod annotations) and its DEL habits
  * (Stop, Stop, Remove: the later DELs with no netns and no prevResult).
  */
-import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +22,8 @@ import { run } from "../../src/net/run.js";
 
 const INSTALLER = resolve("dist/tenant-egress-install");
 const NETWORK = "k8s-pod-network";
+/** libcni's result cache, where containerd 1.6 keeps each attachment's result (not configurable). */
+const CNI_RESULTS = "/var/lib/cni/results";
 
 let lab: Lab;
 let servers: Background | undefined;
@@ -213,5 +215,19 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     await deletePod(plain);
     expect(await allocated()).toEqual([]);
     expect(await enforcementChains()).toBe(0);
+  });
+
+  it("containerd killed with a pod running: stopping it ends its shim and sandbox, and removes the shim socket and libcni's cache entry", async () => {
+    const p = await runPod(pod("left", "default"));
+    const cached = async () => (await readdir(CNI_RESULTS).catch(() => [] as string[])).filter((n) => n.includes(p.id));
+    expect((await containerd!.shims()).length).toBeGreaterThanOrEqual(2);
+    // One per network containerd attached: its own loopback, and the node's pod network.
+    expect(await cached()).toHaveLength(2);
+    await stat(containerd!.shimSocket(p.id));
+    process.kill(containerd!.pid, "SIGKILL");
+    await containerd!.stop();
+    expect(await containerd!.shims()).toEqual([]);
+    expect(await stat(containerd!.shimSocket(p.id)).then(() => "left behind", () => "gone")).toBe("gone");
+    expect(await cached()).toEqual([]);
   });
 });
