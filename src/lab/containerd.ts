@@ -5,14 +5,15 @@
  * the lab's scratch directory: its own root, state, socket and config.toml, a shim root, and
  * the pod netns mounts (netns_mounts_under_state_dir). It starts with a clean environment (the
  * CNI plugins inherit containerd's), inside the private mount namespace `ip netns exec` gives it,
- * where the cgroup v1 hierarchies are mounted again (ip hides them when it remounts /sys) without
- * the cgroup2 one (crun refuses hybrid mode), and runs sandboxes with `crun
- * --cgroup-manager=disabled`, which creates no cgroup at all.
+ * where the cgroup filesystem is mounted again (ip hides it when it remounts /sys: v1 hierarchies
+ * only, as crun refuses hybrid mode), and runs sandboxes with `crun --cgroup-manager=disabled`,
+ * which creates no cgroup at all.
  *
  * Stopping it removes the sandboxes still there through CRI (so the CNI DELs run), ends
  * containerd by PID, then any shim of it still running (in its mount namespace, naming its
- * socket) and their children (sandbox processes), and the two things containerd 1.6 keeps outside its dirs: the shim
- * sockets under /run/containerd/s and libcni's result cache under /var/lib/cni/results.
+ * socket) and their children (sandbox processes), and the two things containerd 1.6 keeps
+ * outside its dirs: the shim sockets under /run/containerd/s and libcni's result cache under
+ * /var/lib/cni/results.
  */
 import { createHash } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
@@ -67,11 +68,15 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
   address = ${JSON.stringify(d.socket)}
 
 [${cri}]
+  # Imported by ctr before the first pod; a present sandbox image is never pulled.
   sandbox_image = ${JSON.stringify(SANDBOX_IMAGE)}
   stream_server_port = "0"
+  # No CAP_SYS_RESOURCE here: the sandbox's oomScoreAdj of -998 would fail the start.
   restrict_oom_score_adj = true
   disable_apparmor = true
+  # crun --cgroup-manager=disabled creates none; the spec need not name one.
   disable_cgroup = true
+  # Pod netns are mounted under our state dir, not /var/run/netns.
   netns_mounts_under_state_dir = true
   [${cri}.containerd]
     snapshotter = "native"
@@ -81,6 +86,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
       [${cri}.containerd.runtimes.crun.options]
         BinaryName = ${JSON.stringify(d.runtime)}
         Root = ${JSON.stringify(join(d.state, "crun"))}
+  # One bin dir for loopback (CRI always runs it) and the chain; only the first conflist loads.
   [${cri}.cni]
     bin_dir = ${JSON.stringify(o.cniBinDir)}
     conf_dir = ${JSON.stringify(o.cniConfDir)}
@@ -88,19 +94,23 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
 `;
 }
 
-/** Mount commands for the cgroup v1 hierarchies this machine has (cgroup2 left out on purpose). */
-async function cgroupV1Mounts(): Promise<string[]> {
+/**
+ * Mount commands that give the runtime back the cgroup filesystem `ip netns exec` hid: the v1
+ * hierarchies this machine has, without the cgroup2 one (crun refuses hybrid mode); on a
+ * unified-only machine, cgroup2 itself.
+ */
+async function cgroupMounts(): Promise<string[]> {
   const lines = (await readFile("/proc/self/mountinfo", "utf8")).split("\n");
-  const mounts: string[] = ["mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup"];
+  const v1: string[] = [];
   for (const line of lines) {
     const [pre, post] = line.split(" - ");
     const [fstype, , superOptions] = (post ?? "").split(" ");
     const mountPoint = pre?.split(" ")[4] ?? "";
     if (fstype !== "cgroup" || !mountPoint.startsWith("/sys/fs/cgroup/")) continue;
     const opts = superOptions!.split(",").filter((x) => x !== "rw" && x !== "ro").join(",");
-    mounts.push(`mkdir -p ${mountPoint}`, `mount -t cgroup -o ${opts} cgroup ${mountPoint}`);
+    v1.push(`mkdir -p ${mountPoint}`, `mount -t cgroup -o ${opts} cgroup ${mountPoint}`);
   }
-  return mounts;
+  return v1.length ? ["mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup", ...v1] : ["mount -t cgroup2 cgroup2 /sys/fs/cgroup"];
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, log: () => Promise<string>): Promise<T> {
@@ -191,7 +201,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const config = join(o.dir, "config.toml");
   await writeFile(config, configToml(o, d));
   const logFile = join(o.dir, "containerd.log");
-  const script = [...(await cgroupV1Mounts()), `exec env -i PATH=${CLEAN_PATH} containerd --config ${config} 2>>${logFile}`].join(" && ");
+  const script = [...(await cgroupMounts()), `exec env -i PATH=${CLEAN_PATH} containerd --config ${config} 2>>${logFile}`].join(" && ");
   const daemon: Background = startIn(o.ns, ["sh", "-c", script]);
   const log = () => readFile(logFile, "utf8").catch(() => "");
   const cri = new CriClient(d.socket);
