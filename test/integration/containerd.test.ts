@@ -80,6 +80,9 @@ const enforcementChains = async () => (await run(["ip", "netns", "exec", lab.ns.
 /** Addresses host-local holds (one file per allocated IP). */
 const allocated = async () => (await readdir(join(ipamDir, NETWORK)).catch(() => [] as string[])).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n)).sort();
 
+/** libcni's cached results of a sandbox: one per network containerd attached (its loopback, the pod network). */
+const cachedResults = async (id: string) => (await readdir(CNI_RESULTS).catch(() => [] as string[])).filter((n) => n.includes(id));
+
 const pod = (name: string, namespace: string, annotations: Record<string, string> = {}): PodSpec => ({ name, namespace, annotations, logDirectory: join(root, "var/log/pods", `${namespace}_${name}`) });
 
 interface Running {
@@ -100,9 +103,12 @@ async function runPod(spec: PodSpec): Promise<Running> {
 
 /** kubelet's deletion: StopPodSandbox (twice: the pod worker and the GC both stop it), then RemovePodSandbox. */
 async function deletePod(p: Running): Promise<void> {
+  expect(await cachedResults(p.id)).toHaveLength(2);
   await containerd!.cri.stopPodSandbox(p.id);
-  // The first Stop removed the netns: the next two DELs get no CNI_NETNS and no prevResult.
+  // The first Stop removed the netns and libcni's cached result: the next two DELs get an empty
+  // CNI_NETNS and no prevResult.
   expect(await run(["test", "-e", p.netns], { allowFailure: true }).then((r) => r.exitCode)).not.toBe(0);
+  expect(await cachedResults(p.id)).toEqual([]);
   await containerd!.cri.stopPodSandbox(p.id);
   await containerd!.cri.removePodSandbox(p.id);
   expect((await containerd!.cri.listPodSandbox()).map((s) => s.id)).not.toContain(p.id);
@@ -219,15 +225,13 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
 
   it("containerd killed with a pod running: stopping it ends its shim and sandbox, and removes the shim socket and libcni's cache entry", async () => {
     const p = await runPod(pod("left", "default"));
-    const cached = async () => (await readdir(CNI_RESULTS).catch(() => [] as string[])).filter((n) => n.includes(p.id));
     expect((await containerd!.shims()).length).toBeGreaterThanOrEqual(2);
-    // One per network containerd attached: its own loopback, and the node's pod network.
-    expect(await cached()).toHaveLength(2);
+    expect(await cachedResults(p.id)).toHaveLength(2);
     await stat(containerd!.shimSocket(p.id));
     process.kill(containerd!.pid, "SIGKILL");
     await containerd!.stop();
     expect(await containerd!.shims()).toEqual([]);
     expect(await stat(containerd!.shimSocket(p.id)).then(() => "left behind", () => "gone")).toBe("gone");
-    expect(await cached()).toEqual([]);
+    expect(await cachedResults(p.id)).toEqual([]);
   });
 });
