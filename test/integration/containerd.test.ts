@@ -202,7 +202,7 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     for (const [annotations, message] of cases) {
       const error = await containerd!.cri.runPodSandbox(pod("broken", "default", annotations)).then(() => "", (e: Error) => e.message);
       expect(error).toMatch(message);
-      report.push(`RunPodSandbox default/broken ${JSON.stringify(annotations)} failed: ${error.slice(0, 240)}`);
+      report.push(`RunPodSandbox default/broken ${JSON.stringify(annotations)} failed: ${error}`);
     }
     expect((await containerd!.cri.listPodSandbox()).map((s) => s.name)).not.toContain("broken");
     expect(await allocated()).toEqual(before.ips);
