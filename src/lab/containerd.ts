@@ -145,6 +145,20 @@ async function shimsOf(mntNs: string, socket: string): Promise<Array<{ pid: numb
   return all.filter((p) => ours.has(p.pid) || ours.has(p.ppid));
 }
 
+/** Waits until these processes have ended (gone or a zombie): a signal is delivered, not awaited. */
+async function waitGone(pids: number[]): Promise<void> {
+  const alive = async (pid: number) => {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  };
+  const deadline = Date.now() + 10_000;
+  for (let left = pids; left.length; ) {
+    left = (await Promise.all(left.map(async (pid) => ((await alive(pid)) ? pid : undefined)))).filter((p) => p !== undefined);
+    if (left.length && Date.now() > deadline) throw new Error(`processes ${left.join(", ")} of containerd did not end after SIGKILL`);
+    if (left.length) await sleep(20);
+  }
+}
+
 const shimSocket = (address: string, id: string) => join(SHIM_SOCKETS, createHash("sha256").update(join(address, CRI_NAMESPACE, id)).digest("hex"));
 
 /** Removes libcni's cached results of these containers (go-cni's cache dir is not configurable in 1.6). */
@@ -221,7 +235,8 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
     cri.close();
     await daemon.stop();
     if (mntNs) {
-      for (const p of await shimsOf(mntNs, d.socket)) {
+      const left = await shimsOf(mntNs, d.socket);
+      for (const p of left) {
         const id = p.cmdline[p.cmdline.indexOf("-id") + 1];
         if (p.cmdline.includes("-id") && id) ids.add(id);
         try {
@@ -230,6 +245,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
           // Already gone.
         }
       }
+      await waitGone(left.map((p) => p.pid));
     }
     for (const id of ids) await rm(shimSocket(d.socket, id), { force: true });
     await removeCniResults(ids);
