@@ -26,9 +26,17 @@ serve(${PUSH_PORT}, (s) => s.once("data", (d) => setTimeout(() => s.end("push\\n
 console.log("ready");
 `;
 
+/**
+ * The argv prefix that runs a command in `ns`: a name under /run/netns, or a path to a network
+ * namespace (containerd's pods live in its mount namespace, reached through /proc/<pid>/root).
+ */
+export function execIn(ns: string): string[] {
+  return ns.includes("/") ? ["nsenter", `--net=${ns}`, "--"] : ["ip", "netns", "exec", ns];
+}
+
 async function waitForPort(ns: string, port: number, what: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
-    const r = await run(["ip", "netns", "exec", ns, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { allowFailure: true });
+    const r = await run([...execIn(ns), "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { allowFailure: true });
     if (r.exitCode === 0) return;
     await sleep(100);
   }
@@ -61,7 +69,7 @@ export interface IperfResult {
 /** Runs an iperf3 TCP test from `ns`; `reverse` makes the internet host send (a download). */
 export async function iperf(ns: string, o: { port: number; seconds: number; reverse?: boolean; streams?: number; host?: string }): Promise<IperfResult> {
   const args = ["iperf3", "-c", o.host ?? INET_IP, "-p", String(o.port), "-t", String(o.seconds), "-J", "-O", "1", "-P", String(o.streams ?? 1), ...(o.reverse ? ["-R"] : [])];
-  const r = await run(["ip", "netns", "exec", ns, "timeout", String(o.seconds + 15), ...args], { allowFailure: true });
+  const r = await run([...execIn(ns), "timeout", String(o.seconds + 15), ...args], { allowFailure: true });
   const json = JSON.parse(r.stdout || "{}") as { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
   if (r.exitCode !== 0 || json.error || !json.end?.sum_received) throw new Error(`iperf3 from ${ns} failed: ${json.error ?? r.stderr.trim()}`);
   return { bitsPerSecond: json.end.sum_received.bits_per_second, retransmits: json.end.sum_sent?.retransmits ?? 0 };
@@ -70,13 +78,13 @@ export async function iperf(ns: string, o: { port: number; seconds: number; reve
 /** Asks the push server for one line after `idleSeconds`, and returns what arrived (or "" on timeout). */
 export async function awaitPush(ns: string, idleSeconds: number, host = INET_IP): Promise<string> {
   const script = `exec 3<>/dev/tcp/${host}/${PUSH_PORT}; echo ${idleSeconds} >&3; timeout ${idleSeconds + 5} head -n 1 <&3`;
-  const r = await run(["ip", "netns", "exec", ns, "bash", "-c", script], { allowFailure: true });
+  const r = await run([...execIn(ns), "bash", "-c", script], { allowFailure: true });
   return r.stdout.trim();
 }
 
 /** Connects from `ns` to the echo server; returns the source address the internet host saw. */
 export async function sourceSeenBy(ns: string, host = INET_IP, timeoutS = 5): Promise<string> {
-  const r = await run(["ip", "netns", "exec", ns, "timeout", String(timeoutS), "bash", "-c", `exec 3<>/dev/tcp/${host}/${ECHO_PORT}; cat <&3`], { allowFailure: true });
+  const r = await run([...execIn(ns), "timeout", String(timeoutS), "bash", "-c", `exec 3<>/dev/tcp/${host}/${ECHO_PORT}; cat <&3`], { allowFailure: true });
   if (r.exitCode !== 0) throw new Error(`no answer from ${host}:${ECHO_PORT} in ${ns} (exit ${r.exitCode}): ${r.stderr.trim()}`);
   return r.stdout.trim();
 }
@@ -84,7 +92,7 @@ export async function sourceSeenBy(ns: string, host = INET_IP, timeoutS = 5): Pr
 /** Sends `bytes` from `ns` to the internet host's sink over one TCP connection. */
 export async function upload(ns: string, bytes: number, host = INET_IP): Promise<void> {
   const script = `exec 3<>/dev/tcp/${host}/${SINK_PORT}; head -c ${bytes} /dev/zero >&3`;
-  const r = await run(["ip", "netns", "exec", ns, "timeout", "20", "bash", "-c", script], { allowFailure: true });
+  const r = await run([...execIn(ns), "timeout", "20", "bash", "-c", script], { allowFailure: true });
   if (r.exitCode !== 0) throw new Error(`upload from ${ns} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
 }
 
@@ -96,7 +104,7 @@ export interface RttStats {
 
 /** Pings `host` from `ns` `count` times, `intervalS` apart, and collects the round-trip times. */
 export async function rtt(ns: string, host: string, count: number, intervalS = 0.2): Promise<RttStats> {
-  const r = await run(["ip", "netns", "exec", ns, "ping", "-n", "-c", String(count), "-i", String(intervalS), "-W", "2", host], { allowFailure: true });
+  const r = await run([...execIn(ns), "ping", "-n", "-c", String(count), "-i", String(intervalS), "-W", "2", host], { allowFailure: true });
   const samples = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { samples, sent: count };
 }
@@ -108,7 +116,7 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 export async function ping(ns: string, host: string, count = 1): Promise<boolean> {
-  const r = await run(["ip", "netns", "exec", ns, "ping", "-c", String(count), "-W", "2", "-i", "0.2", host], { allowFailure: true });
+  const r = await run([...execIn(ns), "ping", "-c", String(count), "-W", "2", "-i", "0.2", host], { allowFailure: true });
   return r.exitCode === 0;
 }
 
@@ -133,7 +141,7 @@ export async function capture(ns: string, dev: string, filter: string, verbose =
 
 /** A counter from /proc/net/snmp (e.g. "Ip", "FragFails") inside `ns`. */
 export async function snmpCounter(ns: string, group: string, name: string): Promise<number> {
-  const r = await run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"]);
+  const r = await run([...execIn(ns), "cat", "/proc/net/snmp"]);
   const lines = r.stdout.split("\n").filter((l) => l.startsWith(`${group}:`));
   const [header, values] = [lines[0]?.split(/\s+/) ?? [], lines[1]?.split(/\s+/) ?? []];
   const i = header.indexOf(name);
