@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
 import { type FdbEntry, observe, type Observed, observeFdb, observeNeighbours } from "../net/observe.js";
-import { probeLeafKind } from "../net/probe.js";
+import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
 import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, type LearnedPods, learnedPods, planGateway, podNeighbours, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
@@ -71,7 +71,8 @@ async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE,
 
 const NO_PODS: LearnedPods = { pods: [], strangers: [] };
 
-export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean }): Promise<Outcome> {
+/** `leaf`: the kernel's leaf qdisc kind when already probed (a daemon probes once, not on every reconcile). */
+export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind }): Promise<Outcome> {
   const snap = await snapshot(opts.netns, config.uplink);
   const foreign = snap.tc.qdiscs.find((q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT);
   if (foreign && config.tenants.length) {
@@ -80,7 +81,7 @@ export async function applyConfig(config: GatewayConfig, opts: { netns?: string;
   const addr = snap.observed.state.addresses.find((a) => a.dev === snap.uplink);
   if (!addr && config.tenants.length) throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
   const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
-  const leaf = config.tenants.length ? await probeLeafKind(opts.netns) : "tbf";
+  const leaf = opts.leaf ?? (config.tenants.length ? await probeLeafKind(opts.netns) : "tbf");
   const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf, fdb: snap.fdb });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
