@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
-import { type FdbEntry, observe, type Observed, observeFdb, observeNeighbours } from "../net/observe.js";
+import { type FdbEntry, observe, type Observed, observeFdb, observeNeighbours, observeTrackedSources } from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
@@ -27,6 +27,7 @@ interface Snapshot {
   tc: TcObservation;
   uplink: string;
   fdb: FdbEntry[];
+  tracked: string[];
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -45,15 +46,16 @@ async function snapshot(netns: string | undefined, uplinkWanted: string | undefi
   const [observed, qdiscs] = await Promise.all([observe(netns, { tables: [MAIN_TABLE], neighbours }), observeQdiscs(netns)]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
   const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
+  const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
   if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
-  const [classes, fdb] = await Promise.all([observeClasses(netns, [uplink, ...tunnels]), fdbP]);
+  const [classes, fdb, tracked] = await Promise.all([observeClasses(netns, [uplink, ...tunnels]), fdbP, trackedP]);
   const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink, fdb };
+  return { observed, tc, uplink, fdb, tracked };
 }
 
 export interface Outcome {
@@ -82,19 +84,19 @@ export async function applyConfig(config: GatewayConfig, opts: { netns?: string;
   if (!addr && config.tenants.length) throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
   const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
   const leaf = opts.leaf ?? (config.tenants.length ? await probeLeafKind(opts.netns) : "tbf");
-  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf, fdb: snap.fdb });
+  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf, fdb: snap.fdb, tracked: snap.tracked });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
 
 /**
  * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
- * removed FDB entry changes. Two processes (the FDB and the permanent neighbours), so it can
+ * removed FDB entry changes. Three processes (the FDB, conntrack, the permanent neighbours), so it can
  * follow the kernel's notifications; everything else waits for the next full reconcile.
  */
 export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, neighbours] = await Promise.all([observeFdb(opts.netns, devices), observeNeighbours(opts.netns)]);
-  const desired = { ...EMPTY_STATE, neighbours: podNeighbours(config, fdb) };
+  const [fdb, tracked, neighbours] = await Promise.all([observeFdb(opts.netns, devices), observeTrackedSources(opts.netns), observeNeighbours(opts.netns)]);
+  const desired = { ...EMPTY_STATE, neighbours: podNeighbours(config, fdb, tracked) };
   const observed = { ...EMPTY_STATE, neighbours: neighbours.filter((n) => devices.includes(n.dev)) };
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.problems.length) await apply(opts.netns, changes);

@@ -9,8 +9,11 @@
  *   so the learned FDB entry says which address the pod has): a server can push to a pod that
  *   has been idle for hours, with no ARP and no FDB expiry. State follows the pods that exist,
  *   not the size of the subnet: the learned FDB entries are facts the plan is given, and a pod
- *   whose FDB entry goes loses its neighbour entry. A learned MAC that is no derived MAC of the
- *   tenant's overlay breaks the contract between the two halves and is reported, not served;
+ *   whose FDB entry goes loses its neighbour entry. So do the sources of tracked connections:
+ *   conntrack outlives a rebuilt tunnel (whose FDB starts empty), so a pod with open flows keeps
+ *   its entry and its replies flow again with its next packet, with no ARP (which a tunnel
+ *   without a default destination could not send anyway). A learned MAC that is no derived
+ *   MAC of the tenant's overlay breaks the contract between the two halves and is reported;
  * - its own iptables chains, named after its VNI: VXLAN for this VNI is accepted only from the
  *   allowed underlay sources; what comes out of the tunnel must carry an overlay source and may
  *   only go to the uplink (no tenant-to-tenant forwarding); SNAT on the uplink; upload traffic
@@ -61,6 +64,8 @@ export interface GatewayFacts {
   leaf: LeafKind;
   /** The tunnels' FDB entries as the kernel learned them: which pods exist, and where. */
   fdb: readonly FdbEntry[];
+  /** Original source addresses of tracked connections: pods with open flows. */
+  tracked: readonly string[];
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
@@ -123,6 +128,11 @@ export interface LearnedPods {
   strangers: Stranger[];
 }
 
+const isHost = (t: GatewayTenant, addr: number | undefined): addr is number => {
+  const subnet = parseCidr(t.overlaySubnet)!;
+  return addr !== undefined && cidrContains(subnet, addr) && addr !== subnet.network && addr !== broadcastOf(subnet) && addr !== parseIPv4(t.gatewayOverlayIP);
+};
+
 /** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
 export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): LearnedPods {
   const byDev = new Map(config.tenants.map((t) => [tunnelDevice(t.vni), t]));
@@ -130,19 +140,25 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
   for (const e of fdb) {
     const t = byDev.get(e.dev);
     if (!t) continue;
-    const subnet = parseCidr(t.overlaySubnet)!;
     const ip = overlayIPOfMac(e.mac);
-    const addr = ip === undefined ? undefined : parseIPv4(ip);
-    const host = addr !== undefined && cidrContains(subnet, addr) && addr !== subnet.network && addr !== broadcastOf(subnet);
-    if (host && ip !== t.gatewayOverlayIP) out.pods.push({ tenant: t.name, dev: e.dev, ip: ip!, mac: e.mac, vtep: e.dst });
+    if (ip !== undefined && isHost(t, parseIPv4(ip))) out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
     else out.strangers.push({ tenant: t.name, dev: e.dev, mac: e.mac, vtep: e.dst });
   }
   return out;
 }
 
-/** One permanent neighbour per learned pod: its derived MAC, so nothing waits for ARP. */
-export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[]): Neighbour[] {
-  return learnedPods(config, fdb).pods.map((p) => ({ dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) }));
+/**
+ * One permanent neighbour per pod the gateway knows of, learned or with tracked connections:
+ * its derived MAC, so nothing waits for ARP.
+ */
+export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[], tracked: readonly string[]): Neighbour[] {
+  const out = new Map<string, Neighbour>();
+  for (const p of learnedPods(config, fdb).pods) out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
+  for (const ip of tracked) {
+    const t = config.tenants.find((x) => isHost(x, parseIPv4(ip)));
+    if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
+  }
+  return [...out.values()];
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
@@ -216,7 +232,7 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     state.classes.push(down);
   }
 
-  state.neighbours.push(...podNeighbours(config, f.fdb));
+  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked));
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

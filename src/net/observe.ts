@@ -77,6 +77,24 @@ export async function observeNeighbours(netns: string | undefined): Promise<Neig
   return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
 }
 
+/**
+ * The original source addresses of the connections the namespace tracks (one `conntrack -L`):
+ * who has open flows through it. Conntrack outlives devices, so this survives a rebuild.
+ */
+export async function observeTrackedSources(netns: string | undefined): Promise<string[]> {
+  const r = await run(["conntrack", "-L", "-f", "ipv4"], { netns });
+  return parseConntrackSources(r.stdout);
+}
+
+export function parseConntrackSources(text: string): string[] {
+  const out = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = / src=(\d+\.\d+\.\d+\.\d+) /.exec(line);
+    if (m) out.add(m[1]!);
+  }
+  return [...out];
+}
+
 /** A learned (or static) FDB entry of a VXLAN device: MAC → the VTEP that sent it. */
 export interface FdbEntry {
   dev: string;

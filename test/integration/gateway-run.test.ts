@@ -72,7 +72,8 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
   const state = (): DaemonState => daemon.state();
 
   beforeAll(async () => {
-    daemon = new GatewayDaemon({ file: cm.file, netns: `/run/netns/${gw.ns}`, resyncMs: 1000, cleanupOnExit: false, log: makeLogger("json", (l) => log.push(l)) });
+    // No resync during these tests: each change must come from the trigger under test.
+    daemon = new GatewayDaemon({ file: cm.file, netns: `/run/netns/${gw.ns}`, resyncMs: 3_600_000, cleanupOnExit: false, log: makeLogger("json", (l) => log.push(l)) });
     await daemon.start();
   });
   afterAll(async () => {
@@ -95,6 +96,7 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
 
   it("learns a transmitting pod within about a second, and forgets it when its FDB entry goes", async () => {
     // The pod may have been learned already (its first packets: IPv6 multicast into the tunnel).
+    await run(["ip", "netns", "exec", gw.ns, "conntrack", "-D", "-s", podIP], { allowFailure: true });
     await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", podMac, "dev", "tev300", "dst", podVtep], { allowFailure: true });
     await until("a clean start", async () => !(await permanentNeighbours()).includes(podIP));
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
@@ -104,9 +106,12 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(state().pods.red).toEqual([{ tenant: "red", dev: "tev300", ip: podIP, mac: podMac, vtep: podVtep }]);
     expect(state().history.some((r) => r.reason === "pods" && r.podsLearned.includes(`${podIP} (red) at VTEP ${podVtep}`))).toBe(true);
 
+    // The pod goes: its connections end and its FDB entry goes (a pod with tracked connections
+    // keeps its entry, so its replies still find it after a rebuild).
+    await run(["ip", "netns", "exec", gw.ns, "conntrack", "-D", "-s", podIP], { allowFailure: true });
     await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", podMac, "dev", "tev300", "dst", podVtep]);
     await until("the pod's neighbour entry to go", async () => state().pods.red!.length === 0 && !(await permanentNeighbours()).includes(podIP));
-    expect(state().last!.podsForgotten).toEqual([`${podIP} (red) at VTEP ${podVtep}`]);
+    expect(state().history.some((r) => r.podsForgotten.includes(`${podIP} (red) at VTEP ${podVtep}`))).toBe(true);
   });
 
   it("still delivers a server push to a pod idle past its gateway's neighbour cache", async () => {
@@ -118,7 +123,7 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
 
   it("names the VTEP and MAC of a pod whose tunnel MAC breaks the contract, and counts it", async () => {
     const before = state().strangersReported;
-    await sendVxlan(pod, { to: gw.ip, vni: 300, dstMac: overlayMac("172.30.0.1"), srcMacs: ["52:54:00:ab:cd:ef"] });
+    await sendVxlan(pod, { to: gw.ip, frames: [{ vni: 300, dstMac: overlayMac("172.30.0.1"), srcMac: "52:54:00:ab:cd:ef" }] });
     await until("the contract breaker reported", () => state().strangersReported === before + 1);
     expect(state().strangers).toEqual([{ tenant: "red", dev: "tev300", mac: "52:54:00:ab:cd:ef", vtep: podVtep }]);
     const line = JSON.parse(log.find((l) => l.includes('"event":"mac-contract"'))!) as Record<string, unknown>;
@@ -133,7 +138,8 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     const swapped = Date.now();
     await cm.update(red("15mbit"));
     await until("the new rate in the kernel", async () => (await uploadRate()) === "15Mbit");
-    expect(Date.now() - swapped).toBeLessThan(3000);
+    // A loose bound: the machine is shared with other suites; the daemon needs well under a second.
+    expect(Date.now() - swapped).toBeLessThan(5000);
     const rec = state().history.slice(from).find((r) => r.reason === "file")!;
     expect(rec).toMatchObject({ ok: true, generation: 2 });
     expect(rec.changes.join("\n")).toMatch(/class 7e:13b on eth0 has rate 10000000 \(want 15000000\)/);
@@ -155,24 +161,11 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(daemon.ready()).toBe(true);
   });
 
-  it("repairs drift on the next resync and says exactly what it repaired", async () => {
-    await run(["ip", "netns", "exec", gw.ns, "iptables", "-w", "-F", "TEG-FWD-300"]);
-    await run(["ip", "netns", "exec", gw.ns, "tc", "class", "change", "dev", "eth0", "classid", "7e:13b", "parent", "7e:1", "htb", "rate", "3mbit"]);
-    const from = state().history.length;
-    // Two commands: a resync may fall between them and repair them in two runs.
-    const repaired = () => state().history.slice(from).filter((r) => r.reason === "resync").flatMap((r) => r.changes);
-    await until("a resync", () => repaired().length >= 2, 5000);
-    expect(repaired()).toHaveLength(2);
-    expect(repaired()).toEqual(expect.arrayContaining(["iptables chain TEG-FWD-300 (filter) is different", expect.stringMatching(/^class 7e:13b on eth0 has rate 3000000 \(want 10000000\)/)]));
-    expect(log.some((l) => /"msg":"resync: repaired \d things?: iptables chain TEG-FWD-300 \(filter\) is different/.test(l))).toBe(true);
-    expect(await uploadRate()).toBe("10Mbit");
-  });
 });
 
 describe("tenant-egress-gateway run (the process)", () => {
-  const args = () => ["-f", cm.file, "--resync", "30s", "--listen", "127.0.0.1:9464"];
-  const start = (extra: string[] = []) => {
-    const p = startGatewayDaemon(gw.ns, [...args(), ...extra]);
+  const start = (extra: string[] = [], resync = ["--resync", "30s"]) => {
+    const p = startGatewayDaemon(gw.ns, ["-f", cm.file, ...resync, "--listen", "127.0.0.1:9464", ...extra]);
     processes.push(p);
     return p;
   };
@@ -209,6 +202,27 @@ describe("tenant-egress-gateway run (the process)", () => {
     expect(report.error, "the open flow was reset by a daemon restart").toBeUndefined();
     expect(report.end.sum_received.bytes).toBeGreaterThan(1_000_000);
     expect(await permanentNeighbours()).toContain(`${podIP} lladdr ${podMac}`);
+    await daemon.stop();
+  });
+
+  it("repairs drift on every resync and logs exactly what it repaired", async () => {
+    const daemon = start(["--log-format", "json"], ["--resync", "1s"]);
+    await daemon.waitFor(/"reason":"start"/);
+    const from = daemon.lines.length;
+    await run(["ip", "netns", "exec", gw.ns, "iptables", "-w", "-F", "TEG-FWD-300"]);
+    await run(["ip", "netns", "exec", gw.ns, "tc", "class", "change", "dev", "eth0", "classid", "7e:13b", "parent", "7e:1", "htb", "rate", "3mbit"]);
+    // Two commands: a resync may fall between them and repair them in two runs.
+    const repaired = () =>
+      daemon.lines
+        .slice(from)
+        .map((l) => JSON.parse(l) as { reason?: string; changes?: string[] })
+        .filter((l) => l.reason === "resync")
+        .flatMap((l) => l.changes ?? []);
+    await until("a resync", () => repaired().length >= 2, 10_000);
+    expect(repaired()).toHaveLength(2);
+    expect(repaired()).toEqual(expect.arrayContaining(["iptables chain TEG-FWD-300 (filter) is different", expect.stringMatching(/^class 7e:13b on eth0 has rate 3000000 \(want 10000000\)/)]));
+    expect(daemon.lines.slice(from).some((l) => /"msg":"resync: repaired \d things?: /.test(l))).toBe(true);
+    expect(await uploadRate()).toBe("10Mbit");
     await daemon.stop();
   });
 

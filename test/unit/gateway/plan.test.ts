@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
 import { CONNTRACK_CHAIN, gatewayScope, learnedPods, planGateway, tenantScope } from "../../../src/gateway/plan.js";
 import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
-import { parseFdb } from "../../../src/net/observe.js";
+import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
 import { vniMatch } from "../../../src/net/vxlan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
@@ -21,7 +21,7 @@ const fdb = [
   { dev: "tev300", mac: "52:54:00:12:34:56", dst: "10.22.0.7" },
   { dev: "tev999", mac: "02:7e:ac:1e:00:06", dst: "10.22.0.6" },
 ];
-const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const, fdb };
+const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const, fdb, tracked: [] as string[] };
 
 describe("planGateway", () => {
   const s = planGateway(config, facts);
@@ -36,6 +36,25 @@ describe("planGateway", () => {
       { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
       { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
     ]);
+  });
+
+  it("keeps the neighbours of pods with tracked connections too (a rebuilt tunnel's FDB starts empty)", () => {
+    const tracked = ["172.30.0.9", "172.30.0.20", "203.0.113.10", "172.30.0.1", "10.22.0.5"];
+    expect(planGateway(config, { ...facts, fdb: [], tracked }).neighbours).toEqual([
+      { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
+      { dev: "tev300", ip: "172.30.0.20", mac: "02:7e:ac:1e:00:14" },
+    ]);
+    expect(planGateway(config, { ...facts, tracked }).neighbours).toHaveLength(3);
+  });
+
+  it("reads tracked connections' original sources from conntrack's listing", () => {
+    const text = [
+      "tcp      6 431999 ESTABLISHED src=172.30.0.9 dst=203.0.113.10 sport=41222 dport=5201 src=203.0.113.10 dst=10.23.0.2 sport=5201 dport=41222 [ASSURED] mark=0 use=1",
+      "udp      17 29 src=172.30.0.9 dst=203.0.113.10 sport=53 dport=53 [UNREPLIED] src=203.0.113.10 dst=10.23.0.2 sport=53 dport=53 mark=0 use=1",
+      "icmp     1 29 src=172.30.0.20 dst=203.0.113.10 type=8 code=0 id=7 src=203.0.113.10 dst=10.23.0.2 type=0 code=0 id=7 mark=0 use=1",
+      "",
+    ].join("\n");
+    expect(parseConntrackSources(text)).toEqual(["172.30.0.9", "172.30.0.20"]);
   });
 
   it("holds no neighbour state without learned pods, however large the subnet", () => {
