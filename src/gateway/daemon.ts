@@ -169,9 +169,19 @@ export class GatewayDaemon extends EventEmitter {
     this.lock = undefined;
   }
 
+  /** At most one pending timer per trigger: a steady stream of events is served every SETTLE_MS, never postponed. */
   private fileEvent(): void {
-    clearTimeout(this.fileSettle);
-    this.fileSettle = setTimeout(() => this.kick("file"), SETTLE_MS);
+    this.fileSettle ??= setTimeout(() => {
+      this.fileSettle = undefined;
+      this.kick("file");
+    }, SETTLE_MS);
+  }
+
+  private fdbEvent(): void {
+    this.settle ??= setTimeout(() => {
+      this.settle = undefined;
+      this.kick("pods");
+    }, SETTLE_MS);
   }
 
   private kick(reason: Reason): void {
@@ -345,9 +355,7 @@ export class GatewayDaemon extends EventEmitter {
     this.monitor = child;
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
-      if (!/ dev tev\d+ /.test(` ${line} `)) return;
-      clearTimeout(this.settle);
-      this.settle = setTimeout(() => this.kick("pods"), SETTLE_MS);
+      if (/ dev tev\d+ /.test(` ${line} `)) this.fdbEvent();
     });
     child.stderr!.resume();
     child.on("error", (e) => this.o.log("error", "monitor", `cannot follow FDB notifications (${argv.join(" ")}): ${e.message}`));
