@@ -89,6 +89,10 @@ const cases: Case[] = [
   { name: "deleting an unknown tenant", args: ["delete", "--tenant", "nobody"], exit: 1, message: /tenant nobody is not configured here \(no tenants\)/ },
   { name: "delete without a tenant", args: ["delete"], exit: 2, message: /delete needs --tenant NAME/ },
   { name: "status with a zero interval", args: ["status", "--interval", "0"], exit: 2, message: /--interval takes seconds/ },
+  { name: "run without a file", args: ["run"], exit: 2, message: /run needs -f FILE/ },
+  { name: "run with a resync of no unit it knows", args: ["run", "-f", "/nonexistent", "--resync", "5h"], exit: 2, message: /--resync takes a duration like 30s, 500ms or 2m, not "5h"/ },
+  { name: "run with an unknown log format", args: ["run", "-f", "/nonexistent", "--log-format", "xml"], exit: 2, message: /--log-format is text or json, not "xml"/ },
+  { name: "run with a listen address without a port", args: ["run", "-f", "/nonexistent", "--listen", "0.0.0.0"], exit: 2, message: /--listen takes ADDR:PORT/ },
 ];
 
 describe("hostile input to tenant-egress-gateway", () => {
