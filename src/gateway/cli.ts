@@ -11,6 +11,7 @@ import { GatewayConfigError, parseGatewayConfig } from "./config.js";
 import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
 import { LockedError } from "./lock.js";
+import { describeStranger } from "./plan.js";
 import { makeLogger } from "./log.js";
 
 const HELP: Record<string, string> = {
@@ -159,7 +160,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           throw new GatewayConfigError(`cannot read ${values.file} as JSON: ${(e as Error).message}`);
         }
         const config = parseGatewayConfig(json);
-        io.out(`${report("apply", await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] }), !!values["dry-run"])}\n`);
+        const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
+        io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
+        for (const st of outcome.learned.strangers) io.err(`tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`);
         return 0;
       }
       case "status": {

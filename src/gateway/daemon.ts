@@ -27,7 +27,7 @@ import { applyConfig, type Outcome, reset, syncPods } from "./commands.js";
 import { type GatewayConfig, parseGatewayConfig } from "./config.js";
 import { lockNetns, type NetnsLock } from "./lock.js";
 import type { Logger } from "./log.js";
-import type { LearnedPod, LearnedPods, Stranger } from "./plan.js";
+import { describeStranger, type LearnedPod, type LearnedPods, type Stranger } from "./plan.js";
 
 export type Reason = "start" | "file" | "sighup" | "resync" | "pods";
 
@@ -289,12 +289,7 @@ export class GatewayDaemon extends EventEmitter {
       this.reported.add(strangerKey(st));
       this.s.strangersReported++;
       const subnet = this.s.config?.tenants.find((t) => t.name === st.tenant)?.overlaySubnet ?? "";
-      this.o.log(
-        "warn",
-        "mac-contract",
-        `pod at VTEP ${st.vtep} sends tenant ${st.tenant}'s tunnel (${st.dev}) from MAC ${st.mac}, which is no derived MAC 02:7e:<overlay IPv4> of ${subnet}: the gateway keeps no neighbour entry for it, so traffic to it fails once ARP ages out`,
-        { tenant: st.tenant, dev: st.dev, vtep: st.vtep, mac: st.mac },
-      );
+      this.o.log("warn", "mac-contract", describeStranger(st, subnet), { tenant: st.tenant, dev: st.dev, vtep: st.vtep, mac: st.mac });
     }
     return { podsLearned, podsForgotten };
   }

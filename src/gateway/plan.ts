@@ -123,6 +123,11 @@ export interface Stranger {
   vtep: string;
 }
 
+/** What an operator needs to know about a contract breaker, in one sentence. */
+export function describeStranger(st: Stranger, overlaySubnet: string): string {
+  return `pod at VTEP ${st.vtep} sends tenant ${st.tenant}'s tunnel (${st.dev}) from MAC ${st.mac}, which is no derived MAC 02:7e:<overlay IPv4> of ${overlaySubnet}: the gateway keeps no neighbour entry for it, so traffic to it fails once ARP ages out`;
+}
+
 export interface LearnedPods {
   pods: LearnedPod[];
   strangers: Stranger[];

@@ -95,23 +95,27 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
   });
 
   it("learns a transmitting pod within about a second, and forgets it when its FDB entry goes", async () => {
-    // The pod may have been learned already (its first packets: IPv6 multicast into the tunnel).
-    await run(["ip", "netns", "exec", gw.ns, "conntrack", "-D", "-s", podIP], { allowFailure: true });
-    await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", podMac, "dev", "tev300", "dst", podVtep], { allowFailure: true });
-    await until("a clean start", async () => !(await permanentNeighbours()).includes(podIP));
-    expect(await sourceSeenBy(pod)).toBe(gw.ip);
+    // A pod that has been silent (a real pod chatters on its own: IPv6 router solicitations for
+    // its first seconds): one real VXLAN packet from a node, with the derived MAC of 172.30.0.77.
+    const ip = "172.30.0.77";
+    const mac = overlayMac(ip);
+    const sent = Date.now();
+    await sendVxlan(pod, { to: gw.ip, frames: [{ vni: 300, dstMac: overlayMac("172.30.0.1"), srcMac: mac }] });
     // The state is updated once the kernel change is applied: wait for both.
-    const took = await until("the pod's neighbour entry", async () => state().pods.red!.length === 1 && (await permanentNeighbours()).includes(`${podIP} lladdr ${podMac}`));
-    expect(took).toBeLessThan(3000);
-    expect(state().pods.red).toEqual([{ tenant: "red", dev: "tev300", ip: podIP, mac: podMac, vtep: podVtep }]);
-    expect(state().history.some((r) => r.reason === "pods" && r.podsLearned.includes(`${podIP} (red) at VTEP ${podVtep}`))).toBe(true);
+    const known = () => state().pods.red!.some((p) => p.ip === ip);
+    await until("the pod's neighbour entry", async () => known() && (await permanentNeighbours()).includes(`${ip} lladdr ${mac}`));
+    expect(Date.now() - sent).toBeLessThan(3000);
+    expect(state().pods.red).toContainEqual({ tenant: "red", dev: "tev300", ip, mac, vtep: podVtep });
+    expect(state().history.some((r) => r.reason === "pods" && r.podsLearned.includes(`${ip} (red) at VTEP ${podVtep}`))).toBe(true);
 
-    // The pod goes: its connections end and its FDB entry goes (a pod with tracked connections
-    // keeps its entry, so its replies still find it after a rebuild).
-    await run(["ip", "netns", "exec", gw.ns, "conntrack", "-D", "-s", podIP], { allowFailure: true });
-    await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", podMac, "dev", "tev300", "dst", podVtep]);
-    await until("the pod's neighbour entry to go", async () => state().pods.red!.length === 0 && !(await permanentNeighbours()).includes(podIP));
-    expect(state().history.some((r) => r.podsForgotten.includes(`${podIP} (red) at VTEP ${podVtep}`))).toBe(true);
+    await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", mac, "dev", "tev300", "dst", podVtep]);
+    await until("the pod's neighbour entry to go", async () => !known() && !(await permanentNeighbours()).includes(ip));
+    expect(state().history.some((r) => r.reason === "pods" && r.podsForgotten.includes(`${ip} (red) at VTEP ${podVtep}`))).toBe(true);
+  });
+
+  it("serves a real pod from its first packets on", async () => {
+    expect(await sourceSeenBy(pod)).toBe(gw.ip);
+    await until("the real pod known", async () => state().pods.red!.some((p) => p.ip === podIP) && (await permanentNeighbours()).includes(`${podIP} lladdr ${podMac}`));
   });
 
   it("still delivers a server push to a pod idle past its gateway's neighbour cache", async () => {
@@ -130,6 +134,10 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(line).toMatchObject({ level: "warn", vtep: podVtep, mac: "52:54:00:ab:cd:ef", tenant: "red" });
     expect(String(line.msg)).toMatch(/no derived MAC 02:7e:<overlay IPv4> of 172\.30\.0\.0\/24/);
     expect(await permanentNeighbours()).not.toMatch(/52:54:00:ab:cd:ef/);
+    // A one-shot apply says so too.
+    const once = await gatewayCli(gw.ns, ["apply", "-f", cm.file]);
+    expect(once.exitCode).toBe(0);
+    expect(once.stderr).toMatch(new RegExp(`warning: pod at VTEP ${podVtep.replace(/\./g, "\\.")} sends tenant red's tunnel \\(tev300\\) from MAC 52:54:00:ab:cd:ef`));
     await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", "52:54:00:ab:cd:ef", "dev", "tev300", "dst", podVtep]);
   });
 
