@@ -99,11 +99,12 @@ export class GatewayDaemon extends EventEmitter {
   private wantFull?: Reason;
   private wantPods = false;
   private loop?: Promise<void>;
-  private timers: NodeJS.Timeout[] = [];
+  private resync?: NodeJS.Timeout;
   private settle?: NodeJS.Timeout;
   private fileSettle?: NodeJS.Timeout;
   private watcher?: FSWatcher;
   private monitor?: ChildProcess;
+  private monitorRestart?: NodeJS.Timeout;
   private stopping = false;
 
   constructor(options: DaemonOptions) {
@@ -129,7 +130,7 @@ export class GatewayDaemon extends EventEmitter {
       this.startMonitor();
       this.watcher = watch(dirname(this.o.file), () => this.fileEvent());
       this.watcher.on("error", (e) => this.o.log("error", "watch", `cannot watch ${dirname(this.o.file)}: ${e.message}`));
-      this.timers.push(setInterval(() => this.kick("resync"), this.o.resyncMs));
+      this.resync = setInterval(() => this.kick("resync"), this.o.resyncMs);
       this.kick("start");
       await this.idle();
     } catch (e) {
@@ -151,7 +152,8 @@ export class GatewayDaemon extends EventEmitter {
   /** Stops following; leaves the kernel as it is unless cleanup on exit was asked for. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
+    clearInterval(this.resync);
+    clearTimeout(this.monitorRestart);
     clearTimeout(this.settle);
     clearTimeout(this.fileSettle);
     this.watcher?.close();
@@ -357,13 +359,11 @@ export class GatewayDaemon extends EventEmitter {
     child.on("close", (code, signal) => {
       if (this.stopping) return;
       this.o.log("warn", "monitor", `bridge monitor fdb ended (${signal ?? `exit ${code}`}); restarting it, and resyncing what it may have missed`);
-      this.timers.push(
-        setTimeout(() => {
-          if (this.stopping) return;
-          this.startMonitor();
-          this.kick("pods");
-        }, RESTART_MONITOR_MS),
-      );
+      this.monitorRestart = setTimeout(() => {
+        if (this.stopping) return;
+        this.startMonitor();
+        this.kick("pods");
+      }, RESTART_MONITOR_MS);
     });
   }
 }
