@@ -210,7 +210,11 @@ describe("tenant-egress-gateway run (the process)", () => {
     expect(report.error, "the open flow was reset by a daemon restart").toBeUndefined();
     expect(report.end.sum_received.bytes).toBeGreaterThan(1_000_000);
     expect(await permanentNeighbours()).toContain(`${podIP} lladdr ${podMac}`);
+    const lock = /lock (\/\S+?\.lock)/.exec((await gatewayCli(gw.ns, ["run", "-f", cm.file])).stderr)?.[1];
+    expect(lock).toMatch(/^\/run\/tenant-egress\/gateway-netns-\d+\.lock$/);
     await daemon.stop();
+    // A daemon that stops removes its lock file (one that was killed leaves it, unlocked).
+    expect((await run(["test", "-e", lock!], { allowFailure: true })).exitCode).toBe(1);
   });
 
   it("repairs drift on every resync and logs exactly what it repaired", async () => {
