@@ -13,8 +13,9 @@
  *
  * The daemon is also what an HTTP layer reads: `state()` is a snapshot of everything it knows
  * (configuration generation and error, the last reconcile and a bounded history, the learned
- * pods per tenant, the MACs that break the contract), and each finished reconcile is emitted
- * as a "reconcile" event.
+ * pods per tenant, the MACs that break the contract); `generation`, `configError`,
+ * `lastSuccess`, `readiness()` and `onReconcile()` are the same facts in the shape the metrics
+ * read (a reconcile's result: changed, unchanged, failed, or a refused file).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -66,6 +67,14 @@ export interface DaemonState {
   strangers: Stranger[];
   /** Distinct contract breakers reported since start (each is logged once). */
   strangersReported: number;
+}
+
+export interface ReconcileEvent {
+  result: "changed" | "unchanged" | "invalid_config" | "failed";
+  seconds: number;
+  at: Date;
+  changes: readonly string[];
+  error?: string;
 }
 
 export interface DaemonOptions {
@@ -123,7 +132,40 @@ export class GatewayDaemon extends EventEmitter {
     return !!this.s.last?.ok && !this.s.configError;
   }
 
-  /** Locks the namespace, starts following the kernel and the file, and runs the first reconcile. */
+  get netns(): string | undefined {
+    return this.o.netns;
+  }
+
+  get generation(): number {
+    return this.s.generation;
+  }
+
+  get configError(): string | undefined {
+    return this.s.configError?.message;
+  }
+
+  get lastSuccess(): Date | undefined {
+    return this.s.lastSuccessAt ? new Date(this.s.lastSuccessAt) : undefined;
+  }
+
+  readiness(): { ready: boolean; reason: string } {
+    const s = this.s;
+    if (s.configError) return { ready: false, reason: `configuration refused: ${s.configError.message}` };
+    if (!s.last) return { ready: false, reason: "no reconcile yet" };
+    if (!s.last.ok) return { ready: false, reason: `the last reconcile failed: ${s.last.error ?? ""}` };
+    return { ready: true, reason: `the kernel matches the configuration (generation ${s.generation})` };
+  }
+
+  /** Each finished reconcile, and each refused file, as the metrics count them. */
+  onReconcile(listener: (e: ReconcileEvent) => void): void {
+    this.on("reconcile-event", listener);
+  }
+
+  /**
+   * Locks the namespace, starts following the kernel and the file, and starts the first
+   * reconcile (`idle()` resolves when it is done): an HTTP side started next answers /healthz
+   * while a long first apply runs, and its metrics see that apply.
+   */
   async start(): Promise<void> {
     this.lock = await lockNetns(this.o.netns, this.o.lockDir);
     try {
@@ -132,7 +174,6 @@ export class GatewayDaemon extends EventEmitter {
       this.watcher.on("error", (e) => this.o.log("error", "watch", `cannot watch ${dirname(this.o.file)}: ${e.message}`));
       this.resync = setInterval(() => this.kick("resync"), this.o.resyncMs);
       this.kick("start");
-      await this.idle();
     } catch (e) {
       await this.stop();
       throw e;
@@ -244,6 +285,7 @@ export class GatewayDaemon extends EventEmitter {
       this.s.configError = { at: new Date().toISOString(), message };
       const kept = this.s.generation ? `keeping generation ${this.s.generation}` : "nothing applied yet";
       this.o.log("error", "config", `refused ${this.o.file}: ${message} (${kept})`, { error: message, generation: this.s.generation });
+      this.emit("reconcile-event", { result: "invalid_config", seconds: 0, at: new Date(), changes: [], error: message } satisfies ReconcileEvent);
     }
     return true;
   }
@@ -307,6 +349,8 @@ export class GatewayDaemon extends EventEmitter {
       this.s.reconciles.failed++;
     }
     this.emit("reconcile", structuredClone(r));
+    const result = !r.ok ? "failed" : r.changes.length ? "changed" : "unchanged";
+    this.emit("reconcile-event", { result, seconds: r.durationMs / 1000, at: new Date(r.at), changes: [...r.changes], ...(r.error ? { error: r.error } : {}) } satisfies ReconcileEvent);
   }
 
   private finish(reason: Reason, started: number, o: Outcome): void {

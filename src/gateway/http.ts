@@ -28,9 +28,8 @@ export function startHttp(daemon: GatewayDaemon, listen: string): Promise<HttpSe
     const reply = (code: number, body: string) => res.writeHead(code, { "content-type": "text/plain; charset=utf-8" }).end(body);
     if (path === "/healthz") return reply(200, "ok\n");
     if (path === "/readyz") {
-      const s = daemon.state();
-      if (daemon.ready()) return reply(200, "ready\n");
-      return reply(503, `not ready: ${s.configError ? `configuration refused: ${s.configError.message}` : s.last ? `last reconcile failed: ${s.last.error ?? ""}` : "no reconcile yet"}\n`);
+      const r = daemon.readiness();
+      return reply(r.ready ? 200 : 503, `${r.ready ? "ready" : "not ready"}: ${r.reason}\n`);
     }
     reply(404, "not found\n");
   });

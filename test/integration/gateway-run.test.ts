@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GatewayDaemon, type DaemonState } from "../../src/gateway/daemon.js";
+import { type DaemonState, GatewayDaemon, type ReconcileEvent } from "../../src/gateway/daemon.js";
 import { makeLogger } from "../../src/gateway/log.js";
 import { cni, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { configMapDir, type DaemonProcess, gatewayCli, startGatewayDaemon } from "../../src/lab/gateway-cli.js";
@@ -70,11 +70,15 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
   let daemon: GatewayDaemon;
   const log: string[] = [];
   const state = (): DaemonState => daemon.state();
+  const events: ReconcileEvent[] = [];
 
   beforeAll(async () => {
     // No resync during these tests: each change must come from the trigger under test.
     daemon = new GatewayDaemon({ file: cm.file, netns: `/run/netns/${gw.ns}`, resyncMs: 3_600_000, cleanupOnExit: false, log: makeLogger("json", (l) => log.push(l)) });
+    daemon.onReconcile((e) => events.push(e));
     await daemon.start();
+    await daemon.idle();
+    expect(events[0]).toMatchObject({ result: "changed" });
   });
   afterAll(async () => {
     await daemon?.stop();
@@ -85,6 +89,8 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(state().history[0]!.changes).toContain("link tev300 is missing");
     expect(Object.keys(state().pods)).toEqual(["red"]);
     expect(daemon.ready()).toBe(true);
+    expect(daemon.readiness()).toEqual({ ready: true, reason: "the kernel matches the configuration (generation 1)" });
+    expect(daemon.lastSuccess).toBeInstanceOf(Date);
     expect(JSON.parse(log.find((l) => l.includes('"reason":"start"'))!)).toMatchObject({ level: "info", event: "reconcile", reason: "start", ok: true, generation: 1 });
   });
 
@@ -159,6 +165,8 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(state().configError!.message).toMatch(/tenants\[0\]\.upload\.rate: "fast" is not a rate/);
     expect(state().generation).toBe(2);
     expect(daemon.ready()).toBe(false);
+    expect(daemon.configError).toMatch(/"fast" is not a rate/);
+    expect(events.map((e) => e.result)).toContain("invalid_config");
     expect(log.some((l) => /"event":"config".*keeping generation 2/.test(l))).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
     expect(await uploadRate()).toBe("15Mbit");
