@@ -7,8 +7,12 @@ import { parseArgs } from "node:util";
 import { formatRate } from "../net/rates.js";
 import { type DirectionStatus, deleteTenant, GatewayError, type GatewayStatus, applyConfig, type Outcome, reset, status } from "./commands.js";
 import { GatewayConfigError, readGatewayConfig } from "./config.js";
-import { parseListen, startHttp } from "./http.js";
+import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
+import { type HttpServer, parseListen, startHttp } from "./http.js";
+import { LockedError } from "./lock.js";
+import { makeLogger } from "./log.js";
 import type { ReconcileEvent } from "./metrics.js";
+import { describeStranger } from "./plan.js";
 import { AppliedOnce } from "./serve.js";
 
 const HELP: Record<string, string> = {
@@ -21,6 +25,7 @@ Commands:
   status [--json]    per tenant and direction: limits, counters, drops, backlog, achieved rate
   delete --tenant N  remove one tenant's device, rules and classes
   reset              remove everything tenant-egress-gateway created, and nothing else
+  run -f FILE        keep the namespace matching FILE: follow the file, the pods and drift
   serve --listen A:P [-f FILE]
                      apply FILE once (if given), then serve /metrics, /healthz, /readyz,
                      /api/status and a page at / until SIGTERM or SIGINT
@@ -39,6 +44,17 @@ configured rate and ceil, bytes, packets, drops, overlimits, backlog and the ach
 
 Removes one tenant's tunnel, rules and classes; the other tenants are not touched. Remove it
 from the configuration file too, or the next apply brings it back.`,
+  run: `Usage: tenant-egress-gateway run -f FILE [--netns PATH] [--listen ADDR:PORT] [--resync 30s]
+                                  [--log-format text|json] [--cleanup-on-exit]
+
+Applies FILE, then keeps the namespace matching it: re-applies within a second of a change to
+FILE (its directory is watched, so a ConfigMap's symlink swap counts), repairs drift every
+--resync (and logs what it repaired), adds a permanent neighbour entry for each pod as soon as
+its tunnel learns it and removes it when the kernel forgets the pod. A FILE that does not parse
+is refused and logged; the last good one stays in force. One line per reconcile on stdout.
+Signals: SIGHUP re-reads FILE and reconciles; SIGTERM/SIGINT exit leaving the kernel as it is
+(a restart with the same FILE changes nothing), unless --cleanup-on-exit. --listen serves
+/healthz and /readyz. One daemon per namespace: a second one refuses to start.`,
   reset: `Usage: tenant-egress-gateway reset [--netns PATH]
 
 Removes every device, chain and qdisc tree tenant-egress-gateway owns. Everything else in the
@@ -120,6 +136,31 @@ async function serve(o: { listen: string; file?: string; netns?: string }, io: C
   return 0;
 }
 
+/** Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads. */
+async function runDaemon(options: DaemonOptions, listen: string | undefined): Promise<number> {
+  const daemon = new GatewayDaemon(options);
+  let stopRequested: (() => void) | undefined;
+  const stopped = new Promise<void>((r) => (stopRequested = r));
+  const onStop = () => stopRequested?.();
+  const onHup = () => daemon.reload();
+  process.on("SIGTERM", onStop).on("SIGINT", onStop).on("SIGHUP", onHup);
+  let http: HttpServer | undefined;
+  try {
+    await daemon.start();
+    if (listen !== undefined) {
+      http = await startHttp(daemon, listen);
+      options.log("info", "listen", `serving /metrics, /healthz, /readyz, /api/status and the page on http://${http.address}/`, { address: http.address });
+    }
+    await stopped;
+    options.log("info", "stop", options.cleanupOnExit ? "stopping; removing what it owns (--cleanup-on-exit)" : "stopping; the kernel state stays as it is");
+    return 0;
+  } finally {
+    await http?.close();
+    await daemon.stop();
+    process.off("SIGTERM", onStop).off("SIGINT", onStop).off("SIGHUP", onHup);
+  }
+}
+
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -138,6 +179,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         tenant: { type: "string" },
         netns: { type: "string" },
         listen: { type: "string" },
+        resync: { type: "string" },
+        "log-format": { type: "string" },
+        "cleanup-on-exit": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -151,7 +195,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case "apply": {
         if (!values.file) throw new UsageError(`apply needs -f FILE\n\n${HELP.apply}`);
         const config = await readGatewayConfig(values.file);
-        io.out(`${report("apply", await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] }), !!values["dry-run"])}\n`);
+        const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
+        io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
+        for (const st of outcome.learned.strangers) io.err(`tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`);
         return 0;
       }
       case "status": {
@@ -160,6 +206,21 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const s = await status({ ...netns, intervalSeconds: interval });
         io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
         return 0;
+      }
+      case "run": {
+        if (!values.file) throw new UsageError(`run needs -f FILE\n\n${HELP.run}`);
+        const resyncMs = parseDuration(values.resync ?? "30s");
+        if (resyncMs === undefined) throw new UsageError(`--resync takes a duration like 30s, 500ms or 2m, not "${values.resync}"`);
+        const format = values["log-format"] ?? "text";
+        if (format !== "text" && format !== "json") throw new UsageError(`--log-format is text or json, not "${format}"`);
+        if (values.listen !== undefined) {
+          try {
+            parseListen(values.listen);
+          } catch (e) {
+            throw new UsageError((e as Error).message);
+          }
+        }
+        return await runDaemon({ file: values.file, ...netns, resyncMs, cleanupOnExit: !!values["cleanup-on-exit"], log: makeLogger(format, io.out) }, values.listen);
       }
       case "delete": {
         if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
@@ -170,15 +231,21 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         if (!values.listen) throw new UsageError(`serve needs --listen ADDR:PORT\n\n${HELP.serve}`);
         return await serve({ listen: values.listen, ...(values.file ? { file: values.file } : {}), ...netns }, io);
       }
-      default: {
+      case "reset": {
         io.out(`${report("reset", await reset(netns))}\n`);
         return 0;
       }
+      default:
+        throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
     }
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       io.err(`tenant-egress-gateway: ${e.message}\n`);
       return 2;
+    }
+    if (e instanceof LockedError) {
+      io.err(`tenant-egress-gateway: ${e.message}\n`);
+      return 1;
     }
     if (e instanceof GatewayConfigError) {
       io.err(`tenant-egress-gateway: invalid configuration: ${e.message}\n`);

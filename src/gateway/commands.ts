@@ -1,6 +1,7 @@
 /**
  * The gateway's verbs over the shared reconcile mechanism:
- *   apply            diff(plan(config), observed) within everything the gateway owns → apply
+ *   apply            diff(plan(config, learned pods), observed) within everything the gateway owns → apply
+ *   sync pods        the same, for the learned pods' neighbour entries only (what a new FDB entry changes)
  *   delete --tenant  diff(nothing, observed) within one tenant's objects → apply
  *   reset            diff(nothing, observed) within everything the gateway owns → apply
  *   status           sample twice, an interval apart: counters and achieved rates per tenant
@@ -11,12 +12,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
-import { observe, type Observed } from "../net/observe.js";
-import { probeLeafKind } from "../net/probe.js";
+import { type FdbEntry, observe, type Observed, observeFdb, observeNeighbours, observeTrackedSources } from "../net/observe.js";
+import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { run } from "../net/run.js";
-import { type ClassStats, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
+import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
-import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, planGateway, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
+import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, type LearnedPods, learnedPods, planGateway, podNeighbours, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
 
 export class GatewayError extends Error {}
 
@@ -29,6 +30,8 @@ interface Snapshot {
   uplink: string;
   /** process.hrtime.bigint() as the class counters were read (the moment rates are measured at). */
   countersAt: bigint;
+  fdb: FdbEntry[];
+  tracked: string[];
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -42,33 +45,41 @@ function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: st
     .map((l) => ({ name: l.alias!.slice(ALIAS_PREFIX.length), vni: l.vni, dev: l.name }));
 }
 
-/** Everything the gateway owns as it is now; `neighbours` only when they will be compared (thousands of entries). */
+/** Everything the gateway owns as it is now; neighbours and learned pods only when they will be compared. */
 async function snapshot(netns: string | undefined, uplinkWanted: string | undefined, neighbours = true): Promise<Snapshot> {
   const [observed, qdiscs] = await Promise.all([observe(netns, { tables: [MAIN_TABLE], neighbours }), observeQdiscs(netns)]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
+  const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
+  const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
   if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
-  const tc = { qdiscs, ...(await observeClasses(netns, [uplink, ...tunnels])) };
+  const [classes, fdb, tracked] = await Promise.all([observeClasses(netns, [uplink, ...tunnels]), fdbP, trackedP]);
   const countersAt = process.hrtime.bigint();
+  const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink, countersAt };
+  return { observed, tc, uplink, countersAt, fdb, tracked };
 }
 
 export interface Outcome {
   changes: Changes;
   uplink: string;
+  /** The pods the tunnels have learned (and the MACs that break the contract), as this reconcile saw them. */
+  learned: LearnedPods;
 }
 
-async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE, snap: Snapshot, scope: Scope, dryRun: boolean): Promise<Outcome> {
+async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE, snap: Snapshot, scope: Scope, dryRun: boolean, learned: LearnedPods): Promise<Outcome> {
   const changes = diff(desired, snap.observed.state, scope);
   if (!dryRun && changes.problems.length) await apply(netns, changes);
-  return { changes, uplink: snap.uplink };
+  return { changes, uplink: snap.uplink, learned };
 }
 
-export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean }): Promise<Outcome> {
+const NO_PODS: LearnedPods = { pods: [], strangers: [] };
+
+/** `leaf`: the kernel's leaf qdisc kind when already probed (a daemon probes once, not on every reconcile). */
+export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind }): Promise<Outcome> {
   const snap = await snapshot(opts.netns, config.uplink);
   const foreign = snap.tc.qdiscs.find((q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT);
   if (foreign && config.tenants.length) {
@@ -77,9 +88,24 @@ export async function applyConfig(config: GatewayConfig, opts: { netns?: string;
   const addr = snap.observed.state.addresses.find((a) => a.dev === snap.uplink);
   if (!addr && config.tenants.length) throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
   const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
-  const leaf = config.tenants.length ? await probeLeafKind(opts.netns) : "tbf";
-  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf });
-  return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun);
+  const leaf = opts.leaf ?? (config.tenants.length ? await probeLeafKind(opts.netns) : "tbf");
+  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf, fdb: snap.fdb, tracked: snap.tracked });
+  return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
+}
+
+/**
+ * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
+ * removed FDB entry changes. Three processes (the FDB, conntrack, the permanent neighbours), so it can
+ * follow the kernel's notifications; everything else waits for the next full reconcile.
+ */
+export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
+  const devices = config.tenants.map((t) => tunnelDevice(t.vni));
+  const [fdb, tracked, neighbours] = await Promise.all([observeFdb(opts.netns, devices), observeTrackedSources(opts.netns), observeNeighbours(opts.netns)]);
+  const desired = { ...EMPTY_STATE, neighbours: podNeighbours(config, fdb, tracked) };
+  const observed = { ...EMPTY_STATE, neighbours: neighbours.filter((n) => devices.includes(n.dev)) };
+  const changes = diff(desired, observed, gatewayScope(opts.uplink));
+  if (changes.problems.length) await apply(opts.netns, changes);
+  return { changes, uplink: opts.uplink, learned: learnedPods(config, fdb) };
 }
 
 export async function deleteTenant(name: string, opts: { netns?: string }): Promise<Outcome> {
@@ -89,12 +115,12 @@ export async function deleteTenant(name: string, opts: { netns?: string }): Prom
     const known = presentTenants(snap.observed).map((x) => x.name);
     throw new GatewayError(`tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`);
   }
-  return reconcile(opts.netns, EMPTY_STATE, snap, tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)), false);
+  return reconcile(opts.netns, EMPTY_STATE, snap, tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)), false, NO_PODS);
 }
 
 export async function reset(opts: { netns?: string }): Promise<Outcome> {
   const snap = await snapshot(opts.netns, undefined);
-  return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false);
+  return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false, NO_PODS);
 }
 
 export interface DirectionSample extends ClassStats {

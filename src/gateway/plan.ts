@@ -5,8 +5,15 @@
  * smaller scope. Per tenant:
  *
  * - a vxlan device `tev<VNI>` that learns pod VTEPs and keeps them for weeks, plus a permanent
- *   neighbour entry for every overlay address (pod MACs are derived from their overlay IPs):
- *   a server can push to a pod that has been idle for hours, with no ARP and no FDB expiry;
+ *   neighbour entry for every pod it has learned (pod MACs are derived from their overlay IPs,
+ *   so the learned FDB entry says which address the pod has): a server can push to a pod that
+ *   has been idle for hours, with no ARP and no FDB expiry. State follows the pods that exist,
+ *   not the size of the subnet: the learned FDB entries are facts the plan is given, and a pod
+ *   whose FDB entry goes loses its neighbour entry. So do the sources of tracked connections:
+ *   conntrack outlives a rebuilt tunnel (whose FDB starts empty), so a pod with open flows keeps
+ *   its entry and its replies flow again with its next packet, with no ARP (which a tunnel
+ *   without a default destination could not send anyway). A learned MAC that is no derived
+ *   MAC of the tenant's overlay breaks the contract between the two halves and is reported;
  * - its own iptables chains, named after its VNI: VXLAN for this VNI is accepted only from the
  *   allowed underlay sources; what comes out of the tunnel must carry an overlay source and may
  *   only go to the uplink (no tenant-to-tenant forwarding); SNAT on the uplink; upload traffic
@@ -29,9 +36,10 @@
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
 import type { Chain, Jump, NetState, Neighbour, Qdisc, Scope, TcClass } from "../net/desired-state.js";
-import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { broadcastOf, cidrContains, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
-import { overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
+import { overlayIPOfMac, overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
 import type { GatewayConfig, GatewayTenant } from "./config.js";
 import { defaultClassRate } from "./config.js";
 import { htbClass, leafQdisc } from "./shaping.js";
@@ -54,6 +62,10 @@ export interface GatewayFacts {
   uplinkIP: string;
   uplinkMtu: number;
   leaf: LeafKind;
+  /** The tunnels' FDB entries as the kernel learned them: which pods exist, and where. */
+  fdb: readonly FdbEntry[];
+  /** Original source addresses of tracked connections: pods with open flows. */
+  tracked: readonly string[];
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
@@ -94,16 +106,64 @@ export function tenantScope(uplink: string, vni: number, classMinor: number): Sc
   };
 }
 
-function tenantNeighbours(t: GatewayTenant, dev: string): Neighbour[] {
+/** A pod the gateway has learned from its traffic: its overlay address follows from its MAC. */
+export interface LearnedPod {
+  tenant: string;
+  dev: string;
+  ip: string;
+  mac: string;
+  vtep: string;
+}
+
+/** A learned tunnel MAC that is no derived MAC of the tenant's overlay: a pod that breaks the contract. */
+export interface Stranger {
+  tenant: string;
+  dev: string;
+  mac: string;
+  vtep: string;
+}
+
+/** What an operator needs to know about a contract breaker, in one sentence. */
+export function describeStranger(st: Stranger, overlaySubnet: string): string {
+  return `pod at VTEP ${st.vtep} sends tenant ${st.tenant}'s tunnel (${st.dev}) from MAC ${st.mac}, which is no derived MAC 02:7e:<overlay IPv4> of ${overlaySubnet}: the gateway keeps no neighbour entry for it, so traffic to it fails once ARP ages out`;
+}
+
+export interface LearnedPods {
+  pods: LearnedPod[];
+  strangers: Stranger[];
+}
+
+const isHost = (t: GatewayTenant, addr: number | undefined): addr is number => {
   const subnet = parseCidr(t.overlaySubnet)!;
-  const gw = parseIPv4(t.gatewayOverlayIP)!;
-  const out: Neighbour[] = [];
-  for (let a = subnet.network + 1; a < broadcastOf(subnet); a++) {
-    if (a === gw) continue;
-    const ip = formatIPv4(a);
-    out.push({ dev, ip, mac: overlayMac(ip) });
+  return addr !== undefined && cidrContains(subnet, addr) && addr !== subnet.network && addr !== broadcastOf(subnet) && addr !== parseIPv4(t.gatewayOverlayIP);
+};
+
+/** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
+export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): LearnedPods {
+  const byDev = new Map(config.tenants.map((t) => [tunnelDevice(t.vni), t]));
+  const out: LearnedPods = { pods: [], strangers: [] };
+  for (const e of fdb) {
+    const t = byDev.get(e.dev);
+    if (!t) continue;
+    const ip = overlayIPOfMac(e.mac);
+    if (ip !== undefined && isHost(t, parseIPv4(ip))) out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
+    else out.strangers.push({ tenant: t.name, dev: e.dev, mac: e.mac, vtep: e.dst });
   }
   return out;
+}
+
+/**
+ * One permanent neighbour per pod the gateway knows of, learned or with tracked connections:
+ * its derived MAC, so nothing waits for ARP.
+ */
+export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[], tracked: readonly string[]): Neighbour[] {
+  const out = new Map<string, Neighbour>();
+  for (const p of learnedPods(config, fdb).pods) out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
+  for (const ip of tracked) {
+    const t = config.tenants.find((x) => isHost(x, parseIPv4(ip)));
+    if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
+  }
+  return [...out.values()];
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
@@ -144,7 +204,6 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       alias: `${ALIAS_PREFIX}${t.name}`,
     });
     state.addresses.push({ dev, local: t.gatewayOverlayIP, prefix: t.overlayPrefix });
-    state.neighbours.push(...tenantNeighbours(t, dev));
 
     const accept: Chain = { table: "filter", name: chains.input, rules: [...t.allowedSources.map((c) => `-s ${c} -j RETURN`), "-j DROP"] };
     // Accepting here keeps the gateway working under a FORWARD policy of DROP; only the
@@ -178,6 +237,7 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     state.classes.push(down);
   }
 
+  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked));
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

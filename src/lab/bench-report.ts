@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatRate } from "../net/rates.js";
 import type { GatewayBench, IsolationRow } from "./bench-gateway.js";
+import type { ScaleBench } from "./bench-gateway-scale.js";
 import type { PluginBench, Timing } from "./bench-plugin.js";
 
 export interface BenchRun {
@@ -13,6 +14,7 @@ export interface BenchRun {
   machine: { cpus: number; kernel: string; node: string };
   plugin?: PluginBench;
   gateway?: GatewayBench;
+  gatewayScale?: ScaleBench;
 }
 
 const ms = (t: Timing | undefined) => (t ? `${t.median.toFixed(1)} / ${t.p90.toFixed(1)}` : "-");
@@ -57,6 +59,18 @@ export function markdown(r: BenchRun): string {
     out.push("", "## Two tenants, 3 + 7 Mbit/s guaranteed on a 10 Mbit/s link, both saturating (upload)", "", "| tenant | guaranteed | goodput | of theoretical |", "|---|---|---|---|");
     for (const x of g.isolation) out.push(`| ${x.tenant} | ${formatRate(x.rate)} | ${formatRate(x.goodput)} | ${pct(x.ofTheoretical)} |`);
     out.push("", "![goodput per second of each tenant against its rate](isolation.svg)", "");
+  }
+  if (r.gatewayScale) {
+    const g = r.gatewayScale;
+    const n = (x: number | undefined, digits = 0) => (x === undefined ? "" : x.toFixed(digits));
+    out.push(
+      `## Gateway at scale (\`run\` daemon; tenants with /16 overlays; pods sending real VXLAN from 20 VTEPs; targets: first apply ≤ 2000 ms, no-op reconcile ≤ 200 ms, RSS ≤ 100 MB)`,
+      "",
+      "| tenants | pods | first apply (ms) | all pods learned (ms) | no-op reconcile (ms, median of 5) | daemon RSS (MB) | neighbour entries |",
+      "|---|---|---|---|---|---|---|",
+    );
+    for (const x of g.rows) out.push(`| ${x.tenants} | ${x.pods} | ${n(x.firstApplyMs)} | ${n(x.learnMs)} | ${n(x.noopMs)} | ${n(x.rssMB, 1)} | ${x.neighbours} |`);
+    out.push("");
   }
   return out.join("\n");
 }

@@ -5,6 +5,7 @@
 import { cpus, release } from "node:os";
 import { type BenchRun, markdown, writeReport } from "./bench-report.js";
 import { benchGateway } from "./bench-gateway.js";
+import { benchGatewayScale } from "./bench-gateway-scale.js";
 import { benchPlugins } from "./bench-plugin.js";
 import { createLab, deleteNamespaces } from "./topology.js";
 import { startInetServers } from "./traffic.js";
@@ -12,8 +13,12 @@ import { startInetServers } from "./traffic.js";
 export const BENCH_PREFIX = "tebench";
 
 export interface BenchOptions {
-  only?: "plugin" | "gateway";
+  /** "scale": only the gateway's scale part. */
+  only?: "plugin" | "gateway" | "scale";
   seconds: number;
+  /** The gateway's scale part: tenants (/16 overlays each) and active pods at the largest step. */
+  tenants: number;
+  pods: number;
   n: number;
   out: string;
 }
@@ -32,8 +37,9 @@ export async function bench(o: BenchOptions): Promise<number> {
       machine: { cpus: cpus().length, kernel: release(), node: process.version },
     };
     try {
-      if (o.only !== "plugin") result.gateway = await benchGateway(lab, o.seconds, say);
-      if (o.only !== "gateway") result.plugin = await benchPlugins(lab, "10.23.0.3", o.n, say);
+      if (o.only === undefined || o.only === "gateway") result.gateway = await benchGateway(lab, o.seconds, say);
+      if (o.only !== "plugin") result.gatewayScale = await benchGatewayScale(lab, o.tenants, o.pods, say);
+      if (o.only === undefined || o.only === "plugin") result.plugin = await benchPlugins(lab, "10.23.0.3", o.n, say);
     } finally {
       await servers.stop();
     }

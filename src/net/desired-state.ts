@@ -354,21 +354,27 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
   return c;
 }
 
+/** Names the entries when they are few, counts them when they are many (a gateway can hold thousands). */
+function describeNeighbours(entries: readonly Neighbour[], what: string): string {
+  const shown = entries.slice(0, 5).map((n) => `${n.ip} on ${n.dev}`).join(", ");
+  const more = entries.length > 5 ? ` and ${entries.length - 5} more` : "";
+  return `${entries.length} permanent neighbour entr${entries.length === 1 ? "y" : "ies"} ${what}: ${shown}${more}`;
+}
+
 function diffNeighbours(desired: NetState, observed: NetState, scope: Scope, gone: (dev: string) => boolean, c: Changes): void {
   const seen = byKey(observed.neighbours.filter((n) => !gone(n.dev)), neighbourKey);
-  let missing = 0;
+  const missing: Neighbour[] = [];
   for (const want of desired.neighbours) {
     if (seen.get(neighbourKey(want))?.mac !== want.mac) {
       c.addNeighbours.push(want);
-      if (!gone(want.dev)) missing++;
+      if (!gone(want.dev)) missing.push(want);
     }
   }
-  // One line for many: a gateway has one entry per overlay address.
-  if (missing) c.problems.push(`${missing} permanent neighbour entr${missing === 1 ? "y is" : "ies are"} missing or wrong`);
+  if (missing.length) c.problems.push(describeNeighbours(missing, "missing or wrong"));
   const wanted = new Set(desired.neighbours.map(neighbourKey));
   const extra = [...seen.values()].filter((n) => scope.link(n.dev) && !wanted.has(neighbourKey(n)));
   c.delNeighbours.push(...extra);
-  if (extra.length) c.problems.push(`${extra.length} permanent neighbour entries are left over`);
+  if (extra.length) c.problems.push(describeNeighbours(extra, "left over"));
 }
 
 /** Rates as the kernel stores them round to its tables; a relative error this small is equal. */

@@ -71,6 +71,62 @@ export async function observe(netns: string | undefined, what: ObserveWhat): Pro
   return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
 }
 
+/** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */
+export async function observeNeighbours(netns: string | undefined): Promise<Neighbour[]> {
+  const r = await run(["ip", "-json", "neigh", "show", "nud", "permanent"], { netns });
+  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
+}
+
+/**
+ * The original source addresses of the connections the namespace tracks (one `conntrack -L`):
+ * who has open flows through it. Conntrack outlives devices, so this survives a rebuild.
+ */
+export async function observeTrackedSources(netns: string | undefined): Promise<string[]> {
+  const r = await run(["conntrack", "-L", "-f", "ipv4"], { netns });
+  return parseConntrackSources(r.stdout);
+}
+
+export function parseConntrackSources(text: string): string[] {
+  const out = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = / src=(\d+\.\d+\.\d+\.\d+) /.exec(line);
+    if (m) out.add(m[1]!);
+  }
+  return [...out];
+}
+
+/** A learned (or static) FDB entry of a VXLAN device: MAC → the VTEP that sent it. */
+export interface FdbEntry {
+  dev: string;
+  mac: string;
+  /** The remote VTEP's underlay address. */
+  dst: string;
+}
+
+/**
+ * The FDB entries of the given devices with a remote VTEP (one `bridge -json fdb show`).
+ * The all-zeros entry is a default destination, not a station, and is left out.
+ */
+export async function observeFdb(netns: string | undefined, devices: readonly string[]): Promise<FdbEntry[]> {
+  if (!devices.length) return [];
+  const r = await run(["bridge", "-json", "fdb", "show"], { netns });
+  return parseFdb(r.stdout, devices);
+}
+
+interface BridgeFdb {
+  mac: string;
+  ifname?: string;
+  dst?: string;
+}
+
+export function parseFdb(json: string, devices: readonly string[]): FdbEntry[] {
+  const wanted = new Set(devices);
+  const entries = (json.trim() ? JSON.parse(json) : []) as BridgeFdb[];
+  return entries.flatMap((e) =>
+    e.ifname && wanted.has(e.ifname) && e.dst && e.mac !== "00:00:00:00:00:00" ? [{ dev: e.ifname, mac: e.mac.toLowerCase(), dst: e.dst }] : [],
+  );
+}
+
 /** Only one iptables table (the node side of the plugin needs nothing else). */
 export async function observeIptables(netns: string | undefined, table: IptTable): Promise<NetState> {
   const r = await run(["iptables-save", "-t", table], { netns });

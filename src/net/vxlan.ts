@@ -19,5 +19,11 @@ export function overlayMac(ip: string): string {
   return ["02", "7e", ...[24, 16, 8, 0].map((s) => ((addr >>> s) & 255).toString(16).padStart(2, "0"))].join(":");
 }
 
+/** The overlay IPv4 a derived MAC stands for, or undefined when `mac` is not one (the inverse of overlayMac). */
+export function overlayIPOfMac(mac: string): string | undefined {
+  const m = /^02:7e:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
+  return m ? m.slice(1).map((h) => parseInt(h, 16)).join(".") : undefined;
+}
+
 /** "UDP payload is VXLAN with this VNI" (VNI in bytes 4-6 of the VXLAN header), in iptables-save's normal form. */
 export const vniMatch = (vni: number) => `-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x${vni.toString(16)}"`;

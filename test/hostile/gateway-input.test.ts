@@ -91,6 +91,10 @@ const cases: Case[] = [
   { name: "status with a zero interval", args: ["status", "--interval", "0"], exit: 2, message: /--interval takes seconds/ },
   { name: "serve without --listen", args: ["serve"], exit: 2, message: /serve needs --listen ADDR:PORT/ },
   { name: "serve with a listen address that is no ADDR:PORT", args: ["serve", "--listen", "9464; rm -rf /"], exit: 2, message: /--listen takes ADDR:PORT/ },
+  { name: "run without a file", args: ["run"], exit: 2, message: /run needs -f FILE/ },
+  { name: "run with a resync of no unit it knows", args: ["run", "-f", "/nonexistent", "--resync", "5h"], exit: 2, message: /--resync takes a duration like 30s, 500ms or 2m, not "5h"/ },
+  { name: "run with an unknown log format", args: ["run", "-f", "/nonexistent", "--log-format", "xml"], exit: 2, message: /--log-format is text or json, not "xml"/ },
+  { name: "run with a listen address without a port", args: ["run", "-f", "/nonexistent", "--listen", "0.0.0.0"], exit: 2, message: /--listen takes ADDR:PORT/ },
 ];
 
 describe("hostile input to tenant-egress-gateway", () => {

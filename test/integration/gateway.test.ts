@@ -61,6 +61,9 @@ const ratio = (measured: number, rate: number) => measured / rate;
 
 describe("tenant-egress-gateway", () => {
   it("apply is idempotent: a second apply changes nothing", async () => {
+    // The pods have transmitted, so the first apply adds their neighbour entries.
+    for (const p of Object.values(pods)) await sourceSeenBy(p);
+    await applyGateway(gw.ns, lab.dir, config([red, blue]));
     const r = await applyGateway(gw.ns, lab.dir, config([red, blue]));
     expect(r.stdout).toBe("apply: nothing to change (uplink eth0)\n");
   });
@@ -115,6 +118,13 @@ describe("tenant-egress-gateway", () => {
   });
 
   it("delivers a server push to a pod idle past its gateway's neighbour cache", async () => {
+    // A one-shot apply serves the pods learned by then (`run` follows them as they come): the
+    // pod has transmitted, so the gateway knows it.
+    expect(await sourceSeenBy(pods.red!)).toBe(gw.ip);
+    const learned = await applyGateway(gw.ns, lab.dir, config([red, blue]));
+    expect(learned.stdout).not.toMatch(/left over/);
+    const neigh = await run(["ip", "-n", gw.ns, "neigh", "show", "dev", "tev300", "nud", "permanent"]);
+    expect(neigh.stdout.trim().split("\n")).toHaveLength(1);
     const push = awaitPush(pods.red!, 3);
     await new Promise((r) => setTimeout(r, 1000));
     // What ageing would do to learned state: forget every dynamic neighbour entry.

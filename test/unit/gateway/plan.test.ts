@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
-import { CONNTRACK_CHAIN, gatewayScope, planGateway, tenantScope } from "../../../src/gateway/plan.js";
+import { CONNTRACK_CHAIN, gatewayScope, learnedPods, planGateway, tenantScope } from "../../../src/gateway/plan.js";
+import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
 import { vniMatch } from "../../../src/net/vxlan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
@@ -11,7 +13,15 @@ const config = parseGatewayConfig({
     { name: "red", vni: 300, overlaySubnet: "172.30.0.0/24", allowedSources: ["10.22.0.0/24"], snat: "198.51.100.2", upload: { rate: "10mbit", ceil: "20mbit" }, download: { rate: "10mbit" } },
   ],
 });
-const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const };
+// Two pods of red learned from their traffic, one MAC that is no derived MAC of red's overlay,
+// and an entry of a device that is no tenant's tunnel.
+const fdb = [
+  { dev: "tev300", mac: "02:7e:ac:1e:00:05", dst: "10.22.0.5" },
+  { dev: "tev300", mac: "02:7e:ac:1e:00:09", dst: "10.22.0.9" },
+  { dev: "tev300", mac: "52:54:00:12:34:56", dst: "10.22.0.7" },
+  { dev: "tev999", mac: "02:7e:ac:1e:00:06", dst: "10.22.0.6" },
+];
+const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const, fdb, tracked: [] as string[] };
 
 describe("planGateway", () => {
   const s = planGateway(config, facts);
@@ -21,9 +31,75 @@ describe("planGateway", () => {
     expect(s.links[0]!.ageing).toBeGreaterThan(86400);
   });
 
-  it("knows every pod's MAC in advance: one permanent neighbour per overlay address but the gateway's", () => {
-    expect(s.neighbours).toHaveLength(253);
-    expect(s.neighbours[0]).toEqual({ dev: "tev300", ip: "172.30.0.2", mac: "02:7e:ac:1e:00:02" });
+  it("keeps one permanent neighbour per learned pod, with the MAC derived from its overlay address", () => {
+    expect(s.neighbours).toEqual([
+      { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
+      { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
+    ]);
+  });
+
+  it("keeps the neighbours of pods with tracked connections too (a rebuilt tunnel's FDB starts empty)", () => {
+    const tracked = ["172.30.0.9", "172.30.0.20", "203.0.113.10", "172.30.0.1", "10.22.0.5"];
+    expect(planGateway(config, { ...facts, fdb: [], tracked }).neighbours).toEqual([
+      { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
+      { dev: "tev300", ip: "172.30.0.20", mac: "02:7e:ac:1e:00:14" },
+    ]);
+    expect(planGateway(config, { ...facts, tracked }).neighbours).toHaveLength(3);
+  });
+
+  it("reads tracked connections' original sources from conntrack's listing", () => {
+    const text = [
+      "tcp      6 431999 ESTABLISHED src=172.30.0.9 dst=203.0.113.10 sport=41222 dport=5201 src=203.0.113.10 dst=10.23.0.2 sport=5201 dport=41222 [ASSURED] mark=0 use=1",
+      "udp      17 29 src=172.30.0.9 dst=203.0.113.10 sport=53 dport=53 [UNREPLIED] src=203.0.113.10 dst=10.23.0.2 sport=53 dport=53 mark=0 use=1",
+      "icmp     1 29 src=172.30.0.20 dst=203.0.113.10 type=8 code=0 id=7 src=203.0.113.10 dst=10.23.0.2 type=0 code=0 id=7 mark=0 use=1",
+      "",
+    ].join("\n");
+    expect(parseConntrackSources(text)).toEqual(["172.30.0.9", "172.30.0.20"]);
+  });
+
+  it("holds no neighbour state without learned pods, however large the subnet", () => {
+    const big = parseGatewayConfig({ tenants: [{ name: "big", vni: 7, overlaySubnet: "10.200.0.0/16", allowedSources: ["10.22.0.0/24"], upload: { rate: "1mbit" }, download: { rate: "1mbit" } }] });
+    expect(planGateway(big, { ...facts, fdb: [] }).neighbours).toEqual([]);
+  });
+
+  it("reports learned MACs that break the contract (no derived MAC of the tenant's overlay), naming VTEP and MAC", () => {
+    const { pods, strangers } = learnedPods(config, [
+      ...fdb,
+      { dev: "tev300", mac: "02:7e:ac:1f:00:05", dst: "10.22.0.8" }, // another overlay's address
+      { dev: "tev300", mac: "02:7e:ac:1e:00:01", dst: "10.22.0.8" }, // the gateway's own address
+      { dev: "tev300", mac: "02:7e:ac:1e:00:ff", dst: "10.22.0.8" }, // the subnet's broadcast
+    ]);
+    expect(pods.map((p) => `${p.ip}@${p.vtep}`)).toEqual(["172.30.0.5@10.22.0.5", "172.30.0.9@10.22.0.9"]);
+    expect(strangers).toEqual([
+      { tenant: "red", dev: "tev300", mac: "52:54:00:12:34:56", vtep: "10.22.0.7" },
+      { tenant: "red", dev: "tev300", mac: "02:7e:ac:1f:00:05", vtep: "10.22.0.8" },
+      { tenant: "red", dev: "tev300", mac: "02:7e:ac:1e:00:01", vtep: "10.22.0.8" },
+      { tenant: "red", dev: "tev300", mac: "02:7e:ac:1e:00:ff", vtep: "10.22.0.8" },
+    ]);
+  });
+
+  it("removes the neighbour of a pod whose FDB entry went, naming it", () => {
+    const now = planGateway(config, { ...facts, fdb: fdb.slice(1) });
+    const changes = diff(now, s, gatewayScope("eth0"));
+    expect(changes.delNeighbours).toEqual([{ dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" }]);
+    expect(changes.addNeighbours).toEqual([]);
+    expect(changes.problems).toEqual(["1 permanent neighbour entry left over: 172.30.0.5 on tev300"]);
+    expect(diff(s, { ...s, neighbours: [] }, gatewayScope("eth0")).problems).toEqual(["2 permanent neighbour entries missing or wrong: 172.30.0.5 on tev300, 172.30.0.9 on tev300"]);
+    expect(diff(EMPTY_STATE, EMPTY_STATE, gatewayScope("eth0")).problems).toEqual([]);
+  });
+
+  it("reads learned FDB entries from bridge's JSON, only for the devices asked, without the default destination", () => {
+    const json = JSON.stringify([
+      { mac: "02:7e:ac:1e:00:05", ifname: "tev300", dst: "10.22.0.5", flags: ["self"], state: "" },
+      { mac: "00:00:00:00:00:00", ifname: "tev300", dst: "10.22.0.1", flags: ["self"], state: "permanent" },
+      { mac: "33:33:00:00:00:01", ifname: "br0", flags: ["self"], state: "permanent" },
+      { mac: "02:7E:AC:1E:00:06", ifname: "tev300", dst: "10.22.0.6", flags: ["self"], state: "" },
+    ]);
+    expect(parseFdb(json, ["tev300"])).toEqual([
+      { dev: "tev300", mac: "02:7e:ac:1e:00:05", dst: "10.22.0.5" },
+      { dev: "tev300", mac: "02:7e:ac:1e:00:06", dst: "10.22.0.6" },
+    ]);
+    expect(parseFdb("", ["tev300"])).toEqual([]);
   });
 
   it("accepts the tenant's VNI only from its allowed sources and SNATs to its address", () => {
