@@ -11,9 +11,7 @@ import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
 import { LockedError } from "./lock.js";
 import { makeLogger } from "./log.js";
-import type { ReconcileEvent } from "./metrics.js";
 import { describeStranger } from "./plan.js";
-import { AppliedOnce } from "./serve.js";
 
 const HELP: Record<string, string> = {
   main: `tenant-egress-gateway: makes this network namespace the egress gateway of one or more tenants.
@@ -26,9 +24,6 @@ Commands:
   delete --tenant N  remove one tenant's device, rules and classes
   reset              remove everything tenant-egress-gateway created, and nothing else
   run -f FILE        keep the namespace matching FILE: follow the file, the pods and drift
-  serve --listen A:P [-f FILE]
-                     apply FILE once (if given), then serve /metrics, /healthz, /readyz,
-                     /api/status and a page at / until SIGTERM or SIGINT
 
 Every command takes --netns PATH to act on another namespace, and --help.`,
   apply: `Usage: tenant-egress-gateway apply -f FILE [--dry-run] [--netns PATH]
@@ -53,23 +48,17 @@ FILE (its directory is watched, so a ConfigMap's symlink swap counts), repairs d
 its tunnel learns it and removes it when the kernel forgets the pod. A FILE that does not parse
 is refused and logged; the last good one stays in force. One line per reconcile on stdout.
 Signals: SIGHUP re-reads FILE and reconciles; SIGTERM/SIGINT exit leaving the kernel as it is
-(a restart with the same FILE changes nothing), unless --cleanup-on-exit. --listen serves
-/healthz and /readyz. One daemon per namespace: a second one refuses to start.`,
+(a restart with the same FILE changes nothing), unless --cleanup-on-exit. --listen serves:
+  /metrics     Prometheus metrics, read from the kernel at each scrape
+  /healthz     200 while the process answers
+  /readyz      200 when the last reconcile succeeded and the kernel matches FILE, else 503 and why
+  /api/status  JSON: per tenant and direction, rate, ceil, counters, achieved bits/s
+  /            a page showing each tenant's upload and download against rate and ceil
+One daemon per namespace: a second one refuses to start.`,
   reset: `Usage: tenant-egress-gateway reset [--netns PATH]
 
 Removes every device, chain and qdisc tree tenant-egress-gateway owns. Everything else in the
 namespace stays as it is.`,
-  serve: `Usage: tenant-egress-gateway serve --listen ADDR:PORT [-f FILE] [--netns PATH]
-
-Applies FILE once if given (an invalid FILE or a refused change is logged and exposed, and the
-server still starts), then serves until SIGTERM or SIGINT, which leave the kernel as it is:
-  /metrics     Prometheus metrics, read from the kernel at each scrape
-  /healthz     200 while the process answers
-  /readyz      200 when FILE was applied and the kernel still matches it, else 503 and why
-  /api/status  JSON: per tenant and direction, rate, ceil, counters, achieved bits/s
-  /            a page showing each tenant's upload and download against rate and ceil
-ADDR:PORT is an address of the namespace the command runs in (0.0.0.0:9464, [::]:9464);
---netns only chooses the namespace whose gateway is applied and read.`,
 };
 
 class UsageError extends Error {}
@@ -110,31 +99,6 @@ function report(verb: string, o: Outcome, dryRun = false): string {
   return [`${verb}: ${dryRun ? "would change" : "changed"} ${n} thing${n === 1 ? "" : "s"} (uplink ${o.uplink}):`, ...o.changes.problems.map((p) => `  ${p}`)].join("\n");
 }
 
-function reconcileLine(file: string, e: ReconcileEvent): string {
-  const took = `${(e.seconds * 1000).toFixed(0)} ms`;
-  if (e.error) return `serve: ${file}: ${e.result === "invalid_config" ? "invalid configuration" : "apply failed"}: ${e.error} (${took})`;
-  return [`serve: applied ${file}: ${e.changes.length ? `changed ${e.changes.length} thing${e.changes.length === 1 ? "" : "s"}` : "nothing to change"} (${took})`, ...e.changes.map((c) => `  ${c}`)].join("\n");
-}
-
-/** Serves until SIGTERM/SIGINT; the kernel state stays as it is when it stops. */
-async function serve(o: { listen: string; file?: string; netns?: string }, io: CliIo): Promise<number> {
-  try {
-    parseListen(o.listen);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const source = new AppliedOnce(o.netns);
-  // Listening first: /healthz answers while a long first apply runs, and the metrics see it.
-  const server = await startHttp(source, o.listen);
-  io.err(`serve: listening on http://${server.address}/\n`);
-  if (o.file) io.err(`${reconcileLine(o.file, await source.apply(o.file))}\n`);
-  const signal = await new Promise<string>((resolve) => {
-    for (const s of ["SIGTERM", "SIGINT"] as const) process.once(s, () => resolve(s));
-  });
-  await server.close();
-  io.err(`serve: ${signal}: stopped (the kernel state stays as it is)\n`);
-  return 0;
-}
 
 /** Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads. */
 async function runDaemon(options: DaemonOptions, listen: string | undefined): Promise<number> {
@@ -226,10 +190,6 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
         io.out(`${report("delete", await deleteTenant(values.tenant, netns))}\n`);
         return 0;
-      }
-      case "serve": {
-        if (!values.listen) throw new UsageError(`serve needs --listen ADDR:PORT\n\n${HELP.serve}`);
-        return await serve({ listen: values.listen, ...(values.file ? { file: values.file } : {}), ...netns }, io);
       }
       case "reset": {
         io.out(`${report("reset", await reset(netns))}\n`);

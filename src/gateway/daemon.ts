@@ -148,11 +148,22 @@ export class GatewayDaemon extends EventEmitter {
     return this.s.lastSuccessAt ? new Date(this.s.lastSuccessAt) : undefined;
   }
 
-  readiness(): { ready: boolean; reason: string } {
+  /**
+   * Ready: the file was accepted, the last reconcile succeeded, and the kernel matches the file
+   * now — a dry-run diff at each probe, so a change made behind the daemon's back (a `reset`)
+   * turns it red with what differs until the repair.
+   */
+  async readiness(): Promise<{ ready: boolean; reason: string }> {
     const s = this.s;
     if (s.configError) return { ready: false, reason: `configuration refused: ${s.configError.message}` };
-    if (!s.last) return { ready: false, reason: "no reconcile yet" };
+    if (!s.last || !s.config) return { ready: false, reason: "no reconcile yet" };
     if (!s.last.ok) return { ready: false, reason: `the last reconcile failed: ${s.last.error ?? ""}` };
+    const o = await applyConfig(s.config, { ...(this.netns ? { netns: this.netns } : {}), dryRun: true });
+    // Neighbour entries follow pods as they come and go and are synced within ~50 ms of the
+    // kernel learning them: a probe landing in that window must not flap readiness on every new
+    // pod. Everything else (devices, chains, classes) must match.
+    const [first, ...more] = o.changes.problems.filter((p) => !/permanent neighbour entr/.test(p));
+    if (first) return { ready: false, reason: `the kernel differs from the configuration: ${first}${more.length ? ` (and ${more.length} more)` : ""}` };
     return { ready: true, reason: `the kernel matches the configuration (generation ${s.generation})` };
   }
 

@@ -51,8 +51,8 @@ async function until(what: string, probe: () => Promise<boolean>, seconds = 20):
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function startServe(args: string[]): Background {
-  return startIn(gw.ns, [join(distDir(), "tenant-egress-gateway"), "serve", ...args]);
+function startRun(args: string[]): Background {
+  return startIn(gw.ns, [join(distDir(), "tenant-egress-gateway"), "run", ...args]);
 }
 
 beforeAll(async () => {
@@ -62,7 +62,7 @@ beforeAll(async () => {
   mon = await lab.addGateway("mon", 3);
   configFile = join(lab.dir, "gateway.json");
   await writeFile(configFile, JSON.stringify(config));
-  serve = startServe(["--listen", `${gw.ip}:${PORT}`, "-f", configFile]);
+  serve = startRun(["--listen", `${gw.ip}:${PORT}`, "-f", configFile]);
   await until("serve to apply and be ready", async () => (await get("/readyz")).status === 200);
   const net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
@@ -88,11 +88,11 @@ function seriesValue(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-describe("tenant-egress-gateway serve", () => {
+describe("tenant-egress-gateway run --listen", () => {
   it("answers /healthz, and /readyz once the file is applied", async () => {
     expect(await get("/healthz")).toEqual({ status: 200, body: "ok\n" });
     const ready = await get("/readyz");
-    expect(ready.status).toBe(200);
+    expect(ready.status, ready.body).toBe(200);
     expect(ready.body).toMatch(/^ready: the kernel matches the configuration \(generation 1\)/);
   });
 
@@ -120,9 +120,10 @@ describe("tenant-egress-gateway serve", () => {
     expect(seriesValue(m.body, "tenant_egress_unclassified_packets_total")).toBe(0);
     expect(seriesValue(m.body, "tenant_egress_config_generation")).toBe(1);
     expect(seriesValue(m.body, "tenant_egress_config_error")).toBe(0);
-    expect(seriesValue(m.body, 'tenant_egress_reconciles_total{result="changed"}')).toBe(1);
+    // The first apply, then one per learned pod.
+    expect(seriesValue(m.body, 'tenant_egress_reconciles_total{result="changed"}')).toBeGreaterThanOrEqual(1);
     expect(seriesValue(m.body, 'tenant_egress_reconciles_total{result="failed"}')).toBe(0);
-    expect(seriesValue(m.body, "tenant_egress_reconcile_duration_seconds_count")).toBe(1);
+    expect(seriesValue(m.body, "tenant_egress_reconcile_duration_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(Date.now() / 1000 - seriesValue(m.body, "tenant_egress_last_successful_reconcile_timestamp_seconds")!).toBeLessThan(600);
   });
 
@@ -239,36 +240,30 @@ describe("tenant-egress-gateway serve", () => {
     expect((await readFile(png)).subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
   });
 
-  it("readyz turns 503 naming what differs when the kernel no longer matches the file", async () => {
+  it("a reset behind the daemon's back is repaired: readyz is 200 again, the tenants' classes are back", async () => {
     expect((await gatewayCli(gw.ns, ["reset"])).exitCode).toBe(0);
-    const r = await get("/readyz");
-    expect(r.status).toBe(503);
-    expect(r.body).toMatch(/^not ready: the kernel differs from the configuration: .+ \(and \d+ more\)/);
+    await until("readyz to be 200 again", async () => (await get("/readyz")).status === 200);
+    expect(seriesValue((await get("/metrics")).body, 'tenant_egress_rate_bytes_per_second{tenant="acme",direction="upload"}')).toBe(20e6 / 8);
     expect((await get("/healthz")).status).toBe(200);
-    expect((await gatewayCli(gw.ns, ["apply", "-f", configFile])).exitCode).toBe(0);
-    expect((await get("/readyz")).status).toBe(200);
   });
 
-  it("with an invalid file still serves, and says so: config_error 1, reconciles{invalid_config} 1, readyz 503", async () => {
-    const bad = join(lab.dir, "bad.json");
-    await writeFile(bad, JSON.stringify({ tenants: [{ ...config.tenants[0], upload: { rate: "20mbit", ceil: "5mbit" } }] }));
-    const other = startServe(["--listen", `${gw.ip}:${PORT + 1}`, "-f", bad]);
+  it("refuses an invalid new file and says so: config_error 1, reconciles{invalid_config}, readyz 503, the last good state in force", async () => {
+    const good = JSON.stringify(config);
+    await writeFile(configFile, JSON.stringify({ tenants: [{ ...config.tenants[0], upload: { rate: "20mbit", ceil: "5mbit" } }] }));
     try {
-      await until("the second serve to listen", async () => (await get("/healthz", PORT + 1)).status === 200);
-      await until("the second serve to have read its file", async () => (await get("/readyz", PORT + 1)).body.includes("refused"));
-      const ready = await get("/readyz", PORT + 1);
+      await until("the daemon to refuse the new file", async () => (await get("/readyz")).body.includes("refused"));
+      const ready = await get("/readyz");
       expect(ready.status).toBe(503);
-      expect(ready.body).toMatch(/not ready: configuration refused: tenants\[0\]\.upload\.ceil/);
-      const m = (await get("/metrics", PORT + 1)).body;
+      expect(ready.body).toMatch(/not ready: configuration refused: .*tenants\[0\]\.upload\.ceil/);
+      const m = (await get("/metrics")).body;
       expect(seriesValue(m, "tenant_egress_config_error")).toBe(1);
-      expect(seriesValue(m, "tenant_egress_config_generation")).toBe(0);
-      expect(seriesValue(m, 'tenant_egress_reconciles_total{result="invalid_config"}')).toBe(1);
-      expect(seriesValue(m, "tenant_egress_last_successful_reconcile_timestamp_seconds")).toBe(0);
-      // The kernel still holds the first file's tenants: this instance reads them, changes nothing.
+      expect(seriesValue(m, "tenant_egress_config_generation")).toBe(1);
+      expect(seriesValue(m, 'tenant_egress_reconciles_total{result="invalid_config"}')).toBeGreaterThanOrEqual(1);
+      // The kernel still holds the last good file's tenants.
       expect(seriesValue(m, 'tenant_egress_rate_bytes_per_second{tenant="acme",direction="upload"}')).toBe(20e6 / 8);
     } finally {
-      const log = await other.stop();
-      expect(log).toBe("");
+      await writeFile(configFile, good);
+      await until("the daemon to be ready again", async () => (await get("/readyz")).status === 200);
     }
   });
 });

@@ -84,12 +84,14 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     await daemon?.stop();
   });
 
-  it("applies the file at start: generation 1, ready", () => {
+  it("applies the file at start: generation 1, ready", async () => {
     expect(state().history[0]).toMatchObject({ reason: "start", ok: true, generation: 1 });
     expect(state().history[0]!.changes).toContain("link tev300 is missing");
     expect(Object.keys(state().pods)).toEqual(["red"]);
     expect(daemon.ready()).toBe(true);
-    expect(daemon.readiness()).toEqual({ ready: true, reason: "the kernel matches the configuration (generation 1)" });
+    const readiness = await daemon.readiness();
+    expect(readiness.reason).toBe("the kernel matches the configuration (generation 1)");
+    expect(readiness.ready).toBe(true);
     expect(daemon.lastSuccess).toBeInstanceOf(Date);
     expect(JSON.parse(log.find((l) => l.includes('"reason":"start"'))!)).toMatchObject({ level: "info", event: "reconcile", reason: "start", ok: true, generation: 1 });
   });
