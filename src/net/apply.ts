@@ -3,12 +3,13 @@
  * addresses, rules, routes and neighbours; one `iptables-restore --noflush -w` for every table
  * (each table commits atomically); one `sysctl` for all sysctls and one `tc -batch` for all
  * traffic control (both after the links they name exist). The iptables batch does not depend
- * on the links, so it runs in parallel with `ip`.
+ * on the links, so it runs in parallel with `ip`. nftables tables go in one `nft -f -`: one
+ * transaction, so a table is replaced whole or not at all.
  *
  * Every line is built from validated values (addresses, numbers, names matching the kernel's
  * rules), never from free text, so a batch cannot be steered by config or runtime args.
  */
-import type { Changes, IptTable, Jump, Route, VxlanLink } from "./desired-state.js";
+import type { Changes, IptTable, Jump, NftTable, Route, VxlanLink } from "./desired-state.js";
 import { jumpSpec } from "./desired-state.js";
 import { run } from "./run.js";
 import { renderTcBatch } from "./tc.js";
@@ -79,6 +80,29 @@ export function renderSysctls(c: Changes): string[] {
   return c.sysctls.map((s) => `net/ipv4/conf/${s.dev}/${s.name}=${s.value}`);
 }
 
+/**
+ * `nft -f` input, or "" when nothing changes. "add table" before "delete table" makes the
+ * delete succeed whether or not the table exists (nft 1.0.6 has no "destroy"), so a rewrite
+ * and a removal are both idempotent, and a rewrite replaces every rule in the same transaction.
+ */
+export function renderNft(c: Changes): string {
+  const out: string[] = [];
+  for (const t of [...c.delNftTables, ...c.writeNftTables]) out.push(`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`);
+  for (const t of c.writeNftTables) out.push(nftTable(t));
+  return out.length ? `${out.join("\n")}\n` : "";
+}
+
+function nftTable(t: NftTable): string {
+  const lines = [`table ${t.family} ${t.name} {`, `\tcomment "${t.comment}"`];
+  for (const ch of t.chains) {
+    lines.push(`\tchain ${ch.name} {`, `\t\ttype filter hook ${ch.hook} device "${ch.device}" priority ${ch.priority}; policy ${ch.policy};`);
+    for (const r of ch.rules) lines.push(`\t\t${r}`);
+    lines.push("\t}");
+  }
+  lines.push("}");
+  return lines.join("\n");
+}
+
 /** Applies the changes inside `netns`. Throws a CommandError naming the failed step. */
 export async function apply(netns: string | undefined, c: Changes): Promise<void> {
   const ipLines = renderIpBatch(c);
@@ -96,7 +120,11 @@ export async function apply(netns: string | undefined, c: Changes): Promise<void
   const iptables = async () => {
     if (ipt) await run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: ipt });
   };
-  const results = await Promise.allSettled([ip(), iptables()]);
+  const nftScript = renderNft(c);
+  const nft = async () => {
+    if (nftScript) await run(["nft", "-f", "-"], { netns, input: nftScript });
+  };
+  const results = await Promise.allSettled([ip(), iptables(), nft()]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }

@@ -4,6 +4,9 @@
  * plan and the gateway plan produce a NetState, `observe` reads one back from a namespace, and
  * `diff` turns (desired, observed, scope) into the changes that make them equal.
  *
+ * nftables tables are one more kind: the plugin's node-side enforcement hooks the ingress of
+ * the host side of a pod's attachment (netdev family), which iptables cannot see on a bridge.
+ *
  * Why a Scope: what we own is decided by name (our device, our table, our chains), not by what
  * a plan happens to contain. DEL has no prevResult to plan from, and the gateway must remove a
  * tenant that is no longer in its file; both are "desired = nothing, within our scope". ADD,
@@ -117,6 +120,27 @@ export interface TcClass {
   quantum: number;
 }
 
+/**
+ * A base chain of an nftables table: the netdev family hooks one device's ingress. Rules are
+ * in `nft list`'s printed form (see canonicalNftRule), so observed and desired compare as text.
+ */
+export interface NftChain {
+  name: string;
+  hook: "ingress";
+  device: string;
+  priority: number;
+  policy: "accept" | "drop";
+  rules: string[];
+}
+
+/** An nftables table we own whole; its comment names the owner, so GC can judge it from the kernel alone. */
+export interface NftTable {
+  family: "netdev";
+  name: string;
+  comment: string;
+  chains: NftChain[];
+}
+
 export interface NetState {
   links: VxlanLink[];
   addresses: Address[];
@@ -128,6 +152,7 @@ export interface NetState {
   neighbours: Neighbour[];
   qdiscs: Qdisc[];
   classes: TcClass[];
+  nftTables: NftTable[];
 }
 
 /** What belongs to us in a namespace, by name: everything else is never touched. */
@@ -140,6 +165,8 @@ export interface Scope {
   tcRoot(dev: string): boolean;
   /** HTB classes that are ours (under a root of ours). */
   tcClass(dev: string, classid: string): boolean;
+  /** nftables tables that are ours (by name). */
+  nftTable(name: string): boolean;
 }
 
 export const EMPTY_STATE: NetState = Object.freeze({
@@ -153,6 +180,7 @@ export const EMPTY_STATE: NetState = Object.freeze({
   neighbours: [],
   qdiscs: [],
   classes: [],
+  nftTables: [],
 }) as NetState;
 
 /** Everything that must change; each entry also says, in words, what is wrong (for CHECK). */
@@ -185,6 +213,9 @@ export interface Changes {
   /** Classes changed in place (`tc class change`): no reset of counters or queues. */
   changeClasses: TcClass[];
   delClasses: TcClass[];
+  /** nftables tables to (re)write whole, atomically, in one `nft -f` transaction. */
+  writeNftTables: NftTable[];
+  delNftTables: NftTable[];
   problems: string[];
 }
 
@@ -225,7 +256,7 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
   const c: Changes = {
     addLinks: [], setLinks: [], delLinks: [], addAddresses: [], delAddresses: [], addRules: [], delRules: [],
     addRoutes: [], delRoutes: [], sysctls: [], writeChains: [], delChains: [], addJumps: [], delJumps: [],
-    addNeighbours: [], delNeighbours: [], putQdiscs: [], changeQdiscs: [], delQdiscs: [], addClasses: [], changeClasses: [], delClasses: [], problems: [],
+    addNeighbours: [], delNeighbours: [], putQdiscs: [], changeQdiscs: [], delQdiscs: [], addClasses: [], changeClasses: [], delClasses: [], writeNftTables: [], delNftTables: [], problems: [],
   };
 
   // Links. A recreated link loses its addresses, routes and sysctls: remember which.
@@ -351,7 +382,60 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
   }
   diffNeighbours(desired, observed, scope, gone, c);
   diffTc(desired, observed, scope, recreated, c);
+  diffNft(desired, observed, scope, c);
   return c;
+}
+
+/**
+ * nft prints anonymous sets sorted and a one-element set without braces; this canonical form
+ * makes a rule written either way compare equal to what nft prints back.
+ */
+export function canonicalNftRule(rule: string): string {
+  return rule.trim().replace(/\{([^{}]*)\}/g, (_m, inner: string) => {
+    const items = inner.split(",").map((x) => x.trim()).filter((x) => x !== "").sort();
+    return items.length === 1 ? items[0]! : `{ ${items.join(", ")} }`;
+  });
+}
+
+/** What a table holds, in one comparable string, and in words where it differs. */
+function nftIdentity(t: NftTable): string {
+  return JSON.stringify([t.comment, t.chains.map((ch) => [ch.name, ch.hook, ch.device, ch.priority, ch.policy, ch.rules.map(canonicalNftRule)])]);
+}
+
+function nftDifference(have: NftTable, want: NftTable): string {
+  const out: string[] = [];
+  for (const w of want.chains) {
+    const h = have.chains.find((x) => x.name === w.name);
+    if (!h) out.push(`chain ${w.name} is missing`);
+    else {
+      if (h.device !== w.device || h.hook !== w.hook) out.push(`chain ${w.name} hooks ${h.hook} of ${h.device || "no device"}, want ${w.hook} of ${w.device}`);
+      if (h.priority !== w.priority || h.policy !== w.policy) out.push(`chain ${w.name} has priority ${h.priority} policy ${h.policy}, want ${w.priority} ${w.policy}`);
+      const hr = h.rules.map(canonicalNftRule);
+      const missing = w.rules.map(canonicalNftRule).filter((r, i) => hr[i] !== r);
+      if (missing.length || hr.length !== w.rules.length) out.push(`chain ${w.name} rules differ (${missing.length ? `first wrong: "${missing[0]}"` : `${hr.length} rules, want ${w.rules.length}`})`);
+    }
+  }
+  if (have.comment !== want.comment) out.push(`owner is "${have.comment}", want "${want.comment}"`);
+  return out.join(", ") || "different";
+}
+
+function diffNft(desired: NetState, observed: NetState, scope: Scope, c: Changes): void {
+  const key = (t: NftTable) => `${t.family} ${t.name}`;
+  const seen = byKey(observed.nftTables, key);
+  for (const want of desired.nftTables) {
+    const have = seen.get(key(want));
+    if (!have || nftIdentity(have) !== nftIdentity(want)) {
+      c.writeNftTables.push(want);
+      c.problems.push(`nftables table ${want.family} ${want.name} is ${have ? nftDifference(have, want) : "missing"}`);
+    }
+  }
+  const wanted = new Set(desired.nftTables.map(key));
+  for (const have of observed.nftTables) {
+    if (scope.nftTable(have.name) && !wanted.has(key(have))) {
+      c.delNftTables.push(have);
+      c.problems.push(`nftables table ${have.family} ${have.name} is left over`);
+    }
+  }
 }
 
 function diffNeighbours(desired: NetState, observed: NetState, scope: Scope, gone: (dev: string) => boolean, c: Changes): void {
@@ -456,5 +540,6 @@ export function within(state: NetState, scope: Scope): NetState {
     neighbours: state.neighbours.filter((n) => scope.link(n.dev)),
     qdiscs: state.qdiscs.filter((q) => scope.tcRoot(q.dev)),
     classes: state.classes.filter((c) => scope.tcClass(c.dev, c.classid)),
+    nftTables: state.nftTables.filter((t) => scope.nftTable(t.name)),
   };
 }
