@@ -4,7 +4,7 @@
 # binary is downloaded from anywhere but Debian. Idempotent: a second run only checks.
 set -euo pipefail
 
-PACKAGES=(iproute2 iptables iperf3 tcpdump iputils-ping containernetworking-plugins util-linux procps
+PACKAGES=(iproute2 iptables nftables python3 iperf3 tcpdump iputils-ping containernetworking-plugins util-linux procps
           golang-go golang-github-appc-cni-dev)
 CNITOOL=/usr/local/bin/cnitool
 
