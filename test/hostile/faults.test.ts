@@ -49,7 +49,7 @@ exec /usr/bin/nsenter "$@"
   // A PATH with every tool but iptables-restore.
   const partial = join(lab.dir, "no-iptables-restore");
   await mkdir(partial);
-  for (const tool of ["ip", "nsenter", "sysctl", "iptables-save", "iptables", "node", "env", "tc"]) {
+  for (const tool of ["ip", "nsenter", "sysctl", "iptables-save", "iptables", "nft", "node", "env", "tc"]) {
     const found = (await run(["sh", "-c", `command -v ${tool}`])).stdout.trim();
     await symlink(found, join(partial, tool));
   }
@@ -75,8 +75,14 @@ async function duplicateRules(ns: string): Promise<string[]> {
   return lines.filter((l, i) => lines.indexOf(l) !== i);
 }
 
+/** The node's enforcement tables (nftables, netdev family). */
+async function enforcementTables(): Promise<string[]> {
+  return (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "tables", "netdev"])).stdout.match(/te-enf-\S+/g) ?? [];
+}
+
 describe("the plugin killed at each step of ADD", () => {
   // ADD runs five commands in the pod: two to observe, three to apply (two of them in parallel).
+  // The node's enforcement (nft, ip link: run in the plugin's own namespace) needs no nsenter.
   it.each([1, 2, 3, 4, 5])("SIGKILL when command %i starts: DEL + ADD converge, nothing doubled", async (k) => {
     const { pod, prevResult, asMainLeftIt } = await attachMain(`kill${k}`);
     const counter = join(lab.dir, `counter-${k}`);
@@ -95,6 +101,7 @@ describe("the plugin killed at each step of ADD", () => {
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "CHECK", conf(prevResult), env)).exitCode).toBe(0);
     expect(await duplicateRules(pod)).toEqual([]);
     expect(await duplicateRules(lab.ns.nodeA)).toEqual([]);
+    expect(await enforcementTables()).toHaveLength(1);
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     // Killed again, then ADD without a DEL in between: still converges.
     await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), { ...env, PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`, COUNTER: `${counter}-b`, KILL_AT: String(k) });
@@ -102,6 +109,7 @@ describe("the plugin killed at each step of ADD", () => {
     expect(await duplicateRules(pod)).toEqual([]);
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).exitCode).toBe(0);
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+    expect(await enforcementTables()).toEqual([]);
   });
 });
 
