@@ -77,7 +77,7 @@ export function gatewayScope(uplink: string): Scope {
     chain: (_t, name) => name.startsWith("TEG-"),
     tcRoot: (dev) => dev === uplink || isTunnelDevice(dev),
     tcClass: (dev, classid) => (dev === uplink || isTunnelDevice(dev)) && classid.startsWith(`${H}:`),
-    nftTable: () => false,
+    nftChain: () => false,
   };
 }
 
@@ -92,7 +92,7 @@ export function tenantScope(uplink: string, vni: number, classMinor: number): Sc
     chain: (_t, name) => chains.has(name),
     tcRoot: (d) => d === dev,
     tcClass: (d, classid) => d === dev || (d === uplink && classid === classId(classMinor)),
-    nftTable: () => false,
+    nftChain: () => false,
   };
 }
 

@@ -3,13 +3,13 @@
  * addresses, rules, routes and neighbours; one `iptables-restore --noflush -w` for every table
  * (each table commits atomically); one `sysctl` for all sysctls and one `tc -batch` for all
  * traffic control (both after the links they name exist). The iptables batch does not depend
- * on the links, so it runs in parallel with `ip`. nftables tables go in one `nft -f -`: one
- * transaction, so a table is replaced whole or not at all.
+ * on the links, so it runs in parallel with `ip`. nftables chains go in one `nft -f -`: one
+ * transaction, so a chain is replaced whole or not at all.
  *
  * Every line is built from validated values (addresses, numbers, names matching the kernel's
  * rules), never from free text, so a batch cannot be steered by config or runtime args.
  */
-import type { Changes, IptTable, Jump, NftTable, Route, VxlanLink } from "./desired-state.js";
+import type { Changes, IptTable, Jump, Route, VxlanLink } from "./desired-state.js";
 import { jumpSpec } from "./desired-state.js";
 import { run } from "./run.js";
 import { renderTcBatch } from "./tc.js";
@@ -81,26 +81,25 @@ export function renderSysctls(c: Changes): string[] {
 }
 
 /**
- * `nft -f` input, or "" when nothing changes. "add table" before "delete table" makes the
- * delete succeed whether or not the table exists (nft 1.0.6 has no "destroy"), so a rewrite
- * and a removal are both idempotent, and a rewrite replaces every rule in the same transaction.
+ * `nft -f` input, or "" when nothing changes. Each chain is first added plain (a no-op if it
+ * exists), then flushed and deleted, so a rewrite and a removal both succeed whether or not it
+ * existed (nft 1.0.6 has no "destroy"); a rewrite then adds it back with its hook and rules in
+ * the same transaction. Adding the table is a no-op when it exists.
  */
 export function renderNft(c: Changes): string {
   const out: string[] = [];
-  for (const t of [...c.delNftTables, ...c.writeNftTables]) out.push(`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`);
-  for (const t of c.writeNftTables) out.push(nftTable(t));
-  return out.length ? `${out.join("\n")}\n` : "";
-}
-
-function nftTable(t: NftTable): string {
-  const lines = [`table ${t.family} ${t.name} {`, `\tcomment "${t.comment}"`];
-  for (const ch of t.chains) {
-    lines.push(`\tchain ${ch.name} {`, `\t\ttype filter hook ${ch.hook} device "${ch.device}" priority ${ch.priority}; policy ${ch.policy};`);
-    for (const r of ch.rules) lines.push(`\t\t${r}`);
-    lines.push("\t}");
+  const tables = new Set([...c.delNftChains, ...c.writeNftChains].map((p) => `${p.family} ${p.table}`));
+  for (const t of tables) out.push(`add table ${t}`);
+  for (const { family, table, chain } of [...c.delNftChains, ...c.writeNftChains]) {
+    const at = `${family} ${table} ${chain.name}`;
+    out.push(`add chain ${at}`, `flush chain ${at}`, `delete chain ${at}`);
   }
-  lines.push("}");
-  return lines.join("\n");
+  for (const { family, table, chain } of c.writeNftChains) {
+    const at = `${family} ${table} ${chain.name}`;
+    out.push(`add chain ${at} { type filter hook ${chain.hook} device "${chain.device}" priority ${chain.priority}; policy ${chain.policy}; comment "${chain.comment}"; }`);
+    for (const r of chain.rules) out.push(`add rule ${at} ${r}`);
+  }
+  return out.length ? `${out.join("\n")}\n` : "";
 }
 
 /** Applies the changes inside `netns`. Throws a CommandError naming the failed step. */

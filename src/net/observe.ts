@@ -211,9 +211,13 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
   return { chains: [...chains.values()], jumps };
 }
 
-/** The netdev-family nftables tables of a namespace. */
-export async function observeNft(netns: string | undefined): Promise<NftTable[]> {
-  const r = await run(["nft", "list", "ruleset", "netdev"], { netns });
+/** One nftables table of a namespace (none when it does not exist yet). */
+export async function observeNftTable(netns: string | undefined, family: NftTable["family"], name: string): Promise<NftTable[]> {
+  const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
+  if (r.exitCode !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return [];
+    await run(["nft", "list", "table", family, name], { netns });
+  }
   return parseNftRuleset(r.stdout);
 }
 
@@ -224,9 +228,9 @@ export async function observeVeths(netns: string | undefined): Promise<IpLink[]>
 }
 
 /**
- * Parses `nft list ruleset netdev`: tables, their comment, base chains (hook, device,
- * priority, policy) and rule lines. Anything else inside a table (sets, flowtables, other
- * people's constructs) is skipped by brace depth, so it cannot be mistaken for a rule.
+ * Parses `nft list` output: netdev tables, their base chains (comment, hook, device, priority,
+ * policy) and rule lines. Anything else inside a table (sets, flowtables, other people's
+ * constructs) is skipped by brace depth, so it cannot be mistaken for a rule.
  */
 export function parseNftRuleset(text: string): NftTable[] {
   const tables: NftTable[] = [];
@@ -236,42 +240,30 @@ export function parseNftRuleset(text: string): NftTable[] {
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (line === "") continue;
-    if (depth === 0) {
-      const m = /^table (netdev) (\S+) \{$/.exec(line);
-      if (m) {
-        table = { family: "netdev", name: m[2]!, comment: "", chains: [] };
-        tables.push(table);
-      }
-      if (line.endsWith("{")) depth = 1;
-      continue;
-    }
     if (line === "}") {
       if (depth === 2) chain = undefined;
       if (depth === 1) table = undefined;
       depth--;
       continue;
     }
-    if (depth === 1) {
-      const comment = /^comment "([^"]*)"$/.exec(line);
+    if (depth === 0) {
+      const m = /^table (netdev) (\S+) \{$/.exec(line);
+      if (m) {
+        table = { family: "netdev", name: m[2]!, chains: [] };
+        tables.push(table);
+      }
+    } else if (depth === 1) {
       const ch = /^chain (\S+) \{$/.exec(line);
-      if (comment && table) table.comment = comment[1]!;
-      else if (ch && table) {
-        chain = { name: ch[1]!, hook: "ingress", device: "", priority: 0, policy: "accept", rules: [] };
+      if (ch && table) {
+        chain = { name: ch[1]!, hook: "ingress", device: "", priority: 0, policy: "accept", comment: "", rules: [] };
         table.chains.push(chain);
-        depth = 2;
-      } else if (line.endsWith("{")) depth = 2;
-      continue;
-    }
-    if (depth === 2 && chain) {
+      }
+    } else if (depth === 2 && chain && !line.endsWith("{")) {
       const base = /^type filter hook (\S+)(?: device "([^"]*)")? priority (-?\d+); policy (accept|drop);$/.exec(line);
-      if (base) {
-        chain.hook = base[1] as "ingress";
-        chain.device = base[2] ?? "";
-        chain.priority = Number(base[3]);
-        chain.policy = base[4] as "accept" | "drop";
-      } else if (line.endsWith("{")) depth = 3;
+      const comment = /^comment "([^"]*)"$/.exec(line);
+      if (base) Object.assign(chain, { hook: base[1], device: base[2] ?? "", priority: Number(base[3]), policy: base[4] });
+      else if (comment) chain.comment = comment[1]!;
       else chain.rules.push(line);
-      continue;
     }
     if (line.endsWith("{")) depth++;
   }

@@ -6,7 +6,7 @@
  *   ADD   diff(plan, observed) → apply; on failure, reconcile back to what was observed before
  *   CHECK diff(plan, observed) must be empty; otherwise name every difference
  *   DEL   diff(nothing, observed) within what this attachment owns → apply
- *   GC    diff(nothing, observed) within enforcement tables of attachments no longer valid
+ *   GC    diff(nothing, observed) within enforcement chains of attachments no longer valid
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { delegate } from "../cni/ipam.js";
@@ -15,12 +15,12 @@ import { podAddress, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { observe, type Observed, observeNft, observeVeths } from "../net/observe.js";
+import { observe, type Observed, observeNftTable, observeVeths } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
 import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "./enforce.js";
-import { enforceNames, names } from "./names.js";
+import { ENFORCE_TABLE, enforceNames, names } from "./names.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "./overlay-address.js";
 import { planPod, podScope } from "./plan.js";
 import { type Attachment, selectGateway } from "./select-gateway.js";
@@ -67,10 +67,10 @@ function podTarget(config: PluginConfig, netns: string, ifname: string, desired:
   return { netns, where: "", scope: podScope(config, ifname), observe: () => observe(netns, { tables: [config.routeTable] }), desired };
 }
 
-/** The node's own namespace: its nftables tables, and (to find a pod's host port) its veths. */
+/** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
 function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
   const observeNode = async (): Promise<Observed> => {
-    const [nftTables, links] = await Promise.all([observeNft(undefined), withVeths ? observeVeths(undefined) : []]);
+    const [nftTables, links] = await Promise.all([observeNftTable(undefined, "netdev", ENFORCE_TABLE), withVeths ? observeVeths(undefined) : []]);
     return { state: { ...EMPTY_STATE, nftTables }, links };
   };
   return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
@@ -145,7 +145,7 @@ function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, p
       const mac = identity.mac ?? links.find((l) => l.ifname === ifname)?.address ?? "";
       return planEnforcement(config, a, { network, containerId, ifname, identity: { ...identity, mac }, hostDevice: hostSide(links, node.links, ifname) });
     };
-    targets.push(nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).table])), enforced, true));
+    targets.push(nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true));
   }
   return targets;
 }
@@ -179,7 +179,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     }
   }
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
-  const node = nodeTarget(enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).table])), () => EMPTY_STATE, false);
+  const node = nodeTarget(enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])), () => EMPTY_STATE, false);
   try {
     await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
   } catch (e) {
@@ -222,10 +222,10 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
 export async function cmdGc(inv: Invocation): Promise<void> {
   const config = parseConfig(inv.conf);
   const valid = config["cni.dev/valid-attachments"] ?? config["cni.dev/attachments"];
-  // Inside pods everything dies with the namespace; on the node, enforcement tables outlive
+  // Inside pods everything dies with the namespace; on the node, enforcement chains outlive
   // pods whose DEL never ran. Without a list of valid attachments nothing can be judged stale.
   if (valid && config.enforce) {
-    const observed = { ...EMPTY_STATE, nftTables: await observeNft(undefined) };
+    const observed = { ...EMPTY_STATE, nftTables: await observeNftTable(undefined, "netdev", ENFORCE_TABLE) };
     const stale = staleEnforcement(observed, config.name ?? "", valid);
     if (stale.size) await apply(undefined, diff(EMPTY_STATE, observed, enforcementScope(stale)));
   }

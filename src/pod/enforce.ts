@@ -14,8 +14,9 @@
  *   - IPv6 from its own, link-local or unspecified addresses, to link-local, link-scope
  *     multicast (neighbour discovery) and fc00::/7 only: IPv6 is not steered, so public IPv6
  *     is dropped.
- * Every other frame is dropped by the chain's policy. One table per attachment, named from the
- * network, container ID and interface; its comment names the owner for GC.
+ * Every other frame is dropped by the chain's policy. One base chain per attachment (each
+ * netdev chain hooks its own device) in one shared table, named from the network, container ID
+ * and interface; its comment names the owner for GC.
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import type { PodIdentity } from "../cni/result.js";
@@ -26,7 +27,7 @@ import type { IpLink } from "../net/observe.js";
 import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
-import { ENFORCE_PREFIX, enforceNames, enforceOwner } from "./names.js";
+import { ENFORCE_TABLE, enforceNames, enforceOwner } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
 
 /** Before anything else that might hook the same port. */
@@ -70,9 +71,8 @@ export function planEnforcement(config: PluginConfig, a: Attachment, p: Enforced
   ];
   const table: NftTable = {
     family: "netdev",
-    name: n.table,
-    comment: n.comment,
-    chains: [{ name: "ingress", hook: "ingress", device: p.hostDevice, priority: ENFORCE_PRIORITY, policy: "drop", rules }],
+    name: ENFORCE_TABLE,
+    chains: [{ name: n.chain, hook: "ingress", device: p.hostDevice, priority: ENFORCE_PRIORITY, policy: "drop", comment: n.comment, rules }],
   };
   return { ...EMPTY_STATE, nftTables: [table] };
 }
@@ -97,8 +97,8 @@ export function hostSide(podLinks: IpLink[], nodeVeths: IpLink[], ifname: string
   return peer.ifname;
 }
 
-/** Only the given enforcement tables. */
-export function enforcementScope(tables: ReadonlySet<string>): Scope {
+/** Only the given enforcement chains. */
+export function enforcementScope(chains: ReadonlySet<string>): Scope {
   return {
     link: () => false,
     rule: () => false,
@@ -106,17 +106,18 @@ export function enforcementScope(tables: ReadonlySet<string>): Scope {
     chain: () => false,
     tcRoot: () => false,
     tcClass: () => false,
-    nftTable: (name) => tables.has(name),
+    nftChain: (table, chain) => table === ENFORCE_TABLE && chains.has(chain),
   };
 }
 
-/** This network's enforcement tables on the node whose attachment is not in `valid` (GC's "stale"). */
+/** This network's enforcement chains on the node whose attachment is not in `valid` (GC's "stale"). */
 export function staleEnforcement(observed: NetState, network: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Set<string> {
   const keep = new Set(valid.map((v) => enforceOwner(network, v.containerID, v.ifname)));
   const ours = enforceOwner(network, "", "").slice(0, -1);
   const stale = new Set<string>();
   for (const t of observed.nftTables) {
-    if (t.name.startsWith(ENFORCE_PREFIX) && t.comment.startsWith(ours) && !keep.has(t.comment)) stale.add(t.name);
+    if (t.name !== ENFORCE_TABLE) continue;
+    for (const ch of t.chains) if (ch.comment.startsWith(ours) && !keep.has(ch.comment)) stale.add(ch.name);
   }
   return stale;
 }

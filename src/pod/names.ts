@@ -22,17 +22,17 @@ export function names(ifname: string) {
   };
 }
 
-/** Prefix of every enforcement table on the node (nftables, netdev family). */
-export const ENFORCE_PREFIX = "te-enf-";
+/** On the node: the one nftables table (netdev family) holding every attachment's enforcement chain. */
+export const ENFORCE_TABLE = "tenant-egress";
 
 /**
- * On the node: the enforcement table of one attachment — network name, container ID and
+ * On the node: the enforcement chain of one attachment — network name, container ID and
  * interface, hashed as the reference plugins name their per-attachment chains — and the comment
- * that names its owner, so GC can tell its own network's tables from another network's.
+ * that names its owner, so GC can tell its own network's chains from another network's.
  */
 export function enforceNames(network: string, containerId: string, ifname: string) {
   return {
-    table: `${ENFORCE_PREFIX}${fnv1a(`${network}/${containerId}`)}${fnv1a(`${network}/${containerId}/${ifname}`)}`,
+    chain: `te-${fnv1a(`${network}/${containerId}`)}${fnv1a(`${network}/${containerId}/${ifname}`)}`,
     comment: enforceOwner(network, containerId, ifname),
   };
 }

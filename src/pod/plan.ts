@@ -51,7 +51,7 @@ export function podScope(config: PluginConfig, ifname: string): Scope {
     chain: (_table, name) => chains.has(name),
     tcRoot: () => false,
     tcClass: () => false,
-    nftTable: () => false,
+    nftChain: () => false,
   };
 }
 

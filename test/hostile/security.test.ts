@@ -266,35 +266,37 @@ describe("enforcement lifecycle", () => {
   const m = MAINS[0]!;
   // cnitool's container ID: "cnitool-" and the first 10 bytes of the netns path's SHA-512.
   const containerId = (pod: string) => `cnitool-${createHash("sha512").update(`/run/netns/${pod}`).digest("hex").slice(0, 20)}`;
-  const ruleset = async () => (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "ruleset", "netdev"])).stdout;
-  const enforcementTables = async () => (await ruleset()).match(/^table netdev te-enf-\S+/gm) ?? [];
+  const ruleset = async () => (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"])).stdout;
+  const enforcementChains = async () => (await ruleset()).match(/^\s+chain te-\S+/gm) ?? [];
 
-  it("CHECK covers it and names what is missing, DEL removes it, and GC removes only the tables of pods that are gone", async () => {
+  it("CHECK covers it and names what is missing, DEL removes it, and GC removes only the chains of pods that are gone", async () => {
     const net = m.nets.enforced;
-    const before = await enforcementTables();
+    const before = await enforcementChains();
     const kept = await attach(net, "red");
     const lost = await attach(net, "red");
-    expect((await enforcementTables()).length).toBe(before.length + 2);
+    expect((await enforcementChains()).length).toBe(before.length + 2);
     const call = { node: lab.ns.nodeA, network: net, pod: kept.ns, cniArgs: "IgnoreUnknown=1;EGRESS_TENANT=red" };
     await cni("check", call);
 
-    // Someone on the node removes the table: CHECK names it.
-    const table = (await ruleset()).match(new RegExp(`^table netdev (te-enf-\\S+) \\{\\n\\s+comment "tenant-egress:${net.name}:${containerId(kept.ns)}/eth0"`, "m"))![1]!;
-    await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "delete", "table", "netdev", table]);
-    await expect(cni("check", call)).rejects.toThrow(new RegExp(`on the node: nftables table netdev ${table} is missing`));
+    // Someone on the node removes the chain: CHECK names it.
+    const chain = (await ruleset()).match(new RegExp(`^\\s+chain (te-\\S+) \\{\\n\\s+comment "tenant-egress:${net.name}:${containerId(kept.ns)}/eth0"`, "m"))![1]!;
+    await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "delete", "chain", "netdev", "tenant-egress", chain]);
+    await expect(cni("check", call)).rejects.toThrow(new RegExp(`on the node: nftables chain ${chain} \\(netdev tenant-egress\\) is missing`));
 
     // A pod whose DEL never ran: its namespace is simply gone.
     await run(["ip", "netns", "del", lost.ns]);
-    const others = (await ruleset()).match(/comment "tenant-egress:[^"]+"/g)!.map((c) => c.slice(9, -1));
-    const valid = others
+    const owners = (await ruleset()).match(/comment "tenant-egress:[^"]+"/g)!.map((c) => c.slice(9, -1));
+    const valid = owners
       .filter((o) => o.startsWith(`tenant-egress:${net.name}:`) && !o.includes(containerId(lost.ns)))
       .map((o) => ({ containerID: o.split(":")[2]!.split("/")[0]!, ifname: "eth0" }));
     valid.push({ containerID: containerId(kept.ns), ifname: "eth0" });
-    const countBefore = (await enforcementTables()).length;
+    const countBefore = (await enforcementChains()).length;
     const gc = await runPlugin(lab.ns.nodeA, "", "GC", { cniVersion: "1.1.0", name: net.name, type: "tenant-egress", enforce: true, "cni.dev/valid-attachments": valid });
     expect(gc).toMatchObject({ exitCode: 0, stdout: "" });
-    expect((await enforcementTables()).length).toBe(countBefore - 1);
+    // Only the lost pod's chain went: the ptp network's chains (another network) stayed.
+    expect((await enforcementChains()).length).toBe(countBefore - 1);
     expect(await ruleset()).not.toContain(containerId(lost.ns));
+    expect(await ruleset()).toContain(`tenant-egress:${MAINS[1]!.nets.enforced.name}:`);
 
     await cni("del", call);
     expect(await ruleset()).not.toContain(containerId(kept.ns));

@@ -9,7 +9,7 @@ const scope: Scope = {
   chain: (_t, n) => n.startsWith("TE-"),
   tcRoot: () => false,
   tcClass: () => false,
-  nftTable: () => false,
+  nftChain: () => false,
 };
 
 const desired: NetState = {

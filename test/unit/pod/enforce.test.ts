@@ -14,11 +14,12 @@ const pod = { network: "net", containerId: "abc", ifname: "eth0", identity: { ip
 describe("planEnforcement", () => {
   const s = planEnforcement(config, a, pod);
   const t = s.nftTables[0]!;
-  const rules = t.chains[0]!.rules;
+  const ch = t.chains[0]!;
+  const rules = ch.rules;
 
   it("hooks the host side's ingress, dropping what it does not accept", () => {
-    expect(t).toMatchObject({ family: "netdev", name: enforceNames("net", "abc", "eth0").table, comment: "tenant-egress:net:abc/eth0" });
-    expect(t.chains[0]).toMatchObject({ hook: "ingress", device: "veth1234", policy: "drop" });
+    expect(t).toMatchObject({ family: "netdev", name: "tenant-egress" });
+    expect(ch).toMatchObject({ name: enforceNames("net", "abc", "eth0").chain, comment: "tenant-egress:net:abc/eth0", hook: "ingress", device: "veth1234", policy: "drop" });
   });
 
   it("pins the MAC and the sources, then lets only the pod's own tunnel and private traffic through, in that order", () => {
@@ -33,23 +34,23 @@ describe("planEnforcement", () => {
   });
 
   it("names each attachment apart, per network too", () => {
-    const n = enforceNames("net", "abc", "eth0").table;
-    expect(enforceNames("net", "abc", "net1").table).not.toBe(n);
-    expect(enforceNames("other", "abc", "eth0").table).not.toBe(n);
+    const n = enforceNames("net", "abc", "eth0").chain;
+    expect(enforceNames("net", "abc", "net1").chain).not.toBe(n);
+    expect(enforceNames("other", "abc", "eth0").chain).not.toBe(n);
   });
 
   it("compares equal to what nft prints back (sorted sets, one element without braces)", () => {
-    const printed = { ...t, chains: [{ ...t.chains[0]!, rules: rules.map((r) => r.replace("{ 10.22.0.5 }", "10.22.0.5").replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }")) }] };
-    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([t.name]))).problems).toEqual([]);
+    const printed = { ...t, chains: [{ ...ch, rules: rules.map((r) => r.replace("{ 10.22.0.5 }", "10.22.0.5").replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }")) }] };
+    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([ch.name]))).problems).toEqual([]);
     expect(canonicalNftRule("ip daddr { b, a } accept")).toBe("ip daddr { a, b } accept");
   });
 
   it("renders one idempotent transaction, and parses back what nft lists", () => {
-    const c = diff(s, EMPTY_STATE, enforcementScope(new Set([t.name])));
-    const script = renderNft(c);
-    expect(script.split("\n").slice(0, 2)).toEqual([`add table netdev ${t.name}`, `delete table netdev ${t.name}`]);
-    const listed = script.split("\n").slice(2).join("\n").replace(/^table/m, "table");
-    expect(parseNftRuleset(listed)).toEqual([t]);
+    const c = diff(s, EMPTY_STATE, enforcementScope(new Set([ch.name])));
+    const at = `netdev tenant-egress ${ch.name}`;
+    expect(renderNft(c).split("\n").slice(0, 5)).toEqual(["add table netdev tenant-egress", `add chain ${at}`, `flush chain ${at}`, `delete chain ${at}`, expect.stringMatching(/^add chain .* \{ type filter hook ingress device "veth1234" priority -500; policy drop; comment "tenant-egress:net:abc\/eth0"; \}$/)]);
+    const listed = ["table netdev tenant-egress {", `\tchain ${ch.name} {`, `\t\tcomment "${ch.comment}"`, '\t\ttype filter hook ingress device "veth1234" priority -500; policy drop;', ...rules.map((r) => `\t\t${r}`), "\t}", "\tchain other {", "\t}", "}"].join("\n");
+    expect(parseNftRuleset(listed)[0]!.chains[0]).toEqual(ch);
   });
 });
 
@@ -67,10 +68,11 @@ describe("hostSide", () => {
 });
 
 describe("staleEnforcement", () => {
-  const table = (network: string, owner: string, i: number) => ({ family: "netdev" as const, name: `te-enf-${i}`, comment: `tenant-egress:${network}:${owner}`, chains: [] });
+  const chain = (network: string, owner: string, i: number) => ({ name: `te-${i}`, hook: "ingress" as const, device: "v", priority: -500, policy: "drop" as const, comment: `tenant-egress:${network}:${owner}`, rules: [] });
 
-  it("names this network's tables whose attachment is not valid, never another network's", () => {
-    const observed = { ...EMPTY_STATE, nftTables: [table("net", "a/eth0", 0), table("net", "b/eth0", 1), table("net", "a/net1", 2), table("other", "z/eth0", 3)] };
-    expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual(["te-enf-1", "te-enf-2"]);
+  it("names this network's chains whose attachment is not valid, never another network's", () => {
+    const chains = [chain("net", "a/eth0", 0), chain("net", "b/eth0", 1), chain("net", "a/net1", 2), chain("other", "z/eth0", 3)];
+    const observed = { ...EMPTY_STATE, nftTables: [{ family: "netdev" as const, name: "tenant-egress", chains }] };
+    expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual(["te-1", "te-2"]);
   });
 });
