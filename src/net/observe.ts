@@ -211,11 +211,14 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
   return { chains: [...chains.values()], jumps };
 }
 
-/** One nftables table of a namespace (none when it does not exist yet). */
+/**
+ * One nftables table of a namespace: none when it does not exist yet, or when nft is not
+ * installed at all (then nothing can have created it; whatever must write it fails clearly).
+ */
 export async function observeNftTable(netns: string | undefined, family: NftTable["family"], name: string): Promise<NftTable[]> {
   const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
   if (r.exitCode !== 0) {
-    if (/No such file or directory/.test(r.stderr)) return [];
+    if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
     await run(["nft", "list", "table", family, name], { netns });
   }
   return parseNftRuleset(r.stdout);

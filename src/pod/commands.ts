@@ -224,7 +224,7 @@ export async function cmdGc(inv: Invocation): Promise<void> {
   const valid = config["cni.dev/valid-attachments"] ?? config["cni.dev/attachments"];
   // Inside pods everything dies with the namespace; on the node, enforcement chains outlive
   // pods whose DEL never ran. Without a list of valid attachments nothing can be judged stale.
-  if (valid && config.enforce) {
+  if (valid) {
     const observed = { ...EMPTY_STATE, nftTables: await observeNftTable(undefined, "netdev", ENFORCE_TABLE) };
     const stale = staleEnforcement(observed, config.name ?? "", valid);
     if (stale.size) await apply(undefined, diff(EMPTY_STATE, observed, enforcementScope(stale)));

@@ -46,12 +46,15 @@ exec /usr/bin/nsenter "$@"
 `,
   );
   await chmod(join(killer, "nsenter"), 0o755);
-  // A PATH with every tool but iptables-restore.
-  const partial = join(lab.dir, "no-iptables-restore");
-  await mkdir(partial);
-  for (const tool of ["ip", "nsenter", "sysctl", "iptables-save", "iptables", "nft", "node", "env", "tc"]) {
-    const found = (await run(["sh", "-c", `command -v ${tool}`])).stdout.trim();
-    await symlink(found, join(partial, tool));
+  // PATHs with every tool but one: iptables-restore, or nft.
+  const tools = ["ip", "nsenter", "sysctl", "iptables-save", "iptables-restore", "iptables", "nft", "node", "env", "tc"];
+  for (const lacking of ["iptables-restore", "nft"]) {
+    const partial = join(lab.dir, `no-${lacking}`);
+    await mkdir(partial);
+    for (const tool of tools.filter((t) => t !== lacking)) {
+      const found = (await run(["sh", "-c", `command -v ${tool}`])).stdout.trim();
+      await symlink(found, join(partial, tool));
+    }
   }
 });
 
@@ -124,6 +127,21 @@ describe("a step failing mid-ADD", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/iptables-restore.*(No such file|not found).*required tool is missing/) });
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
+  });
+});
+
+describe("enforcement on a node without nftables", () => {
+  it("ADD fails naming what is missing and changes nothing; DEL without enforce still succeeds", async () => {
+    const { pod, prevResult, asMainLeftIt } = await attachMain("nonft");
+    await waitSettled(lab.ns.nodeA);
+    const node = await netnsSnapshot(lab.ns.nodeA);
+    const env = { PATH: join(lab.dir, "no-nft"), CNI_CONTAINERID: "nonft" };
+    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/nft.*command not found.*enforcement needs the nft tool: install nftables/) });
+    expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+    expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
+    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", { ...conf(prevResult), enforce: false }, env)).toMatchObject({ exitCode: 0, stdout: "" });
   });
 });
 
