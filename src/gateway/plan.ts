@@ -89,6 +89,7 @@ export function gatewayScope(uplink: string): Scope {
     chain: (_t, name) => name.startsWith("TEG-"),
     tcRoot: (dev) => dev === uplink || isTunnelDevice(dev),
     tcClass: (dev, classid) => (dev === uplink || isTunnelDevice(dev)) && classid.startsWith(`${H}:`),
+    nftChain: () => false,
   };
 }
 
@@ -103,6 +104,7 @@ export function tenantScope(uplink: string, vni: number, classMinor: number): Sc
     chain: (_t, name) => chains.has(name),
     tcRoot: (d) => d === dev,
     tcClass: (d, classid) => d === dev || (d === uplink && classid === classId(classMinor)),
+    nftChain: () => false,
   };
 }
 
@@ -167,7 +169,7 @@ export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[], t
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
-  const state: NetState = { links: [], addresses: [], rules: [], routes: [], sysctls: [], chains: [], jumps: [], neighbours: [], qdiscs: [], classes: [] };
+  const state: NetState = { links: [], addresses: [], rules: [], routes: [], sysctls: [], chains: [], jumps: [], neighbours: [], qdiscs: [], classes: [], nftTables: [] };
   // A gateway serving no tenant owns nothing: not even the uplink's qdisc.
   if (config.tenants.length === 0) return state;
   const { uplink } = f;

@@ -1,8 +1,8 @@
 /**
  * Benchmarks of the plugin as a runtime sees it: wall time of each verb, invoked exactly as
  * libcni invokes one plugin of a chain (env + config on stdin, from the node's namespace),
- * next to the Go reference chained plugins invoked the same way and to `node -e 0`, the floor
- * of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
+ * with and without the node's enforcement, next to the Go reference chained plugins invoked the
+ * same way and to `node -e 0`, the floor of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
  * ADDs and DELs through the whole chain all succeed and leave nothing behind?
  */
 import { readdir } from "node:fs/promises";
@@ -64,6 +64,8 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
       conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
       verbs: ["ADD", "CHECK", "DEL"],
     },
+    // The same with the node's enforcement: what the nftables chain on the host veth costs.
+    { name: "tenant-egress, enforce", argv: [join(distDir(), "tenant-egress")], conf: { ...base, type: "tenant-egress", gateway: gatewayIP, enforce: true }, verbs: ["ADD", "CHECK", "DEL"] },
     {
       name: "bandwidth",
       argv: [join(REFERENCE_PLUGINS, "bandwidth")],

@@ -28,6 +28,11 @@ export interface BridgeOptions {
   /** The tenant-egress entry (type is added). Omit for a chain without our plugin. */
   egress?: Record<string, unknown>;
   subnet?: string;
+  /** Part of the subnet to allocate from (networks sharing one bridge must not hand out the same address). */
+  range?: { start: string; end: string };
+  /** A second host-local range for IPv6 (dual stack), with a default route; optionally only part of it. */
+  ipv6Subnet?: string;
+  ipv6Range?: { start: string; end: string };
   /** Capabilities the tenant-egress entry declares (e.g. pod annotations). */
   capabilities?: Record<string, boolean>;
 }
@@ -43,7 +48,11 @@ export function writePtpConflist(o: BridgeOptions): Promise<Network> {
 }
 
 function hostLocal(o: BridgeOptions, subnet: string) {
-  return { type: "host-local", dataDir: join(o.dir, "ipam"), ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }] };
+  const v4 = { subnet, ...(o.range ? { rangeStart: o.range.start, rangeEnd: o.range.end } : {}) };
+  const v6 = { subnet: o.ipv6Subnet, ...(o.ipv6Range ? { rangeStart: o.ipv6Range.start, rangeEnd: o.ipv6Range.end } : {}) };
+  const ranges = o.ipv6Subnet ? [[v4], [v6]] : [[v4]];
+  const routes = o.ipv6Subnet ? [{ dst: "0.0.0.0/0" }, { dst: "::/0" }] : [{ dst: "0.0.0.0/0" }];
+  return { type: "host-local", dataDir: join(o.dir, "ipam"), ranges, routes };
 }
 
 async function writeConflist(o: BridgeOptions, main: Record<string, unknown>): Promise<Network> {

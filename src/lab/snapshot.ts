@@ -1,6 +1,7 @@
 /**
  * A namespace's network state as comparable text: links, addresses, rules, every routing
- * table, iptables rules and user chains, qdiscs and the relevant sysctls. Tests compare it
+ * table, iptables rules and user chains, netdev-family nftables tables (the node's enforcement),
+ * qdiscs and the relevant sysctls. Tests compare it
  * before and after a plugin run; the demo compares the root namespace before and after itself,
  * to prove it left the machine as it found it.
  */
@@ -9,9 +10,10 @@ import { run } from "../net/run.js";
 /** Snapshot of namespace `ns` (a name under /run/netns), or of the current one when omitted. */
 export async function netnsSnapshot(ns?: string): Promise<string> {
   const inNs = (argv: string[]) => (ns ? ["ip", "netns", "exec", ns, ...argv] : argv);
-  const [ip, ipt, tc, sysctl] = await Promise.all([
+  const [ip, ipt, nft, tc, sysctl] = await Promise.all([
     run(inNs(["ip", "-d", "-batch", "-"]), { input: "link show\naddr show\nrule show\nroute show table all\n" }),
     run(inNs(["iptables-save"])),
+    run(inNs(["nft", "list", "ruleset", "netdev"])),
     run(inNs(["tc", "qdisc", "show"])),
     run(inNs(["sh", "-c", "cat /proc/sys/net/ipv4/conf/*/rp_filter /proc/sys/net/ipv4/ip_forward"])),
   ]);
@@ -20,7 +22,7 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
   // Bridge timers count down and HTB counts packets by themselves: keep the names, drop the values.
   const links = ip.stdout.replace(/\b(\w+_timer)\s+[\d.]+/g, "$1");
   const qdiscs = tc.stdout.replace(/direct_packets_stat \d+/g, "direct_packets_stat");
-  return [links, rules.join("\n"), qdiscs, sysctl.stdout].join("\n");
+  return [links, rules.join("\n"), nft.stdout, qdiscs, sysctl.stdout].join("\n");
 }
 
 /**

@@ -4,12 +4,14 @@
  * half-way leaves nothing outside them, and deleting the namespaces removes everything.
  *
  *   pods ─ node-a (bridge cni0, where the CNI plugins run) ─┐
- *                                                           ├─ router ─ inet (203.0.113.10)
+ *                                                           ├─ router ─ inet (203.0.113.10, 2001:db8:113::10)
  *   gateway pods ─ node-b ──────────────────────────────────┘
  *
  * node-a's pod network is 10.22.0.0/24 (bridge + host-local, driven by cnitool), gateways sit
  * on node-b's 10.23.0.0/24, so pods and gateways are routed, never on-link. No node masquerades:
- * the internet host sees exactly the source address that left the lab's edge.
+ * the internet host sees exactly the source address that left the lab's edge. IPv6 runs beside
+ * IPv4 on node-a's side (unique local pod ranges, a documentation-prefix "internet"), so a
+ * dual-stack pod network can be tested; IPv4-only networks never notice it.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -18,6 +20,10 @@ import { join } from "node:path";
 import { run } from "../net/run.js";
 
 export const INET_IP = "203.0.113.10";
+export const INET6_IP = "2001:db8:113::10";
+/** The IPv6 ranges of node-a's two pod networks (a conflist opts in with a second host-local range). */
+export const POD6_SUBNET = "fd00:22::/64";
+export const POD6_SUBNET_2 = "fd00:24::/64";
 export const POD_SUBNET = "10.22.0.0/24";
 /** A second pod network on node-a, for main plugins other than bridge (ptp). */
 export const POD_SUBNET_2 = "10.24.0.0/24";
@@ -88,8 +94,13 @@ export async function createLab(prefix: string): Promise<Lab> {
       `route add ${POD_SUBNET_2} via 10.0.1.2`,
       `route add ${NODE_B_SUBNET} via 10.0.2.2`,
       "route add 198.51.100.0/24 via 10.0.2.2",
+      // nodad: the addresses are usable at once, not tentative for a second.
+      "addr add fd00:1::1/64 dev to-a nodad",
+      "addr add 2001:db8:113::1/64 dev to-inet nodad",
+      `route add ${POD6_SUBNET} via fd00:1::2`,
+      `route add ${POD6_SUBNET_2} via fd00:1::2`,
     ]);
-    await ipIn(ns.nodeA, ["addr add 10.0.1.2/30 dev uplink", "link set uplink up", "route add default via 10.0.1.1"]);
+    await ipIn(ns.nodeA, ["addr add 10.0.1.2/30 dev uplink", "addr add fd00:1::2/64 dev uplink nodad", "link set uplink up", "route add default via 10.0.1.1", "route add default via fd00:1::1"]);
     await ipIn(ns.nodeB, [
       "addr add 10.0.2.2/30 dev uplink",
       "link set uplink up",
@@ -98,8 +109,9 @@ export async function createLab(prefix: string): Promise<Lab> {
       `addr add 10.23.0.1/24 dev gwbr`,
       "link set gwbr up",
     ]);
-    await ipIn(ns.inet, ["addr add 203.0.113.10/24 dev eth0", "link set eth0 up", "route add default via 203.0.113.1"]);
+    await ipIn(ns.inet, ["addr add 203.0.113.10/24 dev eth0", "addr add 2001:db8:113::10/64 dev eth0 nodad", "link set eth0 up", "route add default via 203.0.113.1", "route add default via 2001:db8:113::1"]);
     for (const n of [ns.router, ns.nodeA, ns.nodeB]) await sysctlIn(n, "net.ipv4.ip_forward=1");
+    for (const n of [ns.router, ns.nodeA]) await sysctlIn(n, "net.ipv6.conf.all.forwarding=1");
   } catch (e) {
     await teardown();
     throw e;

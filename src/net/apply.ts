@@ -3,7 +3,8 @@
  * addresses, rules, routes and neighbours; one `iptables-restore --noflush -w` for every table
  * (each table commits atomically); one `sysctl` for all sysctls and one `tc -batch` for all
  * traffic control (both after the links they name exist). The iptables batch does not depend
- * on the links, so it runs in parallel with `ip`.
+ * on the links, so it runs in parallel with `ip`. nftables chains go in one `nft -f -`: one
+ * transaction, so a chain is replaced whole or not at all.
  *
  * Every line is built from validated values (addresses, numbers, names matching the kernel's
  * rules), never from free text, so a batch cannot be steered by config or runtime args.
@@ -79,6 +80,28 @@ export function renderSysctls(c: Changes): string[] {
   return c.sysctls.map((s) => `net/ipv4/conf/${s.dev}/${s.name}=${s.value}`);
 }
 
+/**
+ * `nft -f` input, or "" when nothing changes. Each chain is first added plain (a no-op if it
+ * exists), then flushed and deleted, so a rewrite and a removal both succeed whether or not it
+ * existed (nft 1.0.6 has no "destroy"); a rewrite then adds it back with its hook and rules in
+ * the same transaction. Adding the table is a no-op when it exists.
+ */
+export function renderNft(c: Changes): string {
+  const out: string[] = [];
+  const tables = new Set([...c.delNftChains, ...c.writeNftChains].map((p) => `${p.family} ${p.table}`));
+  for (const t of tables) out.push(`add table ${t}`);
+  for (const { family, table, chain } of [...c.delNftChains, ...c.writeNftChains]) {
+    const at = `${family} ${table} ${chain.name}`;
+    out.push(`add chain ${at}`, `flush chain ${at}`, `delete chain ${at}`);
+  }
+  for (const { family, table, chain } of c.writeNftChains) {
+    const at = `${family} ${table} ${chain.name}`;
+    out.push(`add chain ${at} { type filter hook ${chain.hook} device "${chain.device}" priority ${chain.priority}; policy ${chain.policy}; comment "${chain.comment}"; }`);
+    for (const r of chain.rules) out.push(`add rule ${at} ${r}`);
+  }
+  return out.length ? `${out.join("\n")}\n` : "";
+}
+
 /** Applies the changes inside `netns`. Throws a CommandError naming the failed step. */
 export async function apply(netns: string | undefined, c: Changes): Promise<void> {
   const ipLines = renderIpBatch(c);
@@ -96,7 +119,11 @@ export async function apply(netns: string | undefined, c: Changes): Promise<void
   const iptables = async () => {
     if (ipt) await run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: ipt });
   };
-  const results = await Promise.allSettled([ip(), iptables()]);
+  const nftScript = renderNft(c);
+  const nft = async () => {
+    if (nftScript) await run(["nft", "-f", "-"], { netns, input: nftScript });
+  };
+  const results = await Promise.allSettled([ip(), iptables(), nft()]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }

@@ -2,16 +2,21 @@
  * Reads a namespace's network state back into the desired-state vocabulary, with two
  * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
  * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel.
+ * nftables tables (the node's enforcement) are read with one `nft list ruleset <family>`.
  *
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
  * so a newer iproute2 adding fields changes nothing.
  */
-import type { Address, Chain, IptTable, Jump, Neighbour, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
+import type { Address, Chain, NftChain, NftTable, IptTable, Jump, Neighbour, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
 import { EMPTY_STATE } from "./desired-state.js";
 import { run } from "./run.js";
 
-interface IpLink {
+export interface IpLink {
   ifname: string;
+  ifindex?: number;
+  /** A veth's peer: its ifindex, in the namespace link_netnsid names (absent: this one). */
+  link_index?: number;
+  link_netnsid?: number;
   ifalias?: string;
   mtu: number;
   address?: string;
@@ -159,6 +164,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       neighbours,
       qdiscs: [],
       classes: [],
+      nftTables: [],
     },
   };
 }
@@ -259,4 +265,66 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
     }
   }
   return { chains: [...chains.values()], jumps };
+}
+
+/**
+ * One nftables table of a namespace: none when it does not exist yet, or when nft is not
+ * installed at all (then nothing can have created it; whatever must write it fails clearly).
+ */
+export async function observeNftTable(netns: string | undefined, family: NftTable["family"], name: string): Promise<NftTable[]> {
+  const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
+  if (r.exitCode !== 0) {
+    if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
+    await run(["nft", "list", "table", family, name], { netns });
+  }
+  return parseNftRuleset(r.stdout);
+}
+
+/** The namespace's veth devices (the host sides of pod attachments live among them). */
+export async function observeVeths(netns: string | undefined): Promise<IpLink[]> {
+  const r = await run(["ip", "-json", "link", "show", "type", "veth"], { netns });
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]) : [];
+}
+
+/**
+ * Parses `nft list` output: netdev tables, their base chains (comment, hook, device, priority,
+ * policy) and rule lines. Anything else inside a table (sets, flowtables, other people's
+ * constructs) is skipped by brace depth, so it cannot be mistaken for a rule.
+ */
+export function parseNftRuleset(text: string): NftTable[] {
+  const tables: NftTable[] = [];
+  let table: NftTable | undefined;
+  let chain: NftChain | undefined;
+  let depth = 0;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "") continue;
+    if (line === "}") {
+      if (depth === 2) chain = undefined;
+      if (depth === 1) table = undefined;
+      depth--;
+      continue;
+    }
+    if (depth === 0) {
+      const m = /^table (netdev) (\S+) \{$/.exec(line);
+      if (m) {
+        table = { family: "netdev", name: m[2]!, chains: [] };
+        tables.push(table);
+      }
+    } else if (depth === 1) {
+      const ch = /^chain (\S+) \{$/.exec(line);
+      if (ch && table) {
+        chain = { name: ch[1]!, hook: "ingress", device: "", priority: 0, policy: "accept", comment: "", rules: [] };
+        table.chains.push(chain);
+      }
+    } else if (depth === 2 && chain && !line.endsWith("{")) {
+      const base = /^type filter hook (\S+)(?: device "([^"]*)")? priority (-?\d+); policy (accept|drop);$/.exec(line);
+      const comment = /^comment "([^"]*)"$/.exec(line);
+      if (base) Object.assign(chain, { hook: base[1], device: base[2] ?? "", priority: Number(base[3]), policy: base[4] });
+      else if (comment) chain.comment = comment[1]!;
+      else chain.rules.push(line);
+    }
+    if (line.endsWith("{")) depth++;
+  }
+  return tables;
 }

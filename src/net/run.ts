@@ -45,7 +45,9 @@ export class CommandError extends Error {
 
 /** Known failure texts → what to do about them. First match wins. */
 const HINTS: Array<[RegExp, string]> = [
-  [/ENOENT|command not found|No such file or directory.*(ip|iptables|nsenter|tc|sysctl)\b/i, "a required tool is missing: install iproute2, iptables and util-linux (nsenter), and make sure PATH reaches them"],
+  [/^nft: command not found/, "enforcement needs the nft tool: install nftables (Debian package nftables) and make sure PATH reaches it"],
+  [/Could not process rule/, "nftables rejected the enforcement table: the kernel needs netdev-family ingress hooks (CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, module nf_tables), and the host device must exist"],
+  [/ENOENT|command not found|failed to execute \S+: No such file or directory|No such file or directory.*(ip|iptables|nsenter|tc|sysctl)\b/i, "a required tool is missing: install iproute2, iptables and util-linux (nsenter), and make sure PATH reaches them"],
   [/reassociate to namespace|cannot open.*netns|setns/i, "the network namespace is gone or not a namespace (the pod may have been deleted)"],
   [/Another app is currently holding the xtables lock/i, "another process holds the xtables lock for too long; retry, and look for a stuck iptables process"],
   [/Couldn't load target|Couldn't load match|No chain\/target\/match by that name/i, "the kernel lacks an iptables extension this rule needs (check MARK, TCPMSS, SNAT, CLASSIFY modules)"],

@@ -1,8 +1,8 @@
 /**
  * VXLAN facts both halves must agree on: the encapsulation overhead that sets tunnel MTUs, the
  * MAC a pod's tunnel gets (derived from its overlay address, so a gateway knows it in advance),
- * and the iptables match that recognises one VNI on the wire (used by the gateway to accept a
- * tenant's tunnel and by the node to keep a pod on its own).
+ * and the matches that recognise one VNI on the wire (iptables: the gateway accepts a tenant's
+ * tunnel; nftables: the node keeps a pod on its own).
  */
 import { parseIPv4 } from "./ipv4.js";
 
@@ -24,6 +24,9 @@ export function overlayIPOfMac(mac: string): string | undefined {
   const m = /^02:7e:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
   return m ? m.slice(1).map((h) => parseInt(h, 16)).join(".") : undefined;
 }
+
+/** The same in nftables' printed form: 24 bits at bit 96 of the UDP header (8 UDP bytes + 4 VXLAN bytes). */
+export const nftVniMatch = (vni: number) => `@th,96,24 0x${vni.toString(16)}`;
 
 /** "UDP payload is VXLAN with this VNI" (VNI in bytes 4-6 of the VXLAN header), in iptables-save's normal form. */
 export const vniMatch = (vni: number) => `-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x${vni.toString(16)}"`;

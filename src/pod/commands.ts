@@ -11,16 +11,16 @@
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
-import { podAddress } from "../cni/result.js";
+import { podAddress, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { observe, type Observed, observeIptables } from "../net/observe.js";
+import { observe, type Observed, observeNftTable, observeVeths } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
-import { enforcementScope, planEnforcement, staleEnforcement } from "./enforce.js";
-import { enforceNames, names } from "./names.js";
+import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "./enforce.js";
+import { ENFORCE_TABLE, enforceNames, names } from "./names.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "./overlay-address.js";
 import { planPod, podScope } from "./plan.js";
 import { type Attachment, selectGateway } from "./select-gateway.js";
@@ -42,7 +42,8 @@ interface Target {
   where: string;
   scope: Scope;
   observe(): Promise<Observed>;
-  desired(observed: Observed): NetState;
+  /** From what this target observed; the node's enforcement also needs what the pod's target observed. */
+  desired(observed: Observed, pod: Observed | undefined): NetState;
 }
 
 const log = (msg: string) => process.stderr.write(`tenant-egress: ${msg}\n`);
@@ -66,15 +67,24 @@ function podTarget(config: PluginConfig, netns: string, ifname: string, desired:
   return { netns, where: "", scope: podScope(config, ifname), observe: () => observe(netns, { tables: [config.routeTable] }), desired };
 }
 
-function nodeTarget(scope: Scope, desired: NetState): Target {
-  return { netns: undefined, where: "on the node: ", scope, observe: async () => ({ state: await observeIptables(undefined, "filter"), links: [] }), desired: () => desired };
+/** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
+function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
+  const observeNode = async (): Promise<Observed> => {
+    const [nftTables, links] = await Promise.all([observeNftTable(undefined, "netdev", ENFORCE_TABLE), withVeths ? observeVeths(undefined) : []]);
+    return { state: { ...EMPTY_STATE, nftTables }, links };
+  };
+  return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
 }
+
+const podObservation = (targets: Target[], observed: Observed[]) => observed[targets.findIndex((t) => t.netns !== undefined)];
 
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
   const before = await Promise.all(targets.map((t) => t.observe()));
   try {
-    await Promise.all(targets.map((t, i) => apply(t.netns, diff(t.desired(before[i]!), before[i]!.state, t.scope))));
+    const pod = podObservation(targets, before);
+    const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, t.scope));
+    await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!)));
   } catch (e) {
     await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, t.scope))));
     throw applyError(verb, e);
@@ -128,8 +138,14 @@ function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, p
   const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
   const targets = [podTarget(config, netns, ifname, (o) => planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }))];
   if (config.enforce) {
-    const chain = enforceNames(containerId, ifname).chain;
-    targets.push(nodeTarget(enforcementScope(new Set([chain])), planEnforcement(config, a, { containerId, ifname, podIP })));
+    const network = config.name ?? "";
+    const identity = podIdentity(config.prevResult, ifname);
+    const enforced = (node: Observed, pod: Observed | undefined) => {
+      const links = pod?.links ?? [];
+      const mac = identity.mac ?? links.find((l) => l.ifname === ifname)?.address ?? "";
+      return planEnforcement(config, a, { network, containerId, ifname, identity: { ...identity, mac }, hostDevice: hostSide(links, node.links, ifname) });
+    };
+    targets.push(nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true));
   }
   return targets;
 }
@@ -163,7 +179,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     }
   }
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
-  const node = nodeTarget(enforcementScope(new Set([enforceNames(containerId, ifname).chain])), EMPTY_STATE);
+  const node = nodeTarget(enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])), () => EMPTY_STATE, false);
   try {
     await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
   } catch (e) {
@@ -196,7 +212,8 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
     targets = attachedTargets(inv, config, a, pod.ip, overlayIP);
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
-  const problems = targets.flatMap((t, i) => diff(t.desired(observed[i]!), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`));
+  const inPod = podObservation(targets, observed);
+  const problems = targets.flatMap((t, i) => diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`));
   if (problems.length) {
     throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: ${problems.join("; ")}`, a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod");
   }
@@ -208,8 +225,8 @@ export async function cmdGc(inv: Invocation): Promise<void> {
   // Inside pods everything dies with the namespace; on the node, enforcement chains outlive
   // pods whose DEL never ran. Without a list of valid attachments nothing can be judged stale.
   if (valid) {
-    const observed = await observeIptables(undefined, "filter");
-    const stale = staleEnforcement(observed, valid);
+    const observed = { ...EMPTY_STATE, nftTables: await observeNftTable(undefined, "netdev", ENFORCE_TABLE) };
+    const stale = staleEnforcement(observed, config.name ?? "", valid);
     if (stale.size) await apply(undefined, diff(EMPTY_STATE, observed, enforcementScope(stale)));
   }
   if (config.ipam) await delegate("GC", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
@@ -217,13 +234,15 @@ export async function cmdGc(inv: Invocation): Promise<void> {
 
 /** The tools every verb needs. STATUS runs every few seconds: it only looks at PATH, it runs nothing. */
 export const REQUIRED_TOOLS = ["ip", "iptables-restore", "iptables-save", "nsenter", "sysctl"];
+/** And with `enforce`: the node's rules are nftables. */
+export const ENFORCE_TOOLS = ["nft"];
 
 export async function cmdStatus(inv: Invocation, findTool: (name: string) => Promise<boolean>): Promise<void> {
   const config = parseConfig(inv.conf);
   const missing: string[] = [];
-  for (const tool of REQUIRED_TOOLS) if (!(await findTool(tool))) missing.push(tool);
+  for (const tool of [...REQUIRED_TOOLS, ...(config.enforce ? ENFORCE_TOOLS : [])]) if (!(await findTool(tool))) missing.push(tool);
   if (missing.length) {
-    throw new CniError(ErrorCode.PluginNotAvailable, `required tools not found in PATH: ${missing.join(", ")}`, "install iproute2, iptables, util-linux and procps");
+    throw new CniError(ErrorCode.PluginNotAvailable, `required tools not found in PATH: ${missing.join(", ")}`, `install iproute2, iptables, util-linux and procps${config.enforce ? ", and nftables for enforce" : ""}`);
   }
   if (config.ipam) await delegate("STATUS", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
 }

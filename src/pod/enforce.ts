@@ -1,56 +1,123 @@
 /**
  * Enforcement on the node: a tenant pod with CAP_NET_ADMIN (docker-in-docker runners are often
- * privileged) can flush its own mangle and nat rules and delete the ip rule; its public traffic
- * would then leave unshaped through eth0. These rules live outside its reach, in the node's
- * namespace (where the plugin runs), on the FORWARD path of the pod's own address:
- *   - VXLAN to its own gateway with its own VNI passes;
- *   - any other VXLAN is dropped (no borrowing another tenant's VNI or gateway);
- *   - private destinations (the same exclusions as inside the pod) pass;
- *   - everything else is dropped: public traffic must go through the tunnel.
- * One chain per attachment, named from the container ID and interface, with the owner in the
- * jump's comment so GC can find chains whose pod is gone.
+ * privileged) can do anything inside its own namespace — flush its rules, add or change
+ * addresses, change its MAC, send raw frames, build its own tunnels. So the rules key on what it
+ * cannot change: the host side of its attachment (the peer of its veth, in the node's
+ * namespace). They hook that port's ingress in an nftables netdev-family table, because with a
+ * bridge main plugin the routed packet reaches FORWARD as `-i cni0` and iptables cannot tell
+ * ports apart; ingress works the same for bridge and ptp and needs neither br_netfilter nor a
+ * sysctl. From that port, only:
+ *   - frames from the pod's own MAC, ARP for its own IPv4 addresses;
+ *   - IPv4 from its own addresses: VXLAN to its own gateway with its own VNI; other VXLAN is
+ *     dropped (no borrowing another tenant's VNI or gateway); private destinations (the same
+ *     exclusions as inside the pod) pass; everything else — public — is dropped;
+ *   - IPv6 from its own, link-local or unspecified addresses, to link-local, link-scope
+ *     multicast (neighbour discovery) and fc00::/7 only: IPv6 is not steered, so public IPv6
+ *     is dropped.
+ * Every other frame is dropped by the chain's policy. One base chain per attachment (each
+ * netdev chain hooks its own device) in one shared table, named from the network, container ID
+ * and interface; its comment names the owner for GC.
  */
-import type { Jump, NetState, Scope } from "../net/desired-state.js";
+import { CniError, ErrorCode } from "../cni/errors.js";
+import type { PodIdentity } from "../cni/result.js";
+import { cidrContains, parseCidr } from "../net/ipv4.js";
+import type { NetState, NftTable, Scope } from "../net/desired-state.js";
 import { EMPTY_STATE } from "../net/desired-state.js";
-import { vniMatch } from "../net/vxlan.js";
+import type { IpLink } from "../net/observe.js";
+import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
-import { ENFORCE_PREFIX, enforceNames } from "./names.js";
+import { ENFORCE_TABLE, enforceNames, enforceOwner } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
 
-export function planEnforcement(config: PluginConfig, a: Attachment, at: { containerId: string; ifname: string; podIP: string }): NetState {
-  const n = enforceNames(at.containerId, at.ifname);
-  const vxlan = `-p udp -m udp --dport ${a.port}`;
-  const rules = [
-    `-d ${a.gateway}/32 ${vxlan} ${vniMatch(a.vni)} -j RETURN`,
-    `${vxlan} -j DROP`,
-    ...exclusions(config).map((c) => `-d ${c} -j RETURN`),
-    "-j DROP",
-  ];
-  const jump: Jump = { table: "filter", hook: "FORWARD", match: `-s ${at.podIP}/32 -m comment --comment "${n.comment}"`, chain: n.chain, first: true };
-  return { ...EMPTY_STATE, chains: [{ table: "filter", name: n.chain, rules }], jumps: [jump] };
+/** Before anything else that might hook the same port. */
+export const ENFORCE_PRIORITY = -500;
+
+/** IPv6 a pod may reach directly while IPv6 is not steered: link-local, link-scope multicast, unique local. */
+const IPV6_DIRECT = ["fe80::/10", "ff02::/16", "fc00::/7"];
+
+export interface EnforcedPod {
+  network: string;
+  containerId: string;
+  ifname: string;
+  /** What the pod owns, from prevResult; the MAC falls back to the interface as ADD found it. */
+  identity: PodIdentity & { mac: string };
+  /** The host side of the attachment in the node's namespace. */
+  hostDevice: string;
 }
 
-/** Only the given enforcement chains (and the jumps into them). */
+/** Exclusions without the ones another covers: nft's interval sets reject overlaps. */
+function disjoint(cidrs: string[]): string[] {
+  const parsed = cidrs.filter((c, i) => cidrs.indexOf(c) === i).map((c) => ({ text: c, cidr: parseCidr(c)! }));
+  return parsed
+    .filter((p) => !parsed.some((q) => q.cidr.prefix < p.cidr.prefix && cidrContains(q.cidr, p.cidr.network)))
+    .map((p) => p.text);
+}
+
+const set = (items: string[]) => `{ ${items.join(", ")} }`;
+
+export function planEnforcement(config: PluginConfig, a: Attachment, p: EnforcedPod): NetState {
+  const n = enforceNames(p.network, p.containerId, p.ifname);
+  const { ipv4, ipv6, mac } = p.identity;
+  const rules = [
+    `ether saddr != ${mac} drop`,
+    `arp saddr ether ${mac} arp saddr ip ${set(["0.0.0.0", ...ipv4])} accept`,
+    `ip saddr != ${set(ipv4)} drop`,
+    `ip daddr ${a.gateway} udp dport ${a.port} ${nftVniMatch(a.vni)} accept`,
+    `udp dport ${a.port} drop`,
+    `ip daddr ${set(disjoint(exclusions(config)))} accept`,
+    `ip6 saddr != ${set(["::", "fe80::/10", ...ipv6])} drop`,
+    `ip6 daddr ${set(IPV6_DIRECT)} accept`,
+  ];
+  const table: NftTable = {
+    family: "netdev",
+    name: ENFORCE_TABLE,
+    chains: [{ name: n.chain, hook: "ingress", device: p.hostDevice, priority: ENFORCE_PRIORITY, policy: "drop", comment: n.comment, rules }],
+  };
+  return { ...EMPTY_STATE, nftTables: [table] };
+}
+
+/** A device name as the kernel allows it, and safe inside an nft string. */
+const DEVICE = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/**
+ * The host side of the pod's `ifname`: the node's veth whose peer it is (each one's ifindex is
+ * the other's link index). Found from the kernel, not from prevResult, so it holds for any
+ * veth-based main plugin; none found means enforcement cannot work here, and ADD says so.
+ */
+export function hostSide(podLinks: IpLink[], nodeVeths: IpLink[], ifname: string): string {
+  const inPod = podLinks.find((l) => l.ifname === ifname);
+  const peer = inPod && inPod.link_netnsid !== undefined ? nodeVeths.find((v) => v.ifindex === inPod.link_index && v.link_index === inPod.ifindex) : undefined;
+  if (!peer || !DEVICE.test(peer.ifname)) {
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `enforce: no veth in the node's network namespace is the peer of ${ifname} in the container (ifindex ${inPod?.ifindex ?? "?"}, peer index ${inPod?.link_index ?? "none"}); enforcement hooks the host side of a veth attachment (main plugins bridge, ptp) and cannot be effective here`,
+    );
+  }
+  return peer.ifname;
+}
+
+/** Only the given enforcement chains. */
 export function enforcementScope(chains: ReadonlySet<string>): Scope {
   return {
     link: () => false,
     rule: () => false,
     routeTable: () => false,
-    chain: (table, name) => table === "filter" && chains.has(name),
+    chain: () => false,
     tcRoot: () => false,
     tcClass: () => false,
+    nftChain: (table, chain) => table === ENFORCE_TABLE && chains.has(chain),
   };
 }
 
-/** Enforcement chains on the node whose attachment is not in `valid` (GC's "stale"). */
-export function staleEnforcement(observed: NetState, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Set<string> {
-  const keep = new Set(valid.map((v) => `tenant-egress:${v.containerID}/${v.ifname}`));
+/** This network's enforcement chains on the node whose attachment is not in `valid` (GC's "stale"). */
+export function staleEnforcement(observed: NetState, network: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Set<string> {
+  const keep = new Set(valid.map((v) => enforceOwner(network, v.containerID, v.ifname)));
+  const ours = enforceOwner(network, "", "").slice(0, -1);
   const stale = new Set<string>();
-  for (const c of observed.chains) if (c.table === "filter" && c.name.startsWith(ENFORCE_PREFIX)) stale.add(c.name);
-  for (const j of observed.jumps) {
-    const owner = /--comment "([^"]+)"/.exec(j.match)?.[1];
-    if (owner && keep.has(owner)) stale.delete(j.chain);
+  for (const t of observed.nftTables) {
+    if (t.name !== ENFORCE_TABLE) continue;
+    for (const ch of t.chains) if (ch.comment.startsWith(ours) && !keep.has(ch.comment)) stale.add(ch.name);
   }
   return stale;
 }

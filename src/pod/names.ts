@@ -22,13 +22,19 @@ export function names(ifname: string) {
   };
 }
 
-/** Prefix of every enforcement chain on the node. */
-export const ENFORCE_PREFIX = "TE-ENF-";
+/** On the node: the one nftables table (netdev family) holding every attachment's enforcement chain. */
+export const ENFORCE_TABLE = "tenant-egress";
 
-/** On the node: the enforcement chain of one attachment, and the comment that names its owner. */
-export function enforceNames(containerId: string, ifname: string) {
+/**
+ * On the node: the enforcement chain of one attachment — network name, container ID and
+ * interface, hashed as the reference plugins name their per-attachment chains — and the comment
+ * that names its owner, so GC can tell its own network's chains from another network's.
+ */
+export function enforceNames(network: string, containerId: string, ifname: string) {
   return {
-    chain: `${ENFORCE_PREFIX}${fnv1a(containerId)}${fnv1a(`${containerId}/${ifname}`)}`,
-    comment: `tenant-egress:${containerId}/${ifname}`,
+    chain: `te-${fnv1a(`${network}/${containerId}`)}${fnv1a(`${network}/${containerId}/${ifname}`)}`,
+    comment: enforceOwner(network, containerId, ifname),
   };
 }
+
+export const enforceOwner = (network: string, containerId: string, ifname: string) => `tenant-egress:${network}:${containerId}/${ifname}`;

@@ -51,6 +51,7 @@ export function podScope(config: PluginConfig, ifname: string): Scope {
     chain: (_table, name) => chains.has(name),
     tcRoot: () => false,
     tcClass: () => false,
+    nftChain: () => false,
   };
 }
 
@@ -104,5 +105,6 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     neighbours: [],
     qdiscs: [],
     classes: [],
+    nftTables: [],
   };
 }

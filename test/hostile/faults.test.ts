@@ -46,12 +46,15 @@ exec /usr/bin/nsenter "$@"
 `,
   );
   await chmod(join(killer, "nsenter"), 0o755);
-  // A PATH with every tool but iptables-restore.
-  const partial = join(lab.dir, "no-iptables-restore");
-  await mkdir(partial);
-  for (const tool of ["ip", "nsenter", "sysctl", "iptables-save", "iptables", "node", "env", "tc"]) {
-    const found = (await run(["sh", "-c", `command -v ${tool}`])).stdout.trim();
-    await symlink(found, join(partial, tool));
+  // PATHs with every tool but one: iptables-restore, or nft.
+  const tools = ["ip", "nsenter", "sysctl", "iptables-save", "iptables-restore", "iptables", "nft", "node", "env", "tc"];
+  for (const lacking of ["iptables-restore", "nft"]) {
+    const partial = join(lab.dir, `no-${lacking}`);
+    await mkdir(partial);
+    for (const tool of tools.filter((t) => t !== lacking)) {
+      const found = (await run(["sh", "-c", `command -v ${tool}`])).stdout.trim();
+      await symlink(found, join(partial, tool));
+    }
   }
 });
 
@@ -75,8 +78,15 @@ async function duplicateRules(ns: string): Promise<string[]> {
   return lines.filter((l, i) => lines.indexOf(l) !== i);
 }
 
+/** The node's enforcement chains (nftables, netdev family, one shared table). */
+async function enforcementChains(): Promise<string[]> {
+  const r = await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], { allowFailure: true });
+  return r.stdout.match(/^\s+chain te-\S+/gm) ?? [];
+}
+
 describe("the plugin killed at each step of ADD", () => {
   // ADD runs five commands in the pod: two to observe, three to apply (two of them in parallel).
+  // The node's enforcement (nft, ip link: run in the plugin's own namespace) needs no nsenter.
   it.each([1, 2, 3, 4, 5])("SIGKILL when command %i starts: DEL + ADD converge, nothing doubled", async (k) => {
     const { pod, prevResult, asMainLeftIt } = await attachMain(`kill${k}`);
     const counter = join(lab.dir, `counter-${k}`);
@@ -95,6 +105,7 @@ describe("the plugin killed at each step of ADD", () => {
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "CHECK", conf(prevResult), env)).exitCode).toBe(0);
     expect(await duplicateRules(pod)).toEqual([]);
     expect(await duplicateRules(lab.ns.nodeA)).toEqual([]);
+    expect(await enforcementChains()).toHaveLength(1);
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     // Killed again, then ADD without a DEL in between: still converges.
     await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), { ...env, PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`, COUNTER: `${counter}-b`, KILL_AT: String(k) });
@@ -102,6 +113,7 @@ describe("the plugin killed at each step of ADD", () => {
     expect(await duplicateRules(pod)).toEqual([]);
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).exitCode).toBe(0);
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+    expect(await enforcementChains()).toEqual([]);
   });
 });
 
@@ -115,6 +127,21 @@ describe("a step failing mid-ADD", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/iptables-restore.*(No such file|not found).*required tool is missing/) });
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
+  });
+});
+
+describe("enforcement on a node without nftables", () => {
+  it("ADD fails naming what is missing and changes nothing; DEL without enforce still succeeds", async () => {
+    const { pod, prevResult, asMainLeftIt } = await attachMain("nonft");
+    await waitSettled(lab.ns.nodeA);
+    const node = await netnsSnapshot(lab.ns.nodeA);
+    const env = { PATH: join(lab.dir, "no-nft"), CNI_CONTAINERID: "nonft" };
+    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env);
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/nft.*command not found.*enforcement needs the nft tool: install nftables/) });
+    expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+    expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
+    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", { ...conf(prevResult), enforce: false }, env)).toMatchObject({ exitCode: 0, stdout: "" });
   });
 });
 

@@ -9,6 +9,7 @@ const scope: Scope = {
   chain: (_t, n) => n.startsWith("TE-"),
   tcRoot: () => false,
   tcClass: () => false,
+  nftChain: () => false,
 };
 
 const desired: NetState = {
@@ -22,6 +23,7 @@ const desired: NetState = {
   neighbours: [],
   qdiscs: [],
   classes: [],
+  nftTables: [],
 };
 
 const foreign: NetState = {

@@ -1,40 +1,78 @@
 import { describe, expect, it } from "vitest";
-import { parseIptablesSave } from "../../../src/net/observe.js";
-import { EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { canonicalNftRule, diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { renderNft } from "../../../src/net/apply.js";
+import { parseNftRuleset } from "../../../src/net/observe.js";
 import { parseConfig } from "../../../src/pod/config.js";
-import { planEnforcement, staleEnforcement } from "../../../src/pod/enforce.js";
+import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "../../../src/pod/enforce.js";
 import { enforceNames } from "../../../src/pod/names.js";
 import { selectGateway } from "../../../src/pod/select-gateway.js";
 
-const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", vni: 300, enforce: true, excludeCIDRs: ["198.18.0.0/15"] });
+const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", vni: 300, enforce: true, excludeCIDRs: ["198.18.0.0/15", "10.96.0.0/12"] });
 const a = selectGateway(config, new Map())!;
+const pod = { network: "net", containerId: "abc", ifname: "eth0", identity: { ipv4: ["10.22.0.5"], ipv6: ["fd00:22::5"], mac: "0a:58:0a:16:00:05" }, hostDevice: "veth1234" };
 
 describe("planEnforcement", () => {
-  const s = planEnforcement(config, a, { containerId: "abc", ifname: "eth0", podIP: "10.22.0.5" });
-  const n = enforceNames("abc", "eth0");
+  const s = planEnforcement(config, a, pod);
+  const t = s.nftTables[0]!;
+  const ch = t.chains[0]!;
+  const rules = ch.rules;
 
-  it("lets only the pod's own tunnel and private traffic through, in that order", () => {
-    const rules = s.chains[0]!.rules;
-    expect(rules[0]).toBe('-d 10.23.0.2/32 -p udp -m udp --dport 4789 -m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x12c" -j RETURN');
-    expect(rules[1]).toBe("-p udp -m udp --dport 4789 -j DROP");
-    expect(rules).toContain("-d 169.254.0.0/16 -j RETURN");
-    expect(rules).toContain("-d 198.18.0.0/15 -j RETURN");
-    expect(rules.at(-1)).toBe("-j DROP");
+  it("hooks the host side's ingress, dropping what it does not accept", () => {
+    expect(t).toMatchObject({ family: "netdev", name: "tenant-egress" });
+    expect(ch).toMatchObject({ name: enforceNames("net", "abc", "eth0").chain, comment: "tenant-egress:net:abc/eth0", hook: "ingress", device: "veth1234", policy: "drop" });
   });
 
-  it("hooks the pod's address into FORWARD first, naming its owner", () => {
-    expect(s.jumps).toEqual([{ table: "filter", hook: "FORWARD", match: '-s 10.22.0.5/32 -m comment --comment "tenant-egress:abc/eth0"', chain: n.chain, first: true }]);
-    expect(n.chain.length).toBeLessThanOrEqual(28);
-    expect(enforceNames("abc", "net1").chain).not.toBe(n.chain);
+  it("pins the MAC and the sources, then lets only the pod's own tunnel and private traffic through, in that order", () => {
+    expect(rules[0]).toBe("ether saddr != 0a:58:0a:16:00:05 drop");
+    expect(rules[2]).toBe("ip saddr != { 10.22.0.5 } drop");
+    expect(rules[3]).toBe("ip daddr 10.23.0.2 udp dport 4789 @th,96,24 0x12c accept");
+    expect(rules[4]).toBe("udp dport 4789 drop");
+    expect(rules[5]).toContain("198.18.0.0/15");
+    // 10.96.0.0/12 lies inside the built-in 10.0.0.0/8: nft's interval sets reject overlaps.
+    expect(rules[5]).not.toContain("10.96.0.0/12");
+    expect(rules[6]).toBe("ip6 saddr != { ::, fe80::/10, fd00:22::5 } drop");
+  });
+
+  it("names each attachment apart, per network too", () => {
+    const n = enforceNames("net", "abc", "eth0").chain;
+    expect(enforceNames("net", "abc", "net1").chain).not.toBe(n);
+    expect(enforceNames("other", "abc", "eth0").chain).not.toBe(n);
+  });
+
+  it("compares equal to what nft prints back (sorted sets, one element without braces)", () => {
+    const printed = { ...t, chains: [{ ...ch, rules: rules.map((r) => r.replace("{ 10.22.0.5 }", "10.22.0.5").replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }")) }] };
+    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([ch.name]))).problems).toEqual([]);
+    expect(canonicalNftRule("ip daddr { b, a } accept")).toBe("ip daddr { a, b } accept");
+  });
+
+  it("renders one idempotent transaction, and parses back what nft lists", () => {
+    const c = diff(s, EMPTY_STATE, enforcementScope(new Set([ch.name])));
+    const at = `netdev tenant-egress ${ch.name}`;
+    expect(renderNft(c).split("\n").slice(0, 5)).toEqual(["add table netdev tenant-egress", `add chain ${at}`, `flush chain ${at}`, `delete chain ${at}`, expect.stringMatching(/^add chain .* \{ type filter hook ingress device "veth1234" priority -500; policy drop; comment "tenant-egress:net:abc\/eth0"; \}$/)]);
+    const listed = ["table netdev tenant-egress {", `\tchain ${ch.name} {`, `\t\tcomment "${ch.comment}"`, '\t\ttype filter hook ingress device "veth1234" priority -500; policy drop;', ...rules.map((r) => `\t\t${r}`), "\t}", "\tchain other {", "\t}", "}"].join("\n");
+    expect(parseNftRuleset(listed)[0]!.chains[0]).toEqual(ch);
+  });
+});
+
+describe("hostSide", () => {
+  const podLinks = [{ ifname: "eth0", mtu: 1500, ifindex: 2, link_index: 7, link_netnsid: 0 }];
+  it("is the node's veth whose peer is the pod's interface", () => {
+    const veths = [
+      { ifname: "vethA", mtu: 1500, ifindex: 7, link_index: 3 },
+      { ifname: "vethB", mtu: 1500, ifindex: 7, link_index: 2 },
+    ];
+    // Only both indexes together identify it (ifindex 7 in another namespace is a different device).
+    expect(() => hostSide(podLinks, veths.slice(0, 1), "eth0")).toThrow(/no veth .* peer of eth0/);
+    expect(hostSide(podLinks, [{ ...veths[1]!, ifindex: 7 }], "eth0")).toBe("vethB");
   });
 });
 
 describe("staleEnforcement", () => {
-  const save = (owners: string[]) =>
-    ["*filter", ...owners.map((o, i) => `:TE-ENF-${i} - [0:0]`), ...owners.map((o, i) => `-A FORWARD -s 10.22.0.${i}/32 -m comment --comment "tenant-egress:${o}" -j TE-ENF-${i}`), ":TE-ENF-orphan - [0:0]", "COMMIT"].join("\n");
+  const chain = (network: string, owner: string, i: number) => ({ name: `te-${i}`, hook: "ingress" as const, device: "v", priority: -500, policy: "drop" as const, comment: `tenant-egress:${network}:${owner}`, rules: [] });
 
-  it("keeps chains of valid attachments and names the rest, orphans included", () => {
-    const observed = { ...EMPTY_STATE, ...parseIptablesSave(save(["a/eth0", "b/eth0", "a/net1"])) };
-    expect([...staleEnforcement(observed, [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual(["TE-ENF-1", "TE-ENF-2", "TE-ENF-orphan"]);
+  it("names this network's chains whose attachment is not valid, never another network's", () => {
+    const chains = [chain("net", "a/eth0", 0), chain("net", "b/eth0", 1), chain("net", "a/net1", 2), chain("other", "z/eth0", 3)];
+    const observed = { ...EMPTY_STATE, nftTables: [{ family: "netdev" as const, name: "tenant-egress", chains }] };
+    expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual(["te-1", "te-2"]);
   });
 });
