@@ -22,7 +22,17 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
   // Bridge timers count down and HTB counts packets by themselves: keep the names, drop the values.
   const links = ip.stdout.replace(/\b(\w+_timer)\s+[\d.]+/g, "$1");
   const qdiscs = tc.stdout.replace(/direct_packets_stat \d+/g, "direct_packets_stat");
-  return [links, rules.join("\n"), nft.stdout, qdiscs, sysctl.stdout].join("\n");
+  // Likewise an nftables table with no chain in it (the node's shared enforcement table, once its
+  // last attachment is gone: kept, like the bridge the main plugin leaves, because deleting it
+  // could race a parallel ADD's chain).
+  const tables = nft.stdout.replace(/^table \S+ \S+ \{\s*\}\n?/gm, "");
+  return [links, rules.join("\n"), tables, qdiscs, sysctl.stdout].join("\n");
+}
+
+/** The node's enforcement chains (one per enforced attachment), counted. */
+export async function enforcementChains(ns: string): Promise<number> {
+  const r = await run(["ip", "netns", "exec", ns, "nft", "list", "table", "netdev", "tenant-egress"], { allowFailure: true });
+  return r.stdout.split("\n").filter((l) => /^\s*chain /.test(l)).length;
 }
 
 /**

@@ -15,7 +15,7 @@ import { type Containerd, startContainerd } from "../../src/lab/containerd.js";
 import type { PodSpec } from "../../src/lab/cri.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
-import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
+import { enforcementChains, netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -76,7 +76,7 @@ const criLoadedChain = (revision: number) =>
     10,
   );
 
-const enforcementChains = async () => (await run(["ip", "netns", "exec", lab.ns.nodeA, "iptables-save", "-t", "filter"])).stdout.split("\n").filter((l) => /^:TE-ENF-/.test(l)).length;
+const nodeEnforcement = () => enforcementChains(lab.ns.nodeA);
 /** Addresses host-local holds (one file per allocated IP). */
 const allocated = async () => (await readdir(join(ipamDir, NETWORK)).catch(() => [] as string[])).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n)).sort();
 
@@ -169,10 +169,10 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     const p = await runPod(pod("web", "acme-prod"));
     const seen = await sourceSeenBy(p.netns);
     expect(seen).toBe(acmeGw.ip);
-    expect(await enforcementChains()).toBe(1);
+    expect(await nodeEnforcement()).toBe(1);
     report.push(`RunPodSandbox acme-prod/web (namespace → acme): ${Math.round(p.ms)} ms, internet saw ${seen} (acme's gateway)`);
     await deletePod(p);
-    expect(await enforcementChains()).toBe(0);
+    expect(await nodeEnforcement()).toBe(0);
     expect(await allocated()).toEqual(before.ips);
     await waitSettled(lab.ns.nodeA);
     expect(await netnsSnapshot(lab.ns.nodeA)).toBe(before.node);
@@ -186,7 +186,7 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     report.push(`RunPodSandbox shared/api (annotation → globex): ${Math.round(p.ms)} ms, internet saw ${seen} (globex's gateway)`);
     await deletePod(p);
     expect(await allocated()).toEqual(before);
-    expect(await enforcementChains()).toBe(0);
+    expect(await nodeEnforcement()).toBe(0);
   });
 
   it("a failing ADD fails RunPodSandbox with our message and leaves nothing", async () => {
@@ -220,7 +220,7 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     await deletePod(p);
     await deletePod(plain);
     expect(await allocated()).toEqual([]);
-    expect(await enforcementChains()).toBe(0);
+    expect(await nodeEnforcement()).toBe(0);
   });
 
   it("containerd killed with a pod running: stopping it ends its shim and sandbox, and removes the shim socket and libcni's cache entry", async () => {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, REFERENCE_PLUGINS } from "../../src/lab/cni-client.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
+import { enforcementChains } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -84,7 +85,7 @@ async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) =
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
-const enforcementChains = async () => (await run(["ip", "netns", "exec", lab.ns.nodeA, "iptables-save", "-t", "filter"])).stdout.split("\n").filter((l) => /^:TE-ENF-/.test(l)).length;
+const nodeEnforcement = () => enforcementChains(lab.ns.nodeA);
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("i"));
@@ -128,7 +129,7 @@ describe("tenant-egress-install", () => {
     const network = { name: primary.name, confDir };
     await cni("add", { node: lab.ns.nodeA, network, pod, cniPath: binDir, cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-prod;K8S_POD_NAME=web" });
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
-    expect(await enforcementChains()).toBe(1);
+    expect(await nodeEnforcement()).toBe(1);
   });
 
   it("re-chains within 2 s when the primary rewrites its file, and then writes nothing more", async () => {
@@ -175,7 +176,7 @@ describe("tenant-egress-install", () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/removed tenant-egress from 10-k8s.conflist/);
     expect(await pluginsOf()).toEqual(["bridge"]);
-    expect(await enforcementChains()).toBe(0);
+    expect(await nodeEnforcement()).toBe(0);
     expect(await exists(join(binDir, "tenant-egress"))).toBe(true);
     expect(await exists(join(root, "ready"))).toBe(false);
   });
