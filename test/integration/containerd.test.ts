@@ -8,13 +8,13 @@
  */
 import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REFERENCE_PLUGINS } from "../../src/lab/cni-client.js";
 import { type Containerd, startContainerd } from "../../src/lab/containerd.js";
 import type { PodSpec } from "../../src/lab/cri.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
+import { eventually } from "../../src/lab/eventually.js";
 import { enforcementChains, netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
@@ -44,22 +44,6 @@ async function primaryWrites(revision: number): Promise<void> {
   const primary = { cniVersion: "1.0.0", name: NETWORK, plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, revision, ipam: { type: "host-local", dataDir: ipamDir, ranges: [[{ subnet: POD_SUBNET }]], routes: [{ dst: "0.0.0.0/0" }] } }] };
   await writeFile(join(confDir, ".primary.tmp"), JSON.stringify(primary, null, 1));
   await rename(join(confDir, ".primary.tmp"), join(confDir, "10-k8s.conflist"));
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, seconds: number): Promise<T> {
-  const until = Date.now() + seconds * 1000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (ok(v)) return v;
-      last = v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > until) throw new Error(`${what}: still ${JSON.stringify(last)} after ${seconds} s`);
-    await sleep(50);
-  }
 }
 
 /** containerd has loaded this revision of the primary's config with tenant-egress chained last (its own report of what it loaded). */

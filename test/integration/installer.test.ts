@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, REFERENCE_PLUGINS } from "../../src/lab/cni-client.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
+import { eventually } from "../../src/lab/eventually.js";
 import { enforcementChains } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
@@ -66,22 +67,6 @@ async function primaryWrites(name = "10-k8s.conflist"): Promise<void> {
 async function pluginsOf(name = "10-k8s.conflist"): Promise<string[]> {
   const list = JSON.parse(await readFile(join(confDir, name), "utf8")) as { plugins: Array<{ type: string }> };
   return list.plugins.map((p) => p.type);
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, seconds = 2): Promise<T> {
-  const until = Date.now() + seconds * 1000;
-  for (;;) {
-    let last: unknown;
-    try {
-      const v = await probe();
-      if (ok(v)) return v;
-      last = v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > until) throw new Error(`${what}: still ${JSON.stringify(last)} after ${seconds} s`);
-    await sleep(50);
-  }
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
