@@ -10,11 +10,12 @@
 // A plugin inherits the container runtime's environment, and an SEA reads NODE_OPTIONS by
 // default (a `--require` there runs someone else's code inside the plugin): `execArgvExtension:
 // "none"` makes it ignore NODE_OPTIONS. The plain bundles stay in dist/bundle/ to compare start-up.
-import { build } from "esbuild";
+
 import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { chmod, copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { promisify } from "node:util";
+import { build } from "esbuild";
 
 const require = createRequire(import.meta.url);
 const POSTJECT = require.resolve("postject/dist/cli.js");
@@ -70,7 +71,13 @@ async function singleExecutable(name, entry) {
   const configFile = `dist/bundle/${name}.sea.json`;
   await writeFile(
     configFile,
-    JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgvExtension: "none" }),
+    JSON.stringify({
+      main,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      execArgvExtension: "none",
+    }),
   );
   await quiet(SEA_NODE, ["--experimental-sea-config", configFile]);
   // Written beside the target and renamed over it: a runtime may be executing the old one.

@@ -3,6 +3,8 @@
  */
 import { main } from "../gateway/cli.js";
 
-void main(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then((code) => {
-  process.exitCode = code;
-});
+void main(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+);

@@ -16,8 +16,19 @@ async function main(argv: string[]): Promise<number> {
   if (command === "demo" && rest.every((a) => a === "--keep")) return demo({ keep: rest.includes("--keep") });
   if (command === "down" && rest.length === 0) return labDown();
   if (command === "bench") {
-    const { values } = parseArgs({ args: rest, options: { only: { type: "string" }, seconds: { type: "string" }, n: { type: "string" }, tenants: { type: "string" }, pods: { type: "string" }, out: { type: "string" } } });
-    if (values.only !== undefined && values.only !== "plugin" && values.only !== "gateway" && values.only !== "scale") throw new Error("--only takes plugin, gateway or scale");
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        only: { type: "string" },
+        seconds: { type: "string" },
+        n: { type: "string" },
+        tenants: { type: "string" },
+        pods: { type: "string" },
+        out: { type: "string" },
+      },
+    });
+    if (values.only !== undefined && values.only !== "plugin" && values.only !== "gateway" && values.only !== "scale")
+      throw new Error("--only takes plugin, gateway or scale");
     const tenants = Number(values.tenants ?? 50);
     const pods = Number(values.pods ?? 1000);
     if (!(Number.isInteger(tenants) && tenants >= 1 && tenants <= 150)) throw new Error("--tenants takes 1 to 150");

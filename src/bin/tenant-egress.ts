@@ -27,7 +27,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-const inv = (ctx: { env: Invocation["env"]; conf: Record<string, unknown>; stdin: string }): Invocation => ({ ...ctx, processEnv: process.env });
+const inv = (ctx: { env: Invocation["env"]; conf: Record<string, unknown>; stdin: string }): Invocation => ({
+  ...ctx,
+  processEnv: process.env,
+});
 
 void dispatch(
   "tenant-egress",

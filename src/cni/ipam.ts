@@ -18,11 +18,20 @@ export async function findPlugin(type: string, path: readonly string[]): Promise
       // not in this directory
     }
   }
-  throw new CniError(ErrorCode.InvalidConfig, `IPAM plugin "${type}" was not found in CNI_PATH (${path.join(":") || "empty"})`);
+  throw new CniError(
+    ErrorCode.InvalidConfig,
+    `IPAM plugin "${type}" was not found in CNI_PATH (${path.join(":") || "empty"})`,
+  );
 }
 
 /** Runs the IPAM plugin for `command`; returns its parsed stdout (ADD) or undefined. */
-export async function delegate(command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS", type: string, stdin: string, env: NodeJS.ProcessEnv, path: readonly string[]): Promise<unknown> {
+export async function delegate(
+  command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS",
+  type: string,
+  stdin: string,
+  env: NodeJS.ProcessEnv,
+  path: readonly string[],
+): Promise<unknown> {
   const file = await findPlugin(type, path);
   const r = await run([file], { input: stdin, env: { ...env, CNI_COMMAND: command }, allowFailure: true });
   const out = r.stdout.trim();
@@ -42,6 +51,9 @@ export async function delegate(command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS
   try {
     return JSON.parse(out) as unknown;
   } catch {
-    throw new CniError(ErrorCode.DecodingFailure, `IPAM plugin ${type} printed something that is not JSON: ${out.slice(0, 200)}`);
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      `IPAM plugin ${type} printed something that is not JSON: ${out.slice(0, 200)}`,
+    );
   }
 }

@@ -13,10 +13,18 @@ const COMMANDS = new Set<string>(["ADD", "DEL", "CHECK", "VERSION", "STATUS", "G
 /** Exact match only: a runtime that asks for 0.4.1 gets code 1, never a guess. */
 export function checkVersion(version: unknown): CniVersion {
   if (typeof version !== "string" || version === "") {
-    throw new CniError(ErrorCode.IncompatibleVersion, "cniVersion is missing from the network configuration", `supported: ${SUPPORTED_VERSIONS.join(", ")}`);
+    throw new CniError(
+      ErrorCode.IncompatibleVersion,
+      "cniVersion is missing from the network configuration",
+      `supported: ${SUPPORTED_VERSIONS.join(", ")}`,
+    );
   }
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-    throw new CniError(ErrorCode.IncompatibleVersion, `cniVersion ${JSON.stringify(version)} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(", ")}`);
+    throw new CniError(
+      ErrorCode.IncompatibleVersion,
+      `cniVersion ${JSON.stringify(version)} is not supported`,
+      `supported: ${SUPPORTED_VERSIONS.join(", ")}`,
+    );
   }
   return version as CniVersion;
 }
@@ -65,17 +73,25 @@ export function parseCniArgs(text: string): Map<string, string> {
  */
 export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
   const command = env.CNI_COMMAND ?? "";
-  if (!COMMANDS.has(command)) throw envError(`CNI_COMMAND ${JSON.stringify(command)} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
+  if (!COMMANDS.has(command))
+    throw envError(`CNI_COMMAND ${JSON.stringify(command)} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
   const cmd = command as Command;
   const containerId = env.CNI_CONTAINERID ?? "";
   const netns = env.CNI_NETNS ?? "";
   const ifname = env.CNI_IFNAME ?? "";
   const perContainer = cmd === "ADD" || cmd === "DEL" || cmd === "CHECK";
   if (perContainer) {
-    if (!CONTAINER_ID.test(containerId)) throw envError(`CNI_CONTAINERID ${JSON.stringify(containerId)} is missing or has characters other than letters, digits, '_', '.', '-'`);
-    if (!isValidIfname(ifname)) throw envError(`CNI_IFNAME ${JSON.stringify(ifname)} is not a valid interface name (1-15 characters, no '/' or spaces)`);
-    if (cmd !== "DEL" && netns === "") throw envError("CNI_NETNS is required for " + cmd);
-    if (netns !== "" && (!netns.startsWith("/") || netns.includes("\n"))) throw envError(`CNI_NETNS ${JSON.stringify(netns)} must be an absolute path`);
+    if (!CONTAINER_ID.test(containerId))
+      throw envError(
+        `CNI_CONTAINERID ${JSON.stringify(containerId)} is missing or has characters other than letters, digits, '_', '.', '-'`,
+      );
+    if (!isValidIfname(ifname))
+      throw envError(
+        `CNI_IFNAME ${JSON.stringify(ifname)} is not a valid interface name (1-15 characters, no '/' or spaces)`,
+      );
+    if (cmd !== "DEL" && netns === "") throw envError(`CNI_NETNS is required for ${cmd}`);
+    if (netns !== "" && (!netns.startsWith("/") || netns.includes("\n")))
+      throw envError(`CNI_NETNS ${JSON.stringify(netns)} must be an absolute path`);
   }
   return {
     command: cmd,

@@ -5,7 +5,16 @@
  * Modelled on containernetworking/cni's pkg/skel, which every reference plugin uses.
  */
 import { CniError, ErrorCode } from "./errors.js";
-import { aboutText, type CniEnv, type CniVersion, type Command, checkVersion, readEnv, SUPPORTED_VERSIONS, versionHas } from "./protocol.js";
+import {
+  aboutText,
+  type CniEnv,
+  type CniVersion,
+  type Command,
+  checkVersion,
+  readEnv,
+  SUPPORTED_VERSIONS,
+  versionHas,
+} from "./protocol.js";
 
 export interface VerbContext {
   env: CniEnv;
@@ -41,9 +50,13 @@ export async function dispatch(name: string, about: string, verbs: Verbs, io: Io
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
       conf = parsed as Record<string, unknown>;
     } catch (e) {
-      throw new CniError(ErrorCode.DecodingFailure, `the network configuration on stdin is not a JSON object: ${(e as Error).message}`);
+      throw new CniError(
+        ErrorCode.DecodingFailure,
+        `the network configuration on stdin is not a JSON object: ${(e as Error).message}`,
+      );
     }
-    if (typeof conf.cniVersion === "string" && (SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion)) version = conf.cniVersion;
+    if (typeof conf.cniVersion === "string" && (SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion))
+      version = conf.cniVersion;
     if (env.command === "VERSION") {
       io.stdout(JSON.stringify({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS }));
       return 0;
@@ -56,9 +69,19 @@ export async function dispatch(name: string, about: string, verbs: Verbs, io: Io
     if (env.command === "ADD") io.stdout(JSON.stringify(result ?? { cniVersion: v }));
     return 0;
   } catch (e) {
-    const err = e instanceof CniError ? e : new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
-    io.stdout(JSON.stringify({ cniVersion: version, code: err.code, msg: err.message, ...(err.details ? { details: err.details } : {}) }));
-    io.stderr(`${name}: ${io.env.CNI_COMMAND} failed (code ${err.code}): ${err.message}${err.details ? ` (${err.details})` : ""}\n`);
+    const err =
+      e instanceof CniError ? e : new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
+    io.stdout(
+      JSON.stringify({
+        cniVersion: version,
+        code: err.code,
+        msg: err.message,
+        ...(err.details ? { details: err.details } : {}),
+      }),
+    );
+    io.stderr(
+      `${name}: ${io.env.CNI_COMMAND} failed (code ${err.code}): ${err.message}${err.details ? ` (${err.details})` : ""}\n`,
+    );
     return 1;
   }
 }

@@ -5,7 +5,16 @@
  */
 import { parseArgs } from "node:util";
 import { formatRate } from "../net/rates.js";
-import { type DirectionStatus, deleteTenant, GatewayError, type GatewayStatus, applyConfig, type Outcome, reset, status } from "./commands.js";
+import {
+  applyConfig,
+  type DirectionStatus,
+  deleteTenant,
+  GatewayError,
+  type GatewayStatus,
+  type Outcome,
+  reset,
+  status,
+} from "./commands.js";
 import { GatewayConfigError, readGatewayConfig } from "./config.js";
 import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
@@ -69,15 +78,31 @@ export interface CliIo {
 }
 
 function pad(cells: string[], widths: number[]): string {
-  return cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return cells
+    .map((c, i) => c.padEnd(widths[i]!))
+    .join("  ")
+    .trimEnd();
 }
 
 export function formatStatus(s: GatewayStatus): string {
-  const rows: string[][] = [["TENANT", "DIRECTION", "RATE", "CEIL", "ACHIEVED", "BYTES", "PACKETS", "DROPS", "OVERLIMITS", "BACKLOG"]];
+  const rows: string[][] = [
+    ["TENANT", "DIRECTION", "RATE", "CEIL", "ACHIEVED", "BYTES", "PACKETS", "DROPS", "OVERLIMITS", "BACKLOG"],
+  ];
   const row = (name: string, dir: string, d: DirectionStatus | undefined) =>
     rows.push(
       d
-        ? [name, dir, formatRate(d.rate), formatRate(d.ceil), formatRate(d.achieved), String(d.bytes), String(d.packets), String(d.drops), String(d.overlimits), `${d.backlogBytes}b/${d.backlogPackets}p`]
+        ? [
+            name,
+            dir,
+            formatRate(d.rate),
+            formatRate(d.ceil),
+            formatRate(d.achieved),
+            String(d.bytes),
+            String(d.packets),
+            String(d.drops),
+            String(d.overlimits),
+            `${d.backlogBytes}b/${d.backlogPackets}p`,
+          ]
         : [name, dir, "missing"],
     );
   for (const t of s.tenants) {
@@ -96,9 +121,11 @@ export function formatStatus(s: GatewayStatus): string {
 function report(verb: string, o: Outcome, dryRun = false): string {
   const n = o.changes.problems.length;
   if (n === 0) return `${verb}: nothing to change (uplink ${o.uplink})`;
-  return [`${verb}: ${dryRun ? "would change" : "changed"} ${n} thing${n === 1 ? "" : "s"} (uplink ${o.uplink}):`, ...o.changes.problems.map((p) => `  ${p}`)].join("\n");
+  return [
+    `${verb}: ${dryRun ? "would change" : "changed"} ${n} thing${n === 1 ? "" : "s"} (uplink ${o.uplink}):`,
+    ...o.changes.problems.map((p) => `  ${p}`),
+  ].join("\n");
 }
-
 
 /** Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads. */
 async function runDaemon(options: DaemonOptions, listen: string | undefined): Promise<number> {
@@ -113,10 +140,21 @@ async function runDaemon(options: DaemonOptions, listen: string | undefined): Pr
     await daemon.start();
     if (listen !== undefined) {
       http = await startHttp(daemon, listen);
-      options.log("info", "listen", `serving /metrics, /healthz, /readyz, /api/status and the page on http://${http.address}/`, { address: http.address });
+      options.log(
+        "info",
+        "listen",
+        `serving /metrics, /healthz, /readyz, /api/status and the page on http://${http.address}/`,
+        { address: http.address },
+      );
     }
     await stopped;
-    options.log("info", "stop", options.cleanupOnExit ? "stopping; removing what it owns (--cleanup-on-exit)" : "stopping; the kernel state stays as it is");
+    options.log(
+      "info",
+      "stop",
+      options.cleanupOnExit
+        ? "stopping; removing what it owns (--cleanup-on-exit)"
+        : "stopping; the kernel state stays as it is",
+    );
     return 0;
   } finally {
     await http?.close();
@@ -161,12 +199,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const config = await readGatewayConfig(values.file);
         const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
         io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
-        for (const st of outcome.learned.strangers) io.err(`tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`);
+        for (const st of outcome.learned.strangers)
+          io.err(
+            `tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`,
+          );
         return 0;
       }
       case "status": {
         const interval = Number(values.interval ?? "1");
-        if (!(interval > 0 && interval <= 60)) throw new UsageError("--interval takes seconds, more than 0 and at most 60");
+        if (!(interval > 0 && interval <= 60))
+          throw new UsageError("--interval takes seconds, more than 0 and at most 60");
         const s = await status({ ...netns, intervalSeconds: interval });
         io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
         return 0;
@@ -174,9 +216,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case "run": {
         if (!values.file) throw new UsageError(`run needs -f FILE\n\n${HELP.run}`);
         const resyncMs = parseDuration(values.resync ?? "30s");
-        if (resyncMs === undefined) throw new UsageError(`--resync takes a duration like 30s, 500ms or 2m, not "${values.resync}"`);
+        if (resyncMs === undefined)
+          throw new UsageError(`--resync takes a duration like 30s, 500ms or 2m, not "${values.resync}"`);
         const format = values["log-format"] ?? "text";
-        if (format !== "text" && format !== "json") throw new UsageError(`--log-format is text or json, not "${format}"`);
+        if (format !== "text" && format !== "json")
+          throw new UsageError(`--log-format is text or json, not "${format}"`);
         if (values.listen !== undefined) {
           try {
             parseListen(values.listen);
@@ -184,7 +228,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             throw new UsageError((e as Error).message);
           }
         }
-        return await runDaemon({ file: values.file, ...netns, resyncMs, cleanupOnExit: !!values["cleanup-on-exit"], log: makeLogger(format, io.out) }, values.listen);
+        return await runDaemon(
+          {
+            file: values.file,
+            ...netns,
+            resyncMs,
+            cleanupOnExit: !!values["cleanup-on-exit"],
+            log: makeLogger(format, io.out),
+          },
+          values.listen,
+        );
       }
       case "delete": {
         if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
@@ -199,7 +252,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
     }
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+    if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
+    ) {
       io.err(`tenant-egress-gateway: ${e.message}\n`);
       return 2;
     }
@@ -211,7 +267,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.err(`tenant-egress-gateway: invalid configuration: ${e.message}\n`);
       return 2;
     }
-    io.err(`tenant-egress-gateway: ${command} failed: ${e instanceof GatewayError ? e.message : (e as Error).message}\n`);
+    io.err(
+      `tenant-egress-gateway: ${command} failed: ${e instanceof GatewayError ? e.message : (e as Error).message}\n`,
+    );
     return 1;
   }
 }

@@ -12,12 +12,33 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
 import { type Changes, diff, EMPTY_STATE, type Scope } from "../net/desired-state.js";
-import { type FdbEntry, observe, type Observed, observeFdb, observeNeighbours, observeTrackedSources } from "../net/observe.js";
+import {
+  type FdbEntry,
+  type Observed,
+  observe,
+  observeFdb,
+  observeNeighbours,
+  observeTrackedSources,
+} from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { run } from "../net/run.js";
-import { type ClassStats, observeClasses, observeQdiscs, observeTc, type TcObservation } from "../net/tc.js";
+import { type ClassStats, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
-import { ALIAS_PREFIX, classId, DEFAULT_MINOR, gatewayScope, HANDLE, isTunnelDevice, type LearnedPods, learnedPods, planGateway, podNeighbours, TUNNEL_MINOR, tenantScope, tunnelDevice } from "./plan.js";
+import {
+  ALIAS_PREFIX,
+  classId,
+  DEFAULT_MINOR,
+  gatewayScope,
+  HANDLE,
+  isTunnelDevice,
+  type LearnedPods,
+  learnedPods,
+  planGateway,
+  podNeighbours,
+  TUNNEL_MINOR,
+  tenantScope,
+  tunnelDevice,
+} from "./plan.js";
 
 export class GatewayError extends Error {}
 
@@ -46,15 +67,24 @@ function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: st
 }
 
 /** Everything the gateway owns as it is now; neighbours and learned pods only when they will be compared. */
-async function snapshot(netns: string | undefined, uplinkWanted: string | undefined, neighbours = true): Promise<Snapshot> {
-  const [observed, qdiscs] = await Promise.all([observe(netns, { tables: [MAIN_TABLE], neighbours }), observeQdiscs(netns)]);
+async function snapshot(
+  netns: string | undefined,
+  uplinkWanted: string | undefined,
+  neighbours = true,
+): Promise<Snapshot> {
+  const [observed, qdiscs] = await Promise.all([
+    observe(netns, { tables: [MAIN_TABLE], neighbours }),
+    observeQdiscs(netns),
+  ]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
   const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
   const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
-  if (!uplink) throw new GatewayError("no uplink: this namespace has no default route; set \"uplink\" in the configuration");
-  if (!observed.links.some((l) => l.ifname === uplink)) throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
+  if (!uplink)
+    throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
+  if (!observed.links.some((l) => l.ifname === uplink))
+    throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
   const [classes, fdb, tracked] = await Promise.all([observeClasses(netns, [uplink, ...tunnels]), fdbP, trackedP]);
   const countersAt = process.hrtime.bigint();
   const tc = { qdiscs, ...classes };
@@ -70,7 +100,14 @@ export interface Outcome {
   learned: LearnedPods;
 }
 
-async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE, snap: Snapshot, scope: Scope, dryRun: boolean, learned: LearnedPods): Promise<Outcome> {
+async function reconcile(
+  netns: string | undefined,
+  desired: typeof EMPTY_STATE,
+  snap: Snapshot,
+  scope: Scope,
+  dryRun: boolean,
+  learned: LearnedPods,
+): Promise<Outcome> {
   const changes = diff(desired, snap.observed.state, scope);
   if (!dryRun && changes.problems.length) await apply(netns, changes);
   return { changes, uplink: snap.uplink, learned };
@@ -79,17 +116,32 @@ async function reconcile(netns: string | undefined, desired: typeof EMPTY_STATE,
 const NO_PODS: LearnedPods = { pods: [], strangers: [] };
 
 /** `leaf`: the kernel's leaf qdisc kind when already probed (a daemon probes once, not on every reconcile). */
-export async function applyConfig(config: GatewayConfig, opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind }): Promise<Outcome> {
+export async function applyConfig(
+  config: GatewayConfig,
+  opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind },
+): Promise<Outcome> {
   const snap = await snapshot(opts.netns, config.uplink);
-  const foreign = snap.tc.qdiscs.find((q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT);
+  const foreign = snap.tc.qdiscs.find(
+    (q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT,
+  );
   if (foreign && config.tenants.length) {
-    throw new GatewayError(`uplink ${snap.uplink} already has an HTB root (handle ${foreign.handle}) that tenant-egress does not own; remove it or choose another uplink`);
+    throw new GatewayError(
+      `uplink ${snap.uplink} already has an HTB root (handle ${foreign.handle}) that tenant-egress does not own; remove it or choose another uplink`,
+    );
   }
   const addr = snap.observed.state.addresses.find((a) => a.dev === snap.uplink);
-  if (!addr && config.tenants.length) throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
+  if (!addr && config.tenants.length)
+    throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
   const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
   const leaf = opts.leaf ?? (config.tenants.length ? await probeLeafKind(opts.netns) : "tbf");
-  const desired = planGateway(config, { uplink: snap.uplink, uplinkIP: addr?.local ?? "", uplinkMtu: mtu, leaf, fdb: snap.fdb, tracked: snap.tracked });
+  const desired = planGateway(config, {
+    uplink: snap.uplink,
+    uplinkIP: addr?.local ?? "",
+    uplinkMtu: mtu,
+    leaf,
+    fdb: snap.fdb,
+    tracked: snap.tracked,
+  });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
 
@@ -100,7 +152,11 @@ export async function applyConfig(config: GatewayConfig, opts: { netns?: string;
  */
 export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours] = await Promise.all([observeFdb(opts.netns, devices), observeTrackedSources(opts.netns), observeNeighbours(opts.netns)]);
+  const [fdb, tracked, neighbours] = await Promise.all([
+    observeFdb(opts.netns, devices),
+    observeTrackedSources(opts.netns),
+    observeNeighbours(opts.netns),
+  ]);
   const desired = { ...EMPTY_STATE, neighbours: podNeighbours(config, fdb, tracked) };
   const observed = { ...EMPTY_STATE, neighbours: neighbours.filter((n) => devices.includes(n.dev)) };
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
@@ -113,7 +169,9 @@ export async function deleteTenant(name: string, opts: { netns?: string }): Prom
   const t = presentTenants(snap.observed).find((x) => x.name === name);
   if (!t) {
     const known = presentTenants(snap.observed).map((x) => x.name);
-    throw new GatewayError(`tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`);
+    throw new GatewayError(
+      `tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`,
+    );
   }
   return reconcile(opts.netns, EMPTY_STATE, snap, tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)), false, NO_PODS);
 }
@@ -189,12 +247,21 @@ export async function sample(opts: { netns?: string }): Promise<GatewaySample> {
   return {
     uplink: snap.uplink,
     at: snap.countersAt,
-    directPackets: snap.tc.qdiscs.filter((q) => q.kind === "htb" && q.handle === OUR_ROOT).reduce((s, q) => s + (q.directPackets ?? 0), 0),
+    directPackets: snap.tc.qdiscs
+      .filter((q) => q.kind === "htb" && q.handle === OUR_ROOT)
+      .reduce((s, q) => s + (q.directPackets ?? 0), 0),
     tenants: presentTenants(snap.observed).map((t) => {
       const minor = classMinorOf(t.vni);
       const upload = direction(snap.uplink, minor);
       const download = direction(t.dev, minor);
-      return { name: t.name, vni: t.vni, ...(upload ? { upload } : {}), ...(download ? { download } : {}), neighbours: neighbours.get(t.dev) ?? 0, podsLearned: learned.get(t.dev) ?? 0 };
+      return {
+        name: t.name,
+        vni: t.vni,
+        ...(upload ? { upload } : {}),
+        ...(download ? { download } : {}),
+        neighbours: neighbours.get(t.dev) ?? 0,
+        podsLearned: learned.get(t.dev) ?? 0,
+      };
     }),
     ...(unclassified ? { unclassified } : {}),
     ...(tunnel ? { tunnel } : {}),

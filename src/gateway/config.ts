@@ -6,24 +6,38 @@
 import { readFile } from "node:fs/promises";
 import * as z from "zod/mini";
 import { broadcastOf, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
-import { cidr, ipv4, port, vni } from "../net/schema.js";
 import { formatRate, parseRate, parseSize } from "../net/rates.js";
+import { cidr, ipv4, port, vni } from "../net/schema.js";
 
 export class GatewayConfigError extends Error {}
 
-const rate = z.string().check(z.refine((s) => parseRate(s) !== undefined, { error: (i) => `"${String(i.input)}" is not a rate with a tc unit (like "10mbit", "1gbit", "500kbit")` }));
-const size = z.string().check(z.refine((s) => parseSize(s) !== undefined, { error: (i) => `"${String(i.input)}" is not a size with a tc unit (like "15k", "1600b")` }));
+const rate = z.string().check(
+  z.refine((s) => parseRate(s) !== undefined, {
+    error: (i) => `"${String(i.input)}" is not a rate with a tc unit (like "10mbit", "1gbit", "500kbit")`,
+  }),
+);
+const size = z.string().check(
+  z.refine((s) => parseSize(s) !== undefined, {
+    error: (i) => `"${String(i.input)}" is not a size with a tc unit (like "15k", "1600b")`,
+  }),
+);
 const ifname = z.string().check(z.regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/, { error: "not an interface name" }));
 
 const Limit = z.strictObject({ rate, ceil: z.optional(rate), burst: z.optional(size) });
 
 const Tenant = z.strictObject({
-  name: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are 1-63 letters, digits, '_', '.', '-'" })),
+  name: z
+    .string()
+    .check(
+      z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are 1-63 letters, digits, '_', '.', '-'" }),
+    ),
   vni,
   vxlanPort: z._default(port, 4789),
   overlaySubnet: cidr,
   gatewayOverlayIP: z.optional(ipv4),
-  allowedSources: z.array(cidr).check(z.minLength(1, { error: "list the underlay CIDRs this tenant's pods send from" })),
+  allowedSources: z
+    .array(cidr)
+    .check(z.minLength(1, { error: "list the underlay CIDRs this tenant's pods send from" })),
   snat: z._default(z.union([z.literal("masquerade"), ipv4]), "masquerade"),
   upload: Limit,
   download: Limit,
@@ -84,10 +98,15 @@ export function defaultClassRate(linkRate: number): number {
 function shape(l: z.infer<typeof Limit>, where: string, linkRate: number): Shape {
   const r = parseRate(l.rate)!;
   const c = l.ceil !== undefined ? parseRate(l.ceil)! : r;
-  if (c < r) throw new GatewayConfigError(`${where}.ceil: ${l.ceil} is below rate ${l.rate} (ceil is the cap, rate the guarantee)`);
-  if (c > linkRate) throw new GatewayConfigError(`${where}.ceil: ${formatRate(c)} is above linkRate ${formatRate(linkRate)}`);
+  if (c < r)
+    throw new GatewayConfigError(
+      `${where}.ceil: ${l.ceil} is below rate ${l.rate} (ceil is the cap, rate the guarantee)`,
+    );
+  if (c > linkRate)
+    throw new GatewayConfigError(`${where}.ceil: ${formatRate(c)} is above linkRate ${formatRate(linkRate)}`);
   const burst = l.burst !== undefined ? parseSize(l.burst)! : undefined;
-  if (burst !== undefined && burst < 1514) throw new GatewayConfigError(`${where}.burst: ${l.burst} is smaller than one frame (1514 bytes)`);
+  if (burst !== undefined && burst < 1514)
+    throw new GatewayConfigError(`${where}.burst: ${l.burst} is smaller than one frame (1514 bytes)`);
   return { rate: r, ceil: c, ...(burst !== undefined ? { burst } : {}) };
 }
 
@@ -95,8 +114,13 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
   const parsed = Schema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const where = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(top level)";
-    if (issue.code === "unrecognized_keys") throw new GatewayConfigError(`${where}: unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`);
+    const where =
+      issue.path
+        .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+        .join("")
+        .replace(/^\./, "") || "(top level)";
+    if (issue.code === "unrecognized_keys")
+      throw new GatewayConfigError(`${where}: unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`);
     throw new GatewayConfigError(`${where}: ${issue.message}`);
   }
   const raw = parsed.data;
@@ -113,10 +137,16 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
     dup(seen.vnis, t.vni, "vni");
     const classMinor = classMinorOf(t.vni);
     const clash = seen.minors.get(classMinor);
-    if (clash !== undefined) throw new GatewayConfigError(`${at}.vni: ${t.vni} maps to the same traffic class as tenants[${clash}].vni; pick another VNI`);
+    if (clash !== undefined)
+      throw new GatewayConfigError(
+        `${at}.vni: ${t.vni} maps to the same traffic class as tenants[${clash}].vni; pick another VNI`,
+      );
     seen.minors.set(classMinor, i);
     const subnet = parseCidr(t.overlaySubnet)!;
-    if (subnet.prefix < 16 || subnet.prefix > 30) throw new GatewayConfigError(`${at}.overlaySubnet: ${t.overlaySubnet} must be /16 to /30 (the gateway keeps a neighbour entry per address)`);
+    if (subnet.prefix < 16 || subnet.prefix > 30)
+      throw new GatewayConfigError(
+        `${at}.overlaySubnet: ${t.overlaySubnet} must be /16 to /30 (the gateway keeps a neighbour entry per address)`,
+      );
     const gw = t.gatewayOverlayIP ?? formatIPv4(firstHost(subnet));
     const gwValue = parseIPv4(gw)!;
     if (!cidrContains(subnet, gwValue) || gwValue === subnet.network || gwValue === broadcastOf(subnet)) {
@@ -141,7 +171,9 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       const a = parseCidr(tenants[i]!.overlaySubnet)!;
       const b = parseCidr(tenants[j]!.overlaySubnet)!;
       if (cidrContains(a, b.network) || cidrContains(b, a.network)) {
-        throw new GatewayConfigError(`tenants[${i}].overlaySubnet: ${tenants[i]!.overlaySubnet} overlaps tenants[${j}].overlaySubnet ${tenants[j]!.overlaySubnet}`);
+        throw new GatewayConfigError(
+          `tenants[${i}].overlaySubnet: ${tenants[i]!.overlaySubnet} overlaps tenants[${j}].overlaySubnet ${tenants[j]!.overlaySubnet}`,
+        );
       }
     }
   }
@@ -154,11 +186,18 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
     for (const dir of ["upload", "download"] as const) {
       const total = tenants.reduce((sum, t) => sum + t[dir].rate, 0);
       if (total > linkRate) {
-        throw new GatewayConfigError(`linkRate: the guaranteed ${dir} rates add up to ${formatRate(total)}, more than linkRate ${raw.linkRate}; lower some rates (ceil may stay high)`);
+        throw new GatewayConfigError(
+          `linkRate: the guaranteed ${dir} rates add up to ${formatRate(total)}, more than linkRate ${raw.linkRate}; lower some rates (ceil may stay high)`,
+        );
       }
     }
   }
-  return { ...(raw.uplink ? { uplink: raw.uplink } : {}), linkRate, linkRateGiven: raw.linkRate !== undefined, tenants };
+  return {
+    ...(raw.uplink ? { uplink: raw.uplink } : {}),
+    linkRate,
+    linkRateGiven: raw.linkRate !== undefined,
+    tenants,
+  };
 }
 
 /** Reads and validates a configuration file; every failure is a GatewayConfigError naming the file or the field. */

@@ -119,7 +119,16 @@ export class GatewayDaemon extends EventEmitter {
   constructor(options: DaemonOptions) {
     super();
     this.o = options;
-    this.s = { file: options.file, ...(options.netns ? { netns: options.netns } : {}), generation: 0, history: [], reconciles: { ok: 0, failed: 0 }, pods: {}, strangers: [], strangersReported: 0 };
+    this.s = {
+      file: options.file,
+      ...(options.netns ? { netns: options.netns } : {}),
+      generation: 0,
+      history: [],
+      reconciles: { ok: 0, failed: 0 },
+      pods: {},
+      strangers: [],
+      strangersReported: 0,
+    };
   }
 
   /** A copy: readers cannot change the daemon's state. */
@@ -163,7 +172,11 @@ export class GatewayDaemon extends EventEmitter {
     // kernel learning them: a probe landing in that window must not flap readiness on every new
     // pod. Everything else (devices, chains, classes) must match.
     const [first, ...more] = o.changes.problems.filter((p) => !/permanent neighbour entr/.test(p));
-    if (first) return { ready: false, reason: `the kernel differs from the configuration: ${first}${more.length ? ` (and ${more.length} more)` : ""}` };
+    if (first)
+      return {
+        ready: false,
+        reason: `the kernel differs from the configuration: ${first}${more.length ? ` (and ${more.length} more)` : ""}`,
+      };
     return { ready: true, reason: `the kernel matches the configuration (generation ${s.generation})` };
   }
 
@@ -182,7 +195,9 @@ export class GatewayDaemon extends EventEmitter {
     try {
       this.startMonitor();
       this.watcher = watch(dirname(this.o.file), () => this.fileEvent());
-      this.watcher.on("error", (e) => this.o.log("error", "watch", `cannot watch ${dirname(this.o.file)}: ${e.message}`));
+      this.watcher.on("error", (e) =>
+        this.o.log("error", "watch", `cannot watch ${dirname(this.o.file)}: ${e.message}`),
+      );
       this.resync = setInterval(() => this.kick("resync"), this.o.resyncMs);
       this.kick("start");
     } catch (e) {
@@ -214,7 +229,12 @@ export class GatewayDaemon extends EventEmitter {
     if (this.o.cleanupOnExit && this.lock) {
       try {
         const r = await reset(this.o.netns ? { netns: this.o.netns } : {});
-        this.o.log("info", "cleanup", `cleanup on exit: removed ${r.changes.problems.length} thing${r.changes.problems.length === 1 ? "" : "s"}`, { changes: r.changes.problems });
+        this.o.log(
+          "info",
+          "cleanup",
+          `cleanup on exit: removed ${r.changes.problems.length} thing${r.changes.problems.length === 1 ? "" : "s"}`,
+          { changes: r.changes.problems },
+        );
       } catch (e) {
         this.o.log("error", "cleanup", `cleanup on exit failed: ${(e as Error).message}`);
       }
@@ -295,8 +315,17 @@ export class GatewayDaemon extends EventEmitter {
       const message = (e as Error).message;
       this.s.configError = { at: new Date().toISOString(), message };
       const kept = this.s.generation ? `keeping generation ${this.s.generation}` : "nothing applied yet";
-      this.o.log("error", "config", `refused ${this.o.file}: ${message} (${kept})`, { error: message, generation: this.s.generation });
-      this.emit("reconcile-event", { result: "invalid_config", seconds: 0, at: new Date(), changes: [], error: message } satisfies ReconcileEvent);
+      this.o.log("error", "config", `refused ${this.o.file}: ${message} (${kept})`, {
+        error: message,
+        generation: this.s.generation,
+      });
+      this.emit("reconcile-event", {
+        result: "invalid_config",
+        seconds: 0,
+        at: new Date(),
+        changes: [],
+        error: message,
+      } satisfies ReconcileEvent);
     }
     return true;
   }
@@ -310,7 +339,10 @@ export class GatewayDaemon extends EventEmitter {
     if (!config) return;
     try {
       this.leaf ??= config.tenants.length ? await probeLeafKind(this.o.netns) : undefined;
-      const outcome = await applyConfig(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), ...(this.leaf ? { leaf: this.leaf } : {}) });
+      const outcome = await applyConfig(config, {
+        ...(this.o.netns ? { netns: this.o.netns } : {}),
+        ...(this.leaf ? { leaf: this.leaf } : {}),
+      });
       this.s.uplink = outcome.uplink;
       this.finish(reason, started, outcome);
     } catch (e) {
@@ -324,7 +356,11 @@ export class GatewayDaemon extends EventEmitter {
     if (!config || !uplink || !this.s.last?.ok) return;
     const started = performance.now();
     try {
-      this.finish("pods", started, await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink }));
+      this.finish(
+        "pods",
+        started,
+        await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink }),
+      );
     } catch (e) {
       this.fail("pods", started, e as Error);
     }
@@ -337,14 +373,21 @@ export class GatewayDaemon extends EventEmitter {
     const podsLearned = first ? [] : [...now].filter(([k]) => !this.known.has(k)).map(([, p]) => describePod(p));
     const podsForgotten = [...this.known].filter(([k]) => !now.has(k)).map(([, p]) => describePod(p));
     this.known = now;
-    this.s.pods = Object.fromEntries((this.s.config?.tenants ?? []).map((t) => [t.name, learned.pods.filter((p) => p.tenant === t.name)]));
+    this.s.pods = Object.fromEntries(
+      (this.s.config?.tenants ?? []).map((t) => [t.name, learned.pods.filter((p) => p.tenant === t.name)]),
+    );
     this.s.strangers = learned.strangers;
     for (const st of learned.strangers) {
       if (this.reported.has(strangerKey(st))) continue;
       this.reported.add(strangerKey(st));
       this.s.strangersReported++;
       const subnet = this.s.config?.tenants.find((t) => t.name === st.tenant)?.overlaySubnet ?? "";
-      this.o.log("warn", "mac-contract", describeStranger(st, subnet), { tenant: st.tenant, dev: st.dev, vtep: st.vtep, mac: st.mac });
+      this.o.log("warn", "mac-contract", describeStranger(st, subnet), {
+        tenant: st.tenant,
+        dev: st.dev,
+        vtep: st.vtep,
+        mac: st.mac,
+      });
     }
     return { podsLearned, podsForgotten };
   }
@@ -361,12 +404,26 @@ export class GatewayDaemon extends EventEmitter {
     }
     this.emit("reconcile", structuredClone(r));
     const result = !r.ok ? "failed" : r.changes.length ? "changed" : "unchanged";
-    this.emit("reconcile-event", { result, seconds: r.durationMs / 1000, at: new Date(r.at), changes: [...r.changes], ...(r.error ? { error: r.error } : {}) } satisfies ReconcileEvent);
+    this.emit("reconcile-event", {
+      result,
+      seconds: r.durationMs / 1000,
+      at: new Date(r.at),
+      changes: [...r.changes],
+      ...(r.error ? { error: r.error } : {}),
+    } satisfies ReconcileEvent);
   }
 
   private finish(reason: Reason, started: number, o: Outcome): void {
     const pods = this.track(o.learned);
-    const r: ReconcileRecord = { at: new Date().toISOString(), reason, ok: true, changes: o.changes.problems, ...pods, durationMs: Math.round(performance.now() - started), generation: this.s.generation };
+    const r: ReconcileRecord = {
+      at: new Date().toISOString(),
+      reason,
+      ok: true,
+      changes: o.changes.problems,
+      ...pods,
+      durationMs: Math.round(performance.now() - started),
+      generation: this.s.generation,
+    };
     this.record(r);
     const n = r.changes.length;
     const verb = reason === "resync" ? "repaired" : "changed";
@@ -377,23 +434,43 @@ export class GatewayDaemon extends EventEmitter {
       r.podsForgotten.length ? `; forgot ${r.podsForgotten.join(", ")}` : "",
       reason === "start" ? `; ${known} learned pod${known === 1 ? "" : "s"} in the kernel` : "",
     ].join("");
-    this.o.log("info", "reconcile", `${reason}: ${what}${podText} (uplink ${o.uplink}, generation ${r.generation}, ${r.durationMs} ms)`, {
-      reason,
-      ok: true,
-      changes: r.changes,
-      podsLearned: r.podsLearned,
-      podsForgotten: r.podsForgotten,
-      podsKnown: known,
-      uplink: o.uplink,
-      generation: r.generation,
-      durationMs: r.durationMs,
-    });
+    this.o.log(
+      "info",
+      "reconcile",
+      `${reason}: ${what}${podText} (uplink ${o.uplink}, generation ${r.generation}, ${r.durationMs} ms)`,
+      {
+        reason,
+        ok: true,
+        changes: r.changes,
+        podsLearned: r.podsLearned,
+        podsForgotten: r.podsForgotten,
+        podsKnown: known,
+        uplink: o.uplink,
+        generation: r.generation,
+        durationMs: r.durationMs,
+      },
+    );
   }
 
   private fail(reason: Reason, started: number, e: Error): void {
-    const r: ReconcileRecord = { at: new Date().toISOString(), reason, ok: false, changes: [], podsLearned: [], podsForgotten: [], durationMs: Math.round(performance.now() - started), generation: this.s.generation, error: e.message };
+    const r: ReconcileRecord = {
+      at: new Date().toISOString(),
+      reason,
+      ok: false,
+      changes: [],
+      podsLearned: [],
+      podsForgotten: [],
+      durationMs: Math.round(performance.now() - started),
+      generation: this.s.generation,
+      error: e.message,
+    };
     this.record(r);
-    this.o.log("error", "reconcile", `${reason}: failed: ${e.message} (generation ${r.generation}, ${r.durationMs} ms)`, { reason, ok: false, error: e.message, generation: r.generation, durationMs: r.durationMs });
+    this.o.log(
+      "error",
+      "reconcile",
+      `${reason}: failed: ${e.message} (generation ${r.generation}, ${r.durationMs} ms)`,
+      { reason, ok: false, error: e.message, generation: r.generation, durationMs: r.durationMs },
+    );
   }
 
   /**
@@ -402,7 +479,14 @@ export class GatewayDaemon extends EventEmitter {
    */
   private startMonitor(): void {
     const inner = ["bridge", "monitor", "fdb"];
-    const argv = ["setpriv", "--pdeathsig", "KILL", "--", ...(this.o.netns ? ["nsenter", `--net=${this.o.netns}`, "--"] : []), ...inner];
+    const argv = [
+      "setpriv",
+      "--pdeathsig",
+      "KILL",
+      "--",
+      ...(this.o.netns ? ["nsenter", `--net=${this.o.netns}`, "--"] : []),
+      ...inner,
+    ];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     this.monitor = child;
     const lines = createInterface({ input: child.stdout! });
@@ -410,10 +494,16 @@ export class GatewayDaemon extends EventEmitter {
       if (/ dev tev\d+ /.test(` ${line} `)) this.fdbEvent();
     });
     child.stderr!.resume();
-    child.on("error", (e) => this.o.log("error", "monitor", `cannot follow FDB notifications (${argv.join(" ")}): ${e.message}`));
+    child.on("error", (e) =>
+      this.o.log("error", "monitor", `cannot follow FDB notifications (${argv.join(" ")}): ${e.message}`),
+    );
     child.on("close", (code, signal) => {
       if (this.stopping) return;
-      this.o.log("warn", "monitor", `bridge monitor fdb ended (${signal ?? `exit ${code}`}); restarting it, and resyncing what it may have missed`);
+      this.o.log(
+        "warn",
+        "monitor",
+        `bridge monitor fdb ended (${signal ?? `exit ${code}`}); restarting it, and resyncing what it may have missed`,
+      );
       this.monitorRestart = setTimeout(() => {
         if (this.stopping) return;
         this.startMonitor();

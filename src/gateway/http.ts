@@ -95,7 +95,13 @@ export async function startHttp(source: ReconcileSource, listen: string): Promis
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://gateway").pathname;
     const route = routes[path];
-    if (!route) return send(res, 404, "text/plain; charset=utf-8", `no such page: ${path} (try /, /metrics, /healthz, /readyz, /api/status)\n`);
+    if (!route)
+      return send(
+        res,
+        404,
+        "text/plain; charset=utf-8",
+        `no such page: ${path} (try /, /metrics, /healthz, /readyz, /api/status)\n`,
+      );
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "text/plain; charset=utf-8", "only GET\n");
     try {
       await route(res);
@@ -115,7 +121,10 @@ export async function startHttp(source: ReconcileSource, listen: string): Promis
   });
   const bound = server.address();
   return {
-    address: typeof bound === "object" && bound ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}` : listen,
+    address:
+      typeof bound === "object" && bound
+        ? `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`
+        : listen,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));

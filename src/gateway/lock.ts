@@ -45,7 +45,10 @@ export async function lockNetns(netns: string | undefined, dir = LOCK_DIR): Prom
     if (code !== 0) {
       const holder = (await fh.readFile("utf8")).trim();
       await fh.close();
-      if (code === 1) throw new LockedError(`another tenant-egress-gateway run serves this network namespace (lock ${path}${holder ? `, held by PID ${holder}` : ""})`);
+      if (code === 1)
+        throw new LockedError(
+          `another tenant-egress-gateway run serves this network namespace (lock ${path}${holder ? `, held by PID ${holder}` : ""})`,
+        );
       throw new Error(`cannot lock ${path}: flock exited ${code} (is util-linux installed?)`);
     }
     const [held, named] = await Promise.all([fh.stat(), stat(path).catch(() => undefined)]);

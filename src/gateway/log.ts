@@ -11,6 +11,10 @@ export type Logger = (level: Level, event: string, message: string, fields?: Rec
 export function makeLogger(format: LogFormat, write: (line: string) => void, now = () => new Date()): Logger {
   return (level, event, message, fields = {}) => {
     const time = now().toISOString();
-    write(format === "json" ? `${JSON.stringify({ time, level, event, msg: message, ...fields })}\n` : `${time} ${level === "info" ? "" : `${level.toUpperCase()} `}${message}\n`);
+    write(
+      format === "json"
+        ? `${JSON.stringify({ time, level, event, msg: message, ...fields })}\n`
+        : `${time} ${level === "info" ? "" : `${level.toUpperCase()} `}${message}\n`,
+    );
   };
 }

@@ -69,13 +69,19 @@ export interface GatewayMetrics {
   render(): Promise<string>;
 }
 
-export function createMetrics(source: ReconcileSource, read: () => Promise<GatewaySample> = () => sample({ netns: source.netns })): GatewayMetrics {
+export function createMetrics(
+  source: ReconcileSource,
+  read: () => Promise<GatewaySample> = () => sample({ netns: source.netns }),
+): GatewayMetrics {
   const registry = new Registry();
   const scrape = sharedInFlight(read);
   const labelNames = ["tenant", "direction"] as const;
 
   type Direction = NonNullable<TenantSample["upload"]>;
-  const eachDirection = (s: GatewaySample, fn: (labels: { tenant: string; direction: string }, d: Direction) => void) => {
+  const eachDirection = (
+    s: GatewaySample,
+    fn: (labels: { tenant: string; direction: string }, d: Direction) => void,
+  ) => {
     for (const t of s.tenants) {
       for (const direction of DIRECTIONS) {
         const d = t[direction];
@@ -109,12 +115,32 @@ export function createMetrics(source: ReconcileSource, read: () => Promise<Gatew
       },
     });
 
-  directionCounter("tenant_egress_bytes_total", "Bytes the tenant's HTB class sent: whole frames (IP and Ethernet headers included), upload on the uplink, download into the tunnel", (d) => d.bytes);
+  directionCounter(
+    "tenant_egress_bytes_total",
+    "Bytes the tenant's HTB class sent: whole frames (IP and Ethernet headers included), upload on the uplink, download into the tunnel",
+    (d) => d.bytes,
+  );
   directionCounter("tenant_egress_packets_total", "Packets the tenant's HTB class sent", (d) => d.packets);
-  directionCounter("tenant_egress_dropped_packets_total", "Packets the tenant's queue dropped (expected under saturation: how TCP learns the rate)", (d) => d.drops);
-  directionCounter("tenant_egress_overlimits_total", "Times the tenant's HTB class was held back by its rate or ceil", (d) => d.overlimits);
-  directionGauge("tenant_egress_rate_bytes_per_second", "The tenant's guaranteed rate as the kernel holds it", (d) => d.rate / 8);
-  directionGauge("tenant_egress_ceil_bytes_per_second", "The tenant's cap (borrowing up to it) as the kernel holds it", (d) => d.ceil / 8);
+  directionCounter(
+    "tenant_egress_dropped_packets_total",
+    "Packets the tenant's queue dropped (expected under saturation: how TCP learns the rate)",
+    (d) => d.drops,
+  );
+  directionCounter(
+    "tenant_egress_overlimits_total",
+    "Times the tenant's HTB class was held back by its rate or ceil",
+    (d) => d.overlimits,
+  );
+  directionGauge(
+    "tenant_egress_rate_bytes_per_second",
+    "The tenant's guaranteed rate as the kernel holds it",
+    (d) => d.rate / 8,
+  );
+  directionGauge(
+    "tenant_egress_ceil_bytes_per_second",
+    "The tenant's cap (borrowing up to it) as the kernel holds it",
+    (d) => d.ceil / 8,
+  );
   directionGauge("tenant_egress_backlog_bytes", "Bytes waiting in the tenant's queue now", (d) => d.backlogBytes);
   directionGauge("tenant_egress_backlog_packets", "Packets waiting in the tenant's queue now", (d) => d.backlogPackets);
 
@@ -140,12 +166,30 @@ export function createMetrics(source: ReconcileSource, read: () => Promise<Gatew
         for (const t of s.tenants) this.set({ tenant: t.name }, value(t));
       },
     });
-  perTenant("tenant_egress_neighbours", "Neighbour entries on the tenant's tunnel: overlay addresses the gateway can send to", (t) => t.neighbours);
-  perTenant("tenant_egress_pods_learned", "VXLAN FDB entries the tenant's tunnel learned from pods' traffic: pods seen, each at its node", (t) => t.podsLearned);
+  perTenant(
+    "tenant_egress_neighbours",
+    "Neighbour entries on the tenant's tunnel: overlay addresses the gateway can send to",
+    (t) => t.neighbours,
+  );
+  perTenant(
+    "tenant_egress_pods_learned",
+    "VXLAN FDB entries the tenant's tunnel learned from pods' traffic: pods seen, each at its node",
+    (t) => t.podsLearned,
+  );
 
-  const reconciles = new Counter({ name: "tenant_egress_reconciles_total", help: "Reconciles of the kernel with the configuration, by result", labelNames: ["result"], registers: [registry] });
+  const reconciles = new Counter({
+    name: "tenant_egress_reconciles_total",
+    help: "Reconciles of the kernel with the configuration, by result",
+    labelNames: ["result"],
+    registers: [registry],
+  });
   for (const result of RECONCILE_RESULTS) reconciles.inc({ result }, 0);
-  const duration = new Histogram({ name: "tenant_egress_reconcile_duration_seconds", help: "How long a reconcile took (observe, diff, apply)", buckets: DURATION_BUCKETS, registers: [registry] });
+  const duration = new Histogram({
+    name: "tenant_egress_reconcile_duration_seconds",
+    help: "How long a reconcile took (observe, diff, apply)",
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
   new Gauge({
     name: "tenant_egress_last_successful_reconcile_timestamp_seconds",
     help: "Unix time a reconcile last ended without error (0: never)",

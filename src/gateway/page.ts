@@ -13,8 +13,13 @@ import type { ApiStatus } from "./http.js";
 export function renderTenants(s: ApiStatus): string {
   const esc = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const fmt = (bits: number) => {
-    const units: Array<[number, string]> = [[1e9, "Gbit/s"], [1e6, "Mbit/s"], [1e3, "kbit/s"]];
-    for (const [scale, unit] of units) if (bits >= scale) return `${(bits / scale).toFixed(bits >= 100 * scale ? 0 : 1)} ${unit}`;
+    const units: Array<[number, string]> = [
+      [1e9, "Gbit/s"],
+      [1e6, "Mbit/s"],
+      [1e3, "kbit/s"],
+    ];
+    for (const [scale, unit] of units)
+      if (bits >= scale) return `${(bits / scale).toFixed(bits >= 100 * scale ? 0 : 1)} ${unit}`;
     return `${Math.round(bits)} bit/s`;
   };
   const width = 860;
@@ -25,12 +30,16 @@ export function renderTenants(s: ApiStatus): string {
   const parts: string[] = [];
   let y = 0;
   for (const t of s.tenants) {
-    parts.push(`<text x="0" y="${y + 18}" class="tenant">${esc(t.name)}</text><text x="${barX}" y="${y + 18}" class="note">VNI ${t.vni} · neighbours ${t.neighbours} · pods learned ${t.podsLearned}</text>`);
+    parts.push(
+      `<text x="0" y="${y + 18}" class="tenant">${esc(t.name)}</text><text x="${barX}" y="${y + 18}" class="note">VNI ${t.vni} · neighbours ${t.neighbours} · pods learned ${t.podsLearned}</text>`,
+    );
     y += 26;
     for (const dir of ["upload", "download"] as const) {
       const d = t[dir];
       if (!d) {
-        parts.push(`<text x="20" y="${y + 19}">${dir}</text><text x="${barX}" y="${y + 19}" class="missing">class missing in the kernel</text>`);
+        parts.push(
+          `<text x="20" y="${y + 19}">${dir}</text><text x="${barX}" y="${y + 19}" class="missing">class missing in the kernel</text>`,
+        );
         y += rowH;
         continue;
       }

@@ -35,7 +35,7 @@
  * same result. So a chain outside every scope the gateway deletes keeps tracking on, and drops
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
-import type { Chain, Jump, NetState, Neighbour, Qdisc, Scope, TcClass } from "../net/desired-state.js";
+import type { Chain, Jump, Neighbour, NetState, Qdisc, Scope, TcClass } from "../net/desired-state.js";
 import { broadcastOf, cidrContains, parseCidr, parseIPv4 } from "../net/ipv4.js";
 import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
@@ -137,7 +137,13 @@ export interface LearnedPods {
 
 const isHost = (t: GatewayTenant, addr: number | undefined): addr is number => {
   const subnet = parseCidr(t.overlaySubnet)!;
-  return addr !== undefined && cidrContains(subnet, addr) && addr !== subnet.network && addr !== broadcastOf(subnet) && addr !== parseIPv4(t.gatewayOverlayIP);
+  return (
+    addr !== undefined &&
+    cidrContains(subnet, addr) &&
+    addr !== subnet.network &&
+    addr !== broadcastOf(subnet) &&
+    addr !== parseIPv4(t.gatewayOverlayIP)
+  );
 };
 
 /** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
@@ -148,7 +154,8 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
     const t = byDev.get(e.dev);
     if (!t) continue;
     const ip = overlayIPOfMac(e.mac);
-    if (ip !== undefined && isHost(t, parseIPv4(ip))) out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
+    if (ip !== undefined && isHost(t, parseIPv4(ip)))
+      out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
     else out.strangers.push({ tenant: t.name, dev: e.dev, mac: e.mac, vtep: e.dst });
   }
   return out;
@@ -158,9 +165,14 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
  * One permanent neighbour per pod the gateway knows of, learned or with tracked connections:
  * its derived MAC, so nothing waits for ARP.
  */
-export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[], tracked: readonly string[]): Neighbour[] {
+export function podNeighbours(
+  config: GatewayConfig,
+  fdb: readonly FdbEntry[],
+  tracked: readonly string[],
+): Neighbour[] {
   const out = new Map<string, Neighbour>();
-  for (const p of learnedPods(config, fdb).pods) out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
+  for (const p of learnedPods(config, fdb).pods)
+    out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
   for (const ip of tracked) {
     const t = config.tenants.find((x) => isHost(x, parseIPv4(ip)));
     if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
@@ -169,12 +181,28 @@ export function podNeighbours(config: GatewayConfig, fdb: readonly FdbEntry[], t
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
-  const state: NetState = { links: [], addresses: [], rules: [], routes: [], sysctls: [], chains: [], jumps: [], neighbours: [], qdiscs: [], classes: [], nftTables: [] };
+  const state: NetState = {
+    links: [],
+    addresses: [],
+    rules: [],
+    routes: [],
+    sysctls: [],
+    chains: [],
+    jumps: [],
+    neighbours: [],
+    qdiscs: [],
+    classes: [],
+    nftTables: [],
+  };
   // A gateway serving no tenant owns nothing: not even the uplink's qdisc.
   if (config.tenants.length === 0) return state;
   const { uplink } = f;
   state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
-  state.chains.push({ table: "filter", name: CONNTRACK_CHAIN, rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`] });
+  state.chains.push({
+    table: "filter",
+    name: CONNTRACK_CHAIN,
+    rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`],
+  });
   state.jumps.push({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
 
   // Uplink: root → default (unclassified) + tunnel (re-encapsulated downloads) + one class per tenant's upload.
@@ -186,7 +214,8 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   ];
   const tunnelRules: string[] = [];
   const ports = [...new Set(config.tenants.map((t) => t.port))];
-  for (const port of ports) tunnelRules.push(`-o ${uplink} -p udp -m udp --dport ${port} -j CLASSIFY --set-class ${iptClass(TUNNEL_MINOR)}`);
+  for (const port of ports)
+    tunnelRules.push(`-o ${uplink} -p udp -m udp --dport ${port} -j CLASSIFY --set-class ${iptClass(TUNNEL_MINOR)}`);
   state.chains.push({ table: "mangle", name: TUNNEL_CHAIN, rules: tunnelRules });
   state.jumps.push({ table: "mangle", hook: "OUTPUT", match: "", chain: TUNNEL_CHAIN, first: false });
 
@@ -207,7 +236,11 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     });
     state.addresses.push({ dev, local: t.gatewayOverlayIP, prefix: t.overlayPrefix });
 
-    const accept: Chain = { table: "filter", name: chains.input, rules: [...t.allowedSources.map((c) => `-s ${c} -j RETURN`), "-j DROP"] };
+    const accept: Chain = {
+      table: "filter",
+      name: chains.input,
+      rules: [...t.allowedSources.map((c) => `-s ${c} -j RETURN`), "-j DROP"],
+    };
     // Accepting here keeps the gateway working under a FORWARD policy of DROP; only the
     // tenant's own, well-formed traffic and the replies to it are accepted.
     const forward: Chain = {
@@ -221,11 +254,25 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       ],
     };
     const snatTarget = t.snat === "masquerade" ? "-j MASQUERADE" : `-j SNAT --to-source ${t.snat}`;
-    const snat: Chain = { table: "nat", name: chains.snat, rules: [`-s ${t.overlaySubnet} -o ${uplink} ${snatTarget}`] };
-    const classify: Chain = { table: "mangle", name: chains.classify, rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`] };
+    const snat: Chain = {
+      table: "nat",
+      name: chains.snat,
+      rules: [`-s ${t.overlaySubnet} -o ${uplink} ${snatTarget}`],
+    };
+    const classify: Chain = {
+      table: "mangle",
+      name: chains.classify,
+      rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`],
+    };
     state.chains.push(accept, forward, snat, classify);
     const jumps: Jump[] = [
-      { table: "filter", hook: "INPUT", match: `-p udp -m udp --dport ${t.port} ${vniMatch(t.vni)}`, chain: chains.input, first: true },
+      {
+        table: "filter",
+        hook: "INPUT",
+        match: `-p udp -m udp --dport ${t.port} ${vniMatch(t.vni)}`,
+        chain: chains.input,
+        first: true,
+      },
       { table: "filter", hook: "FORWARD", match: "", chain: chains.forward, first: true },
       { table: "nat", hook: "POSTROUTING", match: "", chain: chains.snat, first: false },
       { table: "mangle", hook: "FORWARD", match: "", chain: chains.classify, first: false },
@@ -235,7 +282,10 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     const up = htbClass(uplink, classId(t.classMinor), ROOT_CLASS, t.upload.rate, t.upload.ceil, t.upload.burst);
     uplinkClasses.push(up);
     const down = htbClass(dev, classId(t.classMinor), `${H}:`, t.download.rate, t.download.ceil, t.download.burst);
-    state.qdiscs.push({ dev, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: t.classMinor }, leafQdisc(f.leaf, down));
+    state.qdiscs.push(
+      { dev, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: t.classMinor },
+      leafQdisc(f.leaf, down),
+    );
     state.classes.push(down);
   }
 

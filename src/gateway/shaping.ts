@@ -21,7 +21,14 @@ const MAX_QUANTUM = 200_000;
 /** Target queueing delay of a leaf at its class's guaranteed rate. */
 export const LEAF_DELAY_S = 0.012;
 
-export function htbClass(dev: string, classid: string, parent: string, rate: number, ceil: number, burst?: number): TcClass {
+export function htbClass(
+  dev: string,
+  classid: string,
+  parent: string,
+  rate: number,
+  ceil: number,
+  burst?: number,
+): TcClass {
   const bytesPerMs = (bits: number) => Math.ceil(bits / 8 / 1000);
   return {
     dev,

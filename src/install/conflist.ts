@@ -35,19 +35,35 @@ export function parseConfFile(f: ConfFile): Parsed {
   } catch (e) {
     return { ok: false, name: f.name, why: `not JSON (${(e as Error).message})` };
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return { ok: false, name: f.name, why: "not a JSON object" };
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    return { ok: false, name: f.name, why: "not a JSON object" };
   const obj = json as Record<string, unknown>;
   if (f.name.endsWith(".conflist")) {
     const plugins = obj.plugins;
-    if (!Array.isArray(plugins) || plugins.length === 0) return { ok: false, name: f.name, why: 'a .conflist needs a non-empty "plugins" list' };
-    if (!plugins.every((p) => typeof p === "object" && p !== null && typeof (p as Record<string, unknown>).type === "string")) {
+    if (!Array.isArray(plugins) || plugins.length === 0)
+      return { ok: false, name: f.name, why: 'a .conflist needs a non-empty "plugins" list' };
+    if (
+      !plugins.every(
+        (p) => typeof p === "object" && p !== null && typeof (p as Record<string, unknown>).type === "string",
+      )
+    ) {
       return { ok: false, name: f.name, why: 'every plugin of the list needs a "type"' };
     }
     return { ok: true, name: f.name, list: obj as List, wrapped: false };
   }
-  if (typeof obj.type !== "string" || !obj.type) return { ok: false, name: f.name, why: 'a single-plugin config needs a "type"' };
+  if (typeof obj.type !== "string" || !obj.type)
+    return { ok: false, name: f.name, why: 'a single-plugin config needs a "type"' };
   const { cniVersion, name, ...plugin } = obj;
-  return { ok: true, name: f.name, list: { ...(cniVersion !== undefined ? { cniVersion } : {}), ...(name !== undefined ? { name } : {}), plugins: [plugin] }, wrapped: true };
+  return {
+    ok: true,
+    name: f.name,
+    list: {
+      ...(cniVersion !== undefined ? { cniVersion } : {}),
+      ...(name !== undefined ? { name } : {}),
+      plugins: [plugin],
+    },
+    wrapped: true,
+  };
 }
 
 export interface Choice {
@@ -58,7 +74,9 @@ export interface Choice {
 
 /** The file the runtime loads: CNI_CONF_NAME, else the first valid one by name. */
 export function choosePrimary(files: ConfFile[], confName?: string): Choice {
-  const candidates = files.filter((f) => isConfName(f.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const candidates = files
+    .filter((f) => isConfName(f.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const invalid: Choice["invalid"] = [];
   for (const f of candidates) {
     if (confName && f.name !== confName) continue;
@@ -93,11 +111,19 @@ export function planChain(primary: Extract<Parsed, { ok: true }>, entry: Record<
   if (!primary.wrapped) {
     if (JSON.stringify(next) === JSON.stringify(primary.list)) return {};
     const text = render(next);
-    const what = !entry ? "removed tenant-egress from" : ours ? "updated tenant-egress in" : "appended tenant-egress to";
+    const what = !entry
+      ? "removed tenant-egress from"
+      : ours
+        ? "updated tenant-egress in"
+        : "appended tenant-egress to";
     return { write: { name: primary.name, text }, change: `${what} ${primary.name}` };
   }
   // A single-plugin file: nothing of ours can be in it; chaining turns it into a list.
   if (!entry) return {};
   const name = `${primary.name.replace(/\.(conf|json)$/, "")}.conflist`;
-  return { write: { name, text: render(next) }, remove: primary.name, change: `wrapped ${primary.name} into ${name} with tenant-egress appended` };
+  return {
+    write: { name, text: render(next) },
+    remove: primary.name,
+    change: `wrapped ${primary.name} into ${name} with tenant-egress appended`,
+  };
 }

@@ -20,7 +20,7 @@ import { createServer, type Server } from "node:http";
 import { basename, dirname, join } from "node:path";
 import { run } from "../net/run.js";
 import { parseTenantsFile, pluginEntry } from "../tenants/file.js";
-import { choosePrimary, type ConfFile, isConfName, OUR_TYPE, parseConfFile, planChain } from "./conflist.js";
+import { type ConfFile, choosePrimary, isConfName, OUR_TYPE, parseConfFile, planChain } from "./conflist.js";
 
 export interface InstallerOptions {
   binDir: string;
@@ -67,7 +67,10 @@ export async function installBinary(source: string, binDir: string, known?: { id
   const target = join(binDir, OUR_TYPE);
   // Hashing ~127 MB on every pass would be the installer's whole cost: re-hash only when the
   // installed file is not the one this installer last saw.
-  const seen = await stat(target).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => "");
+  const seen = await stat(target).then(
+    (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
+    () => "",
+  );
   if (known && seen && known.id === seen) return false;
   const same = (await sha256(source)) === (await sha256(target));
   if (!same) {
@@ -131,7 +134,9 @@ export class Installer {
 
   /** One pass: tenants file, binary, config; serialised, so events never race each other. */
   reconcile(): Promise<void> {
-    this.running = this.running.then(() => this.pass()).catch((e: Error) => this.o.log(`reconcile failed: ${e.message}`));
+    this.running = this.running
+      .then(() => this.pass())
+      .catch((e: Error) => this.o.log(`reconcile failed: ${e.message}`));
     return this.running;
   }
 
@@ -139,12 +144,18 @@ export class Installer {
     const problems: string[] = [];
     await this.loadEntry();
     if (this.entryError) problems.push(this.entryError);
-    if (await installBinary(this.o.pluginSource, this.o.binDir, this.installed)) this.o.log(`installed ${join(this.o.binDir, OUR_TYPE)} from ${this.o.pluginSource}`);
+    if (await installBinary(this.o.pluginSource, this.o.binDir, this.installed))
+      this.o.log(`installed ${join(this.o.binDir, OUR_TYPE)} from ${this.o.pluginSource}`);
     const choice = choosePrimary(await readConfDir(this.o.confDir), this.o.confName);
-    for (const bad of choice.invalid) problems.push(`${join(this.o.confDir, bad.name)} is not a valid CNI config (${bad.why}); left untouched`);
+    for (const bad of choice.invalid)
+      problems.push(`${join(this.o.confDir, bad.name)} is not a valid CNI config (${bad.why}); left untouched`);
     let chained = false;
     if (!choice.primary) {
-      problems.push(this.o.confName ? `waiting for a valid ${join(this.o.confDir, this.o.confName)}` : `waiting for the primary CNI's config in ${this.o.confDir}`);
+      problems.push(
+        this.o.confName
+          ? `waiting for a valid ${join(this.o.confDir, this.o.confName)}`
+          : `waiting for the primary CNI's config in ${this.o.confDir}`,
+      );
     } else if (this.entry) {
       const plan = planChain(choice.primary, this.entry);
       if (plan.write) {
@@ -162,7 +173,8 @@ export class Installer {
   }
 
   private async setReady(ready: boolean): Promise<void> {
-    if (ready !== this.state.ready) this.o.log(ready ? `ready: ${join(this.o.confDir, this.state.primary!)} chains tenant-egress` : "not ready");
+    if (ready !== this.state.ready)
+      this.o.log(ready ? `ready: ${join(this.o.confDir, this.state.primary!)} chains tenant-egress` : "not ready");
     this.state.ready = ready;
     if (!this.o.readyFile) return;
     if (ready) await writeFile(this.o.readyFile, "ready\n");
@@ -210,10 +222,21 @@ export class Installer {
     }
     await this.setReady(false);
     const plugin = join(this.o.binDir, OUR_TYPE);
-    const conf = { cniVersion: "1.1.0", name: network ?? "tenant-egress-uninstall", ...(this.entry ?? { type: OUR_TYPE }), "cni.dev/valid-attachments": [] };
-    const r = await run([plugin], { env: { PATH: process.env.PATH, CNI_COMMAND: "GC", CNI_PATH: this.o.binDir }, input: JSON.stringify(conf), allowFailure: true });
+    const conf = {
+      cniVersion: "1.1.0",
+      name: network ?? "tenant-egress-uninstall",
+      ...(this.entry ?? { type: OUR_TYPE }),
+      "cni.dev/valid-attachments": [],
+    };
+    const r = await run([plugin], {
+      env: { PATH: process.env.PATH, CNI_COMMAND: "GC", CNI_PATH: this.o.binDir },
+      input: JSON.stringify(conf),
+      allowFailure: true,
+    });
     if (r.exitCode !== 0) throw new Error(`${plugin} GC failed: ${r.stdout.trim() || r.stderr.trim()}`);
-    this.o.log(`collected the node-side state of every attachment (${basename(plugin)} GC); ${plugin} stays for runtimes that cached the old config`);
+    this.o.log(
+      `collected the node-side state of every attachment (${basename(plugin)} GC); ${plugin} stays for runtimes that cached the old config`,
+    );
   }
 }
 
@@ -222,7 +245,9 @@ function serveHealth(listen: string, state: InstallerState): Promise<Server> {
   if (!at) throw new Error(`--listen takes ADDR:PORT, not "${listen}"`);
   const server = createServer((req, res) => {
     const ok = req.url === "/healthz" || (req.url === "/readyz" && state.ready);
-    res.writeHead(req.url === "/healthz" || req.url === "/readyz" ? (ok ? 200 : 503) : 404, { "content-type": "application/json" });
+    res.writeHead(req.url === "/healthz" || req.url === "/readyz" ? (ok ? 200 : 503) : 404, {
+      "content-type": "application/json",
+    });
     res.end(`${JSON.stringify(state)}\n`);
   });
   return new Promise((resolve, reject) => {

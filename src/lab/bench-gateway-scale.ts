@@ -92,36 +92,66 @@ async function sendPods(senders: string, gwIP: string, tenants: number, from: nu
     list.push({ vni: vni(t), dstMac: overlayMac(`10.${100 + t}.0.1`), srcMac: overlayMac(podIP(k, tenants)) });
     byVtep.set(k % VTEPS, list);
   }
-  await Promise.all([...byVtep].map(([v, frames]) => sendVxlan(senders, { to: gwIP, from: `10.23.0.${100 + v}`, frames })));
+  await Promise.all(
+    [...byVtep].map(([v, frames]) => sendVxlan(senders, { to: gwIP, from: `10.23.0.${100 + v}`, frames })),
+  );
 }
 
 async function waitForNeighbours(ns: string, n: number, timeoutMs = 60_000): Promise<void> {
   const started = Date.now();
   while ((await neighbourCount(ns)) < n) {
-    if (Date.now() - started > timeoutMs) throw new Error(`the gateway holds ${await neighbourCount(ns)} of ${n} pods' neighbour entries after ${timeoutMs} ms`);
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        `the gateway holds ${await neighbourCount(ns)} of ${n} pods' neighbour entries after ${timeoutMs} ms`,
+      );
     await sleep(20);
   }
 }
 
 const steps = (candidates: number[], max: number) => [...new Set([...candidates.filter((c) => c < max), max])];
 
-export async function benchGatewayScale(lab: Lab, maxTenants: number, maxPods: number, progress: (s: string) => void): Promise<ScaleBench> {
+export async function benchGatewayScale(
+  lab: Lab,
+  maxTenants: number,
+  maxPods: number,
+  progress: (s: string) => void,
+): Promise<ScaleBench> {
   const gw = await lab.addGateway("scale-gw", 5);
   const senders = await lab.addGateway("scale-pods", 6);
-  await ipIn(senders.ns, Array.from({ length: VTEPS }, (_, v) => `addr add 10.23.0.${100 + v}/24 dev eth0`));
+  await ipIn(
+    senders.ns,
+    Array.from({ length: VTEPS }, (_, v) => `addr add 10.23.0.${100 + v}/24 dev eth0`),
+  );
   const rows: ScaleRow[] = [];
   const start = async (tenants: number, tag: string) => {
     const cm = await configMapDir(join(lab.dir, `scale-${tag}`), "gateway.json", scaleConfig(tenants));
-    const d = startGatewayDaemon(gw.ns, ["-f", cm.file, "--log-format", "json", "--resync", "10m", "--cleanup-on-exit"]);
+    const d = startGatewayDaemon(gw.ns, [
+      "-f",
+      cm.file,
+      "--log-format",
+      "json",
+      "--resync",
+      "10m",
+      "--cleanup-on-exit",
+    ]);
     const first = durationOf(await d.waitFor(/"reason":"start"/, 120_000));
     return { d, first };
   };
 
   for (const tenants of steps([1, 10, 25], maxTenants)) {
-    progress(`${tenants} tenant${tenants > 1 ? "s" : ""} with /16 overlays, no pods: first apply, no-op reconcile, RSS`);
+    progress(
+      `${tenants} tenant${tenants > 1 ? "s" : ""} with /16 overlays, no pods: first apply, no-op reconcile, RSS`,
+    );
     const { d, first } = await start(tenants, `t${tenants}`);
     try {
-      rows.push({ tenants, pods: 0, firstApplyMs: first, noopMs: await noopReconcile(d), rssMB: await rssMB(d.pid), neighbours: await neighbourCount(gw.ns) });
+      rows.push({
+        tenants,
+        pods: 0,
+        firstApplyMs: first,
+        noopMs: await noopReconcile(d),
+        rssMB: await rssMB(d.pid),
+        neighbours: await neighbourCount(gw.ns),
+      });
     } finally {
       await d.stop();
     }
@@ -131,13 +161,22 @@ export async function benchGatewayScale(lab: Lab, maxTenants: number, maxPods: n
   try {
     let sent = 0;
     for (const pods of steps([10, 100], maxPods)) {
-      progress(`${maxTenants} tenants, ${pods} pods transmitting from ${VTEPS} VTEPs: time to learn them, no-op reconcile, RSS`);
+      progress(
+        `${maxTenants} tenants, ${pods} pods transmitting from ${VTEPS} VTEPs: time to learn them, no-op reconcile, RSS`,
+      );
       const t0 = Date.now();
       await sendPods(senders.ns, gw.ip, maxTenants, sent, pods);
       await waitForNeighbours(gw.ns, pods);
       const learnMs = Date.now() - t0;
       sent = pods;
-      rows.push({ tenants: maxTenants, pods, learnMs, noopMs: await noopReconcile(d), rssMB: await rssMB(d.pid), neighbours: await neighbourCount(gw.ns) });
+      rows.push({
+        tenants: maxTenants,
+        pods,
+        learnMs,
+        noopMs: await noopReconcile(d),
+        rssMB: await rssMB(d.pid),
+        neighbours: await neighbourCount(gw.ns),
+      });
     }
   } finally {
     await d.stop();

@@ -5,12 +5,13 @@
  * the largest 1-second window against the rate, and ping RTT under full load. Then two tenants
  * guaranteed 3 and 7 Mbit/s on a 10 Mbit/s link, both saturating.
  */
+
+import { run } from "../net/run.js";
 import { cni, writeBridgeConflist } from "./cni-client.js";
 import { applyGateway } from "./gateway-cli.js";
 import type { Lab } from "./topology.js";
 import { INET_IP } from "./topology.js";
 import { percentile, rtt } from "./traffic.js";
-import { run } from "../net/run.js";
 
 /** TCP payload per segment (MSS 1410 in the tunnel, minus 12 bytes of timestamps). */
 const PAYLOAD = 1398;
@@ -53,7 +54,21 @@ interface IperfJson {
 }
 
 async function iperfSeries(ns: string, port: number, seconds: number, streams: number, reverse: boolean) {
-  const args = ["iperf3", "-c", INET_IP, "-p", String(port), "-t", String(seconds), "-O", "1", "-J", "-P", String(streams), ...(reverse ? ["-R"] : [])];
+  const args = [
+    "iperf3",
+    "-c",
+    INET_IP,
+    "-p",
+    String(port),
+    "-t",
+    String(seconds),
+    "-O",
+    "1",
+    "-J",
+    "-P",
+    String(streams),
+    ...(reverse ? ["-R"] : []),
+  ];
   const r = await run(["ip", "netns", "exec", ns, "timeout", String(seconds + 20), ...args], { allowFailure: true });
   const j = JSON.parse(r.stdout || "{}") as IperfJson;
   if (!j.end?.sum_received) throw new Error(`iperf3 from ${ns} failed: ${j.error ?? r.stderr.trim()}`);
@@ -70,16 +85,30 @@ const tenant = (name: string, vni: number, third: number, up: string, down = up,
   download: { rate: down, ...(ceil ? { ceil } : {}) },
 });
 
-async function attach(lab: Lab, gw: { ns: string; ip: string }, tenants: ReturnType<typeof tenant>[], tag: string): Promise<Record<string, string>> {
+async function attach(
+  lab: Lab,
+  gw: { ns: string; ip: string },
+  tenants: ReturnType<typeof tenant>[],
+  tag: string,
+): Promise<Record<string, string>> {
   const network = await writeBridgeConflist({
     name: `${lab.prefix}-${tag}`,
     dir: lab.dir,
-    egress: { tenants: Object.fromEntries(tenants.map((t) => [t.name, { gateway: gw.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }])) },
+    egress: {
+      tenants: Object.fromEntries(
+        tenants.map((t) => [t.name, { gateway: gw.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
+      ),
+    },
   });
   const pods: Record<string, string> = {};
   for (const t of tenants) {
     pods[t.name] = await lab.addPodNamespace(`${tag}-${t.name}`);
-    await cni("add", { node: lab.ns.nodeA, network, pod: pods[t.name]!, cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t.name}` });
+    await cni("add", {
+      node: lab.ns.nodeA,
+      network,
+      pod: pods[t.name]!,
+      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t.name}`,
+    });
   }
   return pods;
 }
@@ -103,7 +132,9 @@ export async function benchGateway(lab: Lab, seconds: number, progress: (s: stri
     const idle = await rtt(ns, INET_IP, 10, 0.1);
     for (const direction of ["upload", "download"] as const) {
       for (const streams of [1, 4]) {
-        progress(`${r.text} ${direction}, ${streams} stream${streams > 1 ? "s" : ""}: ${seconds} s of iperf3 with ping alongside`);
+        progress(
+          `${r.text} ${direction}, ${streams} stream${streams > 1 ? "s" : ""}: ${seconds} s of iperf3 with ping alongside`,
+        );
         const [res, loaded] = await Promise.all([
           iperfSeries(ns, 5201, seconds, streams, direction === "download"),
           (async () => {
@@ -132,10 +163,25 @@ export async function benchGateway(lab: Lab, seconds: number, progress: (s: stri
   const pair = [tenant("three", 3, 23, "3mbit", "3mbit", "10mbit"), tenant("seven", 7, 24, "7mbit", "7mbit", "10mbit")];
   await applyGateway(gw2.ns, lab.dir, { linkRate: "10mbit", tenants: pair });
   const isoPods = await attach(lab, gw2, pair, "iso");
-  const [a, b] = await Promise.all([iperfSeries(isoPods.three!, 5202, seconds * 2, 1, false), iperfSeries(isoPods.seven!, 5203, seconds * 2, 1, false)]);
+  const [a, b] = await Promise.all([
+    iperfSeries(isoPods.three!, 5202, seconds * 2, 1, false),
+    iperfSeries(isoPods.seven!, 5203, seconds * 2, 1, false),
+  ]);
   const isolation: IsolationRow[] = [
-    { tenant: "three", rate: 3e6, goodput: a.goodput, ofTheoretical: a.goodput / (3e6 * THEORETICAL_RATIO), series: a.series },
-    { tenant: "seven", rate: 7e6, goodput: b.goodput, ofTheoretical: b.goodput / (7e6 * THEORETICAL_RATIO), series: b.series },
+    {
+      tenant: "three",
+      rate: 3e6,
+      goodput: a.goodput,
+      ofTheoretical: a.goodput / (3e6 * THEORETICAL_RATIO),
+      series: a.series,
+    },
+    {
+      tenant: "seven",
+      rate: 7e6,
+      goodput: b.goodput,
+      ofTheoretical: b.goodput / (7e6 * THEORETICAL_RATIO),
+      series: b.series,
+    },
   ];
   return { seconds, rates: rows, isolation };
 }

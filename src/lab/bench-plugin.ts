@@ -26,7 +26,14 @@ export interface PluginBench {
   /** `node -e 0`, sampled alongside each of the two, to tell the plugin's growth from the machine's. */
   floorWith1: Timing;
   floorWith200: Timing;
-  parallel: { pods: number; addWallMs: number; delWallMs: number; addFailures: number; delFailures: number; leftovers: string[] };
+  parallel: {
+    pods: number;
+    addWallMs: number;
+    delWallMs: number;
+    addFailures: number;
+    delFailures: number;
+    leftovers: string[];
+  };
 }
 
 const timing = (ms: number[]): Timing => ({ median: percentile(ms, 50), p90: percentile(ms, 90), n: ms.length });
@@ -49,45 +56,105 @@ interface Subject {
   cleanup?: () => Promise<void>;
 }
 
-export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progress: (s: string) => void): Promise<PluginBench> {
+export async function benchPlugins(
+  lab: Lab,
+  gatewayIP: string,
+  n: number,
+  progress: (s: string) => void,
+): Promise<PluginBench> {
   const main = await writeBridgeConflist({ name: `${lab.prefix}-bench`, dir: lab.dir });
   const pod = await lab.addPodNamespace("bench-pod");
   const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: main, pod })) as unknown;
   const base = { cniVersion: "1.0.0", name: main.name, prevResult };
-  const hostVeth = (prevResult as { interfaces: Array<{ name: string; sandbox?: string }> }).interfaces.find((i) => !i.sandbox && i.name !== "cni0")!.name;
+  const hostVeth = (prevResult as { interfaces: Array<{ name: string; sandbox?: string }> }).interfaces.find(
+    (i) => !i.sandbox && i.name !== "cni0",
+  )!.name;
   const subjects: Subject[] = [
-    { name: "tenant-egress", argv: [join(distDir(), "tenant-egress")], conf: { ...base, type: "tenant-egress", gateway: gatewayIP }, verbs: ["ADD", "CHECK", "DEL"] },
+    {
+      name: "tenant-egress",
+      argv: [join(distDir(), "tenant-egress")],
+      conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
+      verbs: ["ADD", "CHECK", "DEL"],
+    },
     // The same code as a plain bundle on the machine's node: what the single executable saves.
     {
       name: "tenant-egress (bundle on node)",
-      argv: ["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", join(distDir(), "bundle", "tenant-egress.cjs")],
+      argv: [
+        "env",
+        "-u",
+        "NODE_OPTIONS",
+        "-u",
+        "NODE_EXTRA_CA_CERTS",
+        "node",
+        join(distDir(), "bundle", "tenant-egress.cjs"),
+      ],
       conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
       verbs: ["ADD", "CHECK", "DEL"],
     },
     // The same with the node's enforcement: what the nftables chain on the host veth costs.
-    { name: "tenant-egress, enforce", argv: [join(distDir(), "tenant-egress")], conf: { ...base, type: "tenant-egress", gateway: gatewayIP, enforce: true }, verbs: ["ADD", "CHECK", "DEL"] },
+    {
+      name: "tenant-egress, enforce",
+      argv: [join(distDir(), "tenant-egress")],
+      conf: { ...base, type: "tenant-egress", gateway: gatewayIP, enforce: true },
+      verbs: ["ADD", "CHECK", "DEL"],
+    },
     {
       name: "bandwidth",
       argv: [join(REFERENCE_PLUGINS, "bandwidth")],
-      conf: { ...base, type: "bandwidth", ingressRate: 10_000_000, ingressBurst: 100_000, egressRate: 10_000_000, egressBurst: 100_000 },
+      conf: {
+        ...base,
+        type: "bandwidth",
+        ingressRate: 10_000_000,
+        ingressBurst: 100_000,
+        egressRate: 10_000_000,
+        egressBurst: 100_000,
+      },
       verbs: ["ADD", "CHECK", "DEL"],
       // Its DEL removes the ifb but leaves the qdiscs on the host veth.
       cleanup: async () => {
-        for (const where of ["root", "ingress"]) await run(["tc", "qdisc", "del", "dev", hostVeth, where], { netns: `/run/netns/${lab.ns.nodeA}`, allowFailure: true });
+        for (const where of ["root", "ingress"])
+          await run(["tc", "qdisc", "del", "dev", hostVeth, where], {
+            netns: `/run/netns/${lab.ns.nodeA}`,
+            allowFailure: true,
+          });
       },
     },
-    { name: "tuning", argv: [join(REFERENCE_PLUGINS, "tuning")], conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } }, verbs: ["ADD", "CHECK", "DEL"] },
+    {
+      name: "tuning",
+      argv: [join(REFERENCE_PLUGINS, "tuning")],
+      conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } },
+      verbs: ["ADD", "CHECK", "DEL"],
+    },
     {
       name: "portmap",
       argv: [join(REFERENCE_PLUGINS, "portmap")],
-      conf: { ...base, type: "portmap", snat: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] } },
+      conf: {
+        ...base,
+        type: "portmap",
+        snat: true,
+        capabilities: { portMappings: true },
+        runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] },
+      },
       // Debian's portmap 1.1.1 fails its own CHECK on an IPv4-only node ("could not check ipv6 dnat").
       verbs: ["ADD", "DEL"],
     },
   ];
-  const env = (verb: string): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, CNI_COMMAND: verb, CNI_CONTAINERID: "bench0", CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: REFERENCE_PLUGINS });
+  const env = (verb: string): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: "bench0",
+    CNI_NETNS: `/run/netns/${pod}`,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: REFERENCE_PLUGINS,
+  });
   // The floor of any Node plugin, started the way ours is (without the variables that slow Node down).
-  const nodeStart = () => timed(["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", "0"], lab.ns.nodeA, { PATH: process.env.PATH }, "");
+  const nodeStart = () =>
+    timed(
+      ["env", "-u", "NODE_OPTIONS", "-u", "NODE_EXTRA_CA_CERTS", "node", "-e", "0"],
+      lab.ns.nodeA,
+      { PATH: process.env.PATH },
+      "",
+    );
   const samples: Record<string, Record<string, number[]>> = {};
   const floor: number[] = [];
   const nodeFloor: number[] = [];
@@ -96,14 +163,21 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
     for (const s of subjects) {
       for (const verb of s.verbs) {
         const ms = await timed(s.argv, lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
-        ((samples[s.name] ??= {})[verb] ??= []).push(ms);
+        const bySubject = samples[s.name] ?? {};
+        samples[s.name] = bySubject;
+        bySubject[verb] = [...(bySubject[verb] ?? []), ms];
       }
       await s.cleanup?.();
     }
     nodeFloor.push(await nodeStart());
     floor.push(await timed(["true"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
   }
-  const verbs: PluginBench["verbs"] = Object.fromEntries(Object.entries(samples).map(([name, v]) => [name, Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, timing(ms)]))]));
+  const verbs: PluginBench["verbs"] = Object.fromEntries(
+    Object.entries(samples).map(([name, v]) => [
+      name,
+      Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, timing(ms)])),
+    ]),
+  );
   verbs["node -e 0"] = { start: timing(nodeFloor) };
 
   const ours = subjects[0]!;
@@ -121,7 +195,11 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
   const [addWith1, floorWith1] = await addOnly(2 * n);
 
   progress("attaching 200 pods through the whole chain, then timing ADD again");
-  const chain = await writeBridgeConflist({ name: `${lab.prefix}-scale`, dir: lab.dir, egress: { gateway: gatewayIP } });
+  const chain = await writeBridgeConflist({
+    name: `${lab.prefix}-scale`,
+    dir: lab.dir,
+    egress: { gateway: gatewayIP },
+  });
   const many = await attachMany(lab, chain, "s", 200, 8);
   const [addWith200, floorWith200] = await addOnly(2 * n);
   await detachMany(lab, chain, many, 8);
@@ -131,10 +209,18 @@ export async function benchPlugins(lab: Lab, gatewayIP: string, n: number, progr
   return { verbs, nsenterFloor: timing(floor), addWith1, addWith200, floorWith1, floorWith200, parallel };
 }
 
-async function attachMany(lab: Lab, network: Network, tag: string, count: number, concurrency: number): Promise<string[]> {
+async function attachMany(
+  lab: Lab,
+  network: Network,
+  tag: string,
+  count: number,
+  concurrency: number,
+): Promise<string[]> {
   const pods: string[] = [];
   for (let i = 0; i < count; i += concurrency) {
-    const batch = await Promise.all(Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => lab.addPodNamespace(`${tag}${i + j}`)));
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => lab.addPodNamespace(`${tag}${i + j}`)),
+    );
     await Promise.all(batch.map((pod) => cni("add", { node: lab.ns.nodeA, network, pod })));
     pods.push(...batch);
   }
@@ -173,9 +259,18 @@ async function parallelChain(lab: Lab, network: Network, count: number): Promise
     const links = await run(["ip", "-n", pod, "-o", "link"]);
     if (/te-eth0|eth0@/.test(links.stdout)) leftovers.push(`${pod}: interfaces left`);
   }
-  const leases = (await readdir(join(lab.dir, "ipam", network.name)).catch(() => [] as string[])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+  const leases = (await readdir(join(lab.dir, "ipam", network.name)).catch(() => [] as string[])).filter((f) =>
+    /^\d+\.\d+\.\d+\.\d+$/.test(f),
+  );
   if (leases.length) leftovers.push(`${leases.length} IPAM leases not released`);
   const portsAfter = await bridgePorts(lab);
   if (portsAfter !== portsBefore) leftovers.push(`${portsAfter - portsBefore} host-side veths left on node-a`);
-  return { pods: count, addWallMs: add.ms, delWallMs: del.ms, addFailures: add.failures, delFailures: del.failures, leftovers };
+  return {
+    pods: count,
+    addWallMs: add.ms,
+    delWallMs: del.ms,
+    addFailures: add.failures,
+    delFailures: del.failures,
+    leftovers,
+  };
 }

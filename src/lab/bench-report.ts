@@ -21,15 +21,29 @@ const ms = (t: Timing | undefined) => (t ? `${t.median.toFixed(1)} / ${t.p90.toF
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 export function markdown(r: BenchRun): string {
-  const out: string[] = [`# tenant-egress benchmark, ${r.date}`, "", `${r.machine.cpus} CPUs, kernel ${r.machine.kernel}, Node ${r.machine.node}. Reproduce: \`npm run bench\`.`, ""];
+  const out: string[] = [
+    `# tenant-egress benchmark, ${r.date}`,
+    "",
+    `${r.machine.cpus} CPUs, kernel ${r.machine.kernel}, Node ${r.machine.node}. Reproduce: \`npm run bench\`.`,
+    "",
+  ];
   if (r.plugin) {
     const p = r.plugin;
     out.push("## Plugin verbs (ms, median / p90, invoked like libcni from the node namespace through nsenter)", "");
     out.push("| plugin | ADD | CHECK | DEL |", "|---|---|---|---|");
     for (const [name, v] of Object.entries(p.verbs)) {
-      out.push(name === "node -e 0" ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | |` : `| ${name} | ${ms(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`);
+      out.push(
+        name === "node -e 0"
+          ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | |`
+          : `| ${name} | ${ms(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`,
+      );
     }
-    out.push(`| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | |`, "", `n = ${p.nsenterFloor.n} per cell.`, "");
+    out.push(
+      `| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | |`,
+      "",
+      `n = ${p.nsenterFloor.n} per cell.`,
+      "",
+    );
     const growth = (a: Timing, b: Timing) => `${b.median >= a.median ? "+" : ""}${pct(b.median / a.median - 1)}`;
     out.push(
       "## Scale",
@@ -45,19 +59,34 @@ export function markdown(r: BenchRun): string {
   }
   if (r.gateway) {
     const g = r.gateway;
-    out.push(`## Gateway shaping (iperf3 TCP, ${g.seconds} s per row; theoretical = rate × ${((1398 / 1464) * 100).toFixed(1)} %, the TCP goodput of a full-size segment in the tunnel)`, "");
-    out.push("| rate | direction | streams | goodput | of rate | of theoretical | max 1 s window / rate | RTT idle p50 | RTT loaded p50 / p99 |", "|---|---|---|---|---|---|---|---|---|");
+    out.push(
+      `## Gateway shaping (iperf3 TCP, ${g.seconds} s per row; theoretical = rate × ${((1398 / 1464) * 100).toFixed(1)} %, the TCP goodput of a full-size segment in the tunnel)`,
+      "",
+    );
+    out.push(
+      "| rate | direction | streams | goodput | of rate | of theoretical | max 1 s window / rate | RTT idle p50 | RTT loaded p50 / p99 |",
+      "|---|---|---|---|---|---|---|---|---|",
+    );
     for (const x of g.rates) {
       if (x.rate >= 20e9) {
-        out.push(`| unshaped path (class at ${formatRate(x.rate)}) | ${x.direction} | ${x.streams} | ${formatRate(x.goodput)} | | | | ${x.rttIdleP50.toFixed(2)} ms | ${x.rttLoadedP50.toFixed(1)} / ${x.rttLoadedP99.toFixed(1)} ms |`);
+        out.push(
+          `| unshaped path (class at ${formatRate(x.rate)}) | ${x.direction} | ${x.streams} | ${formatRate(x.goodput)} | | | | ${x.rttIdleP50.toFixed(2)} ms | ${x.rttLoadedP50.toFixed(1)} / ${x.rttLoadedP99.toFixed(1)} ms |`,
+        );
         continue;
       }
       out.push(
         `| ${formatRate(x.rate)} | ${x.direction} | ${x.streams} | ${formatRate(x.goodput)} | ${pct(x.ofRate)} | ${pct(x.ofTheoretical)} | ${pct(x.maxWindowOfRate)} | ${x.rttIdleP50.toFixed(2)} ms | ${x.rttLoadedP50.toFixed(1)} / ${x.rttLoadedP99.toFixed(1)} ms |`,
       );
     }
-    out.push("", "## Two tenants, 3 + 7 Mbit/s guaranteed on a 10 Mbit/s link, both saturating (upload)", "", "| tenant | guaranteed | goodput | of theoretical |", "|---|---|---|---|");
-    for (const x of g.isolation) out.push(`| ${x.tenant} | ${formatRate(x.rate)} | ${formatRate(x.goodput)} | ${pct(x.ofTheoretical)} |`);
+    out.push(
+      "",
+      "## Two tenants, 3 + 7 Mbit/s guaranteed on a 10 Mbit/s link, both saturating (upload)",
+      "",
+      "| tenant | guaranteed | goodput | of theoretical |",
+      "|---|---|---|---|",
+    );
+    for (const x of g.isolation)
+      out.push(`| ${x.tenant} | ${formatRate(x.rate)} | ${formatRate(x.goodput)} | ${pct(x.ofTheoretical)} |`);
     out.push("", "![goodput per second of each tenant against its rate](isolation.svg)", "");
   }
   if (r.gatewayScale) {
@@ -69,7 +98,10 @@ export function markdown(r: BenchRun): string {
       "| tenants | pods | first apply (ms) | all pods learned (ms) | no-op reconcile (ms, median of 5) | daemon RSS (MB) | neighbour entries |",
       "|---|---|---|---|---|---|---|",
     );
-    for (const x of g.rows) out.push(`| ${x.tenants} | ${x.pods} | ${n(x.firstApplyMs)} | ${n(x.learnMs)} | ${n(x.noopMs)} | ${n(x.rssMB, 1)} | ${x.neighbours} |`);
+    for (const x of g.rows)
+      out.push(
+        `| ${x.tenants} | ${x.pods} | ${n(x.firstApplyMs)} | ${n(x.learnMs)} | ${n(x.noopMs)} | ${n(x.rssMB, 1)} | ${x.neighbours} |`,
+      );
     out.push("");
   }
   return out.join("\n");
@@ -93,11 +125,19 @@ export function isolationSvg(rows: IsolationRow[]): string {
     `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${h - pad.b}" stroke="black"/>`,
     `<text x="${(w - pad.r + pad.l) / 2}" y="${h - 8}" text-anchor="middle">seconds</text>`,
   ];
-  for (let v = 0; v <= maxY; v += 2e6) parts.push(`<text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${v / 1e6}M</text>`, `<line x1="${pad.l}" x2="${w - pad.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
+  for (let v = 0; v <= maxY; v += 2e6)
+    parts.push(
+      `<text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${v / 1e6}M</text>`,
+      `<line x1="${pad.l}" x2="${w - pad.r}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`,
+    );
   rows.forEach((r, k) => {
     const c = colors[k % colors.length]!;
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${r.series.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}"/>`);
-    parts.push(`<line x1="${pad.l}" x2="${w - pad.r}" y1="${y(r.rate)}" y2="${y(r.rate)}" stroke="${c}" stroke-dasharray="6 4"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${c}" stroke-width="2" points="${r.series.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}"/>`,
+    );
+    parts.push(
+      `<line x1="${pad.l}" x2="${w - pad.r}" y1="${y(r.rate)}" y2="${y(r.rate)}" stroke="${c}" stroke-dasharray="6 4"/>`,
+    );
     parts.push(`<text x="${w - pad.r + 6}" y="${y(r.rate) + 4}" fill="${c}">${r.tenant}: ${formatRate(r.rate)}</text>`);
   });
   parts.push("</svg>");

@@ -3,10 +3,10 @@
  * quotes, in a lab of its own (namespaces tebench-*, removed on exit, failure or Ctrl-C).
  */
 import { cpus, release } from "node:os";
-import { type BenchRun, markdown, writeReport } from "./bench-report.js";
 import { benchGateway } from "./bench-gateway.js";
 import { benchGatewayScale } from "./bench-gateway-scale.js";
 import { benchPlugins } from "./bench-plugin.js";
+import { type BenchRun, markdown, writeReport } from "./bench-report.js";
 import { createLab, deleteNamespaces } from "./topology.js";
 import { startInetServers } from "./traffic.js";
 

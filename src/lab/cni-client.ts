@@ -39,7 +39,13 @@ export interface BridgeOptions {
 
 /** Writes a conflist: bridge + host-local (the main plugin), then tenant-egress. */
 export function writeBridgeConflist(o: BridgeOptions): Promise<Network> {
-  return writeConflist(o, { type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: hostLocal(o, o.subnet ?? "10.22.0.0/24") });
+  return writeConflist(o, {
+    type: "bridge",
+    bridge: "cni0",
+    isGateway: true,
+    ipMasq: false,
+    ipam: hostLocal(o, o.subnet ?? "10.22.0.0/24"),
+  });
 }
 
 /** Writes a conflist: ptp + host-local (the main plugin), then tenant-egress. */
@@ -49,7 +55,10 @@ export function writePtpConflist(o: BridgeOptions): Promise<Network> {
 
 function hostLocal(o: BridgeOptions, subnet: string) {
   const v4 = { subnet, ...(o.range ? { rangeStart: o.range.start, rangeEnd: o.range.end } : {}) };
-  const v6 = { subnet: o.ipv6Subnet, ...(o.ipv6Range ? { rangeStart: o.ipv6Range.start, rangeEnd: o.ipv6Range.end } : {}) };
+  const v6 = {
+    subnet: o.ipv6Subnet,
+    ...(o.ipv6Range ? { rangeStart: o.ipv6Range.start, rangeEnd: o.ipv6Range.end } : {}),
+  };
   const ranges = o.ipv6Subnet ? [[v4], [v6]] : [[v4]];
   const routes = o.ipv6Subnet ? [{ dst: "0.0.0.0/0" }, { dst: "::/0" }] : [{ dst: "0.0.0.0/0" }];
   return { type: "host-local", dataDir: join(o.dir, "ipam"), ranges, routes };
@@ -59,8 +68,12 @@ async function writeConflist(o: BridgeOptions, main: Record<string, unknown>): P
   const confDir = join(o.dir, `net-${o.name}`);
   await mkdir(confDir, { recursive: true });
   const plugins: unknown[] = [main];
-  if (o.egress) plugins.push({ type: "tenant-egress", ...(o.capabilities ? { capabilities: o.capabilities } : {}), ...o.egress });
-  await writeFile(join(confDir, `10-${o.name}.conflist`), JSON.stringify({ cniVersion: o.cniVersion ?? "1.0.0", name: o.name, plugins }, null, 2));
+  if (o.egress)
+    plugins.push({ type: "tenant-egress", ...(o.capabilities ? { capabilities: o.capabilities } : {}), ...o.egress });
+  await writeFile(
+    join(confDir, `10-${o.name}.conflist`),
+    JSON.stringify({ cniVersion: o.cniVersion ?? "1.0.0", name: o.name, plugins }, null, 2),
+  );
   return { name: o.name, confDir };
 }
 
@@ -93,13 +106,18 @@ export async function cnitool(verb: "add" | "check" | "del", call: CniCall): Pro
     ...(call.cniArgs ? { CNI_ARGS: call.cniArgs } : {}),
     ...(call.capabilityArgs ? { CAP_ARGS: JSON.stringify(call.capabilityArgs) } : {}),
   };
-  const r = await run(["cnitool", verb, call.network.name, `/run/netns/${call.pod}`], { netns: `/run/netns/${call.node}`, env, allowFailure: true });
+  const r = await run(["cnitool", verb, call.network.name, `/run/netns/${call.pod}`], {
+    netns: `/run/netns/${call.node}`,
+    env,
+    allowFailure: true,
+  });
   return { ok: r.exitCode === 0, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Like cnitool(), but throws with cnitool's own words when the chain fails. */
 export async function cni(verb: "add" | "check" | "del", call: CniCall): Promise<string> {
   const r = await cnitool(verb, call);
-  if (!r.ok) throw new Error(`cnitool ${verb} ${call.network.name} ${call.pod} failed: ${r.stderr.trim() || r.stdout.trim()}`);
+  if (!r.ok)
+    throw new Error(`cnitool ${verb} ${call.network.name} ${call.pod} failed: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }

@@ -107,13 +107,23 @@ async function cgroupMounts(): Promise<string[]> {
     const [fstype, , superOptions] = (post ?? "").split(" ");
     const mountPoint = pre?.split(" ")[4] ?? "";
     if (fstype !== "cgroup" || !mountPoint.startsWith("/sys/fs/cgroup/")) continue;
-    const opts = superOptions!.split(",").filter((x) => x !== "rw" && x !== "ro").join(",");
+    const opts = superOptions!
+      .split(",")
+      .filter((x) => x !== "rw" && x !== "ro")
+      .join(",");
     v1.push(`mkdir -p ${mountPoint}`, `mount -t cgroup -o ${opts} cgroup ${mountPoint}`);
   }
-  return v1.length ? ["mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup", ...v1] : ["mount -t cgroup2 cgroup2 /sys/fs/cgroup"];
+  return v1.length
+    ? ["mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup", ...v1]
+    : ["mount -t cgroup2 cgroup2 /sys/fs/cgroup"];
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, log: () => Promise<string>): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  log: () => Promise<string>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   for (;;) {
@@ -123,7 +133,8 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     } catch (e) {
       last = (e as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`${what} (${last}); containerd's log ends:\n${(await log()).split("\n").slice(-15).join("\n")}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} (${last}); containerd's log ends:\n${(await log()).split("\n").slice(-15).join("\n")}`);
     await sleep(100);
   }
 }
@@ -134,7 +145,11 @@ async function shimsOf(mntNs: string, socket: string): Promise<Array<{ pid: numb
   for (const name of await readdir("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const [mnt, stat, cmdline] = await Promise.all([readlink(`/proc/${name}/ns/mnt`), readFile(`/proc/${name}/stat`, "utf8"), readFile(`/proc/${name}/cmdline`, "utf8")]);
+      const [mnt, stat, cmdline] = await Promise.all([
+        readlink(`/proc/${name}/ns/mnt`),
+        readFile(`/proc/${name}/stat`, "utf8"),
+        readFile(`/proc/${name}/cmdline`, "utf8"),
+      ]);
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       all.push({ pid: Number(name), ppid, mnt, cmdline: cmdline.split("\0").filter(Boolean) });
     } catch {
@@ -153,18 +168,30 @@ async function waitGone(pids: number[]): Promise<void> {
   };
   const deadline = Date.now() + 10_000;
   for (let left = pids; left.length; ) {
-    left = (await Promise.all(left.map(async (pid) => ((await alive(pid)) ? pid : undefined)))).filter((p) => p !== undefined);
-    if (left.length && Date.now() > deadline) throw new Error(`processes ${left.join(", ")} of containerd did not end after SIGKILL`);
+    left = (await Promise.all(left.map(async (pid) => ((await alive(pid)) ? pid : undefined)))).filter(
+      (p) => p !== undefined,
+    );
+    if (left.length && Date.now() > deadline)
+      throw new Error(`processes ${left.join(", ")} of containerd did not end after SIGKILL`);
     if (left.length) await sleep(20);
   }
 }
 
-const shimSocket = (address: string, id: string) => join(SHIM_SOCKETS, createHash("sha256").update(join(address, CRI_NAMESPACE, id)).digest("hex"));
+const shimSocket = (address: string, id: string) =>
+  join(
+    SHIM_SOCKETS,
+    createHash("sha256")
+      .update(join(address, CRI_NAMESPACE, id))
+      .digest("hex"),
+  );
 
 /** Removes libcni's cached results of these containers (go-cni's cache dir is not configurable in 1.6). */
 async function removeCniResults(ids: Set<string>): Promise<void> {
   for (const name of await readdir(CNI_RESULTS).catch(() => [] as string[])) {
-    const cached = await readFile(join(CNI_RESULTS, name), "utf8").then((t) => JSON.parse(t) as { containerId?: string }, () => ({}) as { containerId?: string });
+    const cached = await readFile(join(CNI_RESULTS, name), "utf8").then(
+      (t) => JSON.parse(t) as { containerId?: string },
+      () => ({}) as { containerId?: string },
+    );
     if (cached.containerId && ids.has(cached.containerId)) await rm(join(CNI_RESULTS, name), { force: true });
   }
 }
@@ -182,7 +209,19 @@ export async function buildSandboxImage(dir: string): Promise<string> {
   const blobs = join(layout, "blobs/sha256");
   await mkdir(blobs, { recursive: true });
   const layerFile = join(dir, "layer.tar");
-  await run(["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "-C", rootfs, "-cf", layerFile, "."]);
+  await run([
+    "tar",
+    "--sort=name",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--mtime=@0",
+    "-C",
+    rootfs,
+    "-cf",
+    layerFile,
+    ".",
+  ]);
   const blob = async (bytes: Buffer, mediaType: string) => {
     const digest = createHash("sha256").update(bytes).digest("hex");
     await writeFile(join(blobs, digest), bytes);
@@ -190,15 +229,41 @@ export async function buildSandboxImage(dir: string): Promise<string> {
   };
   const layer = await blob(await readFile(layerFile), "application/vnd.oci.image.layer.v1.tar");
   const config = await blob(
-    Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: { Entrypoint: ["/bin/sleep", "2147483647"] }, rootfs: { type: "layers", diff_ids: [layer.digest] } })),
+    Buffer.from(
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: { Entrypoint: ["/bin/sleep", "2147483647"] },
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+      }),
+    ),
     "application/vnd.oci.image.config.v1+json",
   );
-  const manifest = await blob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layer] })), "application/vnd.oci.image.manifest.v1+json");
+  const manifest = await blob(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config,
+        layers: [layer],
+      }),
+    ),
+    "application/vnd.oci.image.manifest.v1+json",
+  );
   const [, tag] = SANDBOX_IMAGE.split(/:(?=[^:/]+$)/);
   await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   await writeFile(
     join(layout, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifest, platform: { architecture: "amd64", os: "linux" }, annotations: { "io.containerd.image.name": SANDBOX_IMAGE, "org.opencontainers.image.ref.name": tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          ...manifest,
+          platform: { architecture: "amd64", os: "linux" },
+          annotations: { "io.containerd.image.name": SANDBOX_IMAGE, "org.opencontainers.image.ref.name": tag },
+        },
+      ],
+    }),
   );
   const tar = join(dir, "pause.tar");
   await run(["tar", "-C", layout, "-cf", tar, "oci-layout", "index.json", "blobs"]);
@@ -206,7 +271,12 @@ export async function buildSandboxImage(dir: string): Promise<string> {
 }
 
 export async function startContainerd(o: ContainerdOptions): Promise<Containerd> {
-  const d = { root: join(o.dir, "root"), state: join(o.dir, "state"), socket: join(o.dir, "containerd.sock"), runtime: join(o.dir, "crun") };
+  const d = {
+    root: join(o.dir, "root"),
+    state: join(o.dir, "state"),
+    socket: join(o.dir, "containerd.sock"),
+    runtime: join(o.dir, "crun"),
+  };
   await mkdir(d.root, { recursive: true });
   await mkdir(d.state, { recursive: true });
   // The shim takes a binary, not a command line.
@@ -215,7 +285,10 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const config = join(o.dir, "config.toml");
   await writeFile(config, configToml(o, d));
   const logFile = join(o.dir, "containerd.log");
-  const script = [...(await cgroupMounts()), `exec env -i PATH=${CLEAN_PATH} containerd --config ${config} 2>>${logFile}`].join(" && ");
+  const script = [
+    ...(await cgroupMounts()),
+    `exec env -i PATH=${CLEAN_PATH} containerd --config ${config} 2>>${logFile}`,
+  ].join(" && ");
   const daemon: Background = startIn(o.ns, ["sh", "-c", script]);
   const log = () => readFile(logFile, "utf8").catch(() => "");
   const cri = new CriClient(d.socket);
@@ -253,7 +326,21 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   try {
     await waitFor("containerd's CRI did not answer", async () => (await cri.version()).runtimeName, 20_000, log);
     mntNs = await readlink(`/proc/${pid}/ns/mnt`);
-    const ctr = await run(["ctr", "--address", d.socket, "-n", CRI_NAMESPACE, "images", "import", "--snapshotter", "native", await buildSandboxImage(join(o.dir, "image"))], { allowFailure: true });
+    const ctr = await run(
+      [
+        "ctr",
+        "--address",
+        d.socket,
+        "-n",
+        CRI_NAMESPACE,
+        "images",
+        "import",
+        "--snapshotter",
+        "native",
+        await buildSandboxImage(join(o.dir, "image")),
+      ],
+      { allowFailure: true },
+    );
     if (ctr.exitCode !== 0) throw new Error(`ctr images import failed: ${ctr.stderr.trim()}`);
   } catch (e) {
     await stop();

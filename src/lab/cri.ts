@@ -30,20 +30,31 @@ export interface SandboxStatus {
   info: { pid?: number; runtimeSpec?: { linux?: { namespaces?: Array<{ type: string; path?: string }> } } };
 }
 
-type Call = (request: object, options: grpc.CallOptions, done: (e: grpc.ServiceError | null, r: unknown) => void) => void;
+type Call = (
+  request: object,
+  options: grpc.CallOptions,
+  done: (e: grpc.ServiceError | null, r: unknown) => void,
+) => void;
 
 export class CriClient {
   private readonly runtime: grpc.Client & Record<string, Call>;
 
   constructor(socket: string) {
     const definition = protoLoader.loadSync(CRI_PROTO, { longs: String, enums: String, defaults: true, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as { runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor } } };
-    this.runtime = new pkg.runtime.v1.RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Call>;
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+      runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor } };
+    };
+    this.runtime = new pkg.runtime.v1.RuntimeService(
+      `unix://${socket}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & Record<string, Call>;
   }
 
   private call<T>(method: string, request: object, timeoutMs = 60_000): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.runtime[method]!(request, { deadline: Date.now() + timeoutMs }, (e, r) => (e ? reject(new Error(`CRI ${method}: ${e.details || e.message}`)) : resolve(r as T)));
+      this.runtime[method]!(request, { deadline: Date.now() + timeoutMs }, (e, r) =>
+        e ? reject(new Error(`CRI ${method}: ${e.details || e.message}`)) : resolve(r as T),
+      );
     });
   }
 
@@ -53,7 +64,10 @@ export class CriClient {
 
   /** The runtime's conditions and, verbosely, containerd's loaded CNI config ("cniconfig"). */
   async status(): Promise<{ conditions: Record<string, boolean>; info: Record<string, string> }> {
-    const r = await this.call<{ status: { conditions: Array<{ type: string; status: boolean }> }; info: Record<string, string> }>("Status", { verbose: true });
+    const r = await this.call<{
+      status: { conditions: Array<{ type: string; status: boolean }> };
+      info: Record<string, string>;
+    }>("Status", { verbose: true });
     return { conditions: Object.fromEntries(r.status.conditions.map((c) => [c.type, c.status])), info: r.info };
   }
 
@@ -65,11 +79,22 @@ export class CriClient {
       hostname: pod.name,
       logDirectory: pod.logDirectory,
       dnsConfig: { servers: [], searches: [], options: [] },
-      labels: { "io.kubernetes.pod.name": pod.name, "io.kubernetes.pod.namespace": pod.namespace, "io.kubernetes.pod.uid": uid },
-      annotations: { "kubernetes.io/config.source": "api", "kubernetes.io/config.seen": new Date().toISOString(), ...pod.annotations },
+      labels: {
+        "io.kubernetes.pod.name": pod.name,
+        "io.kubernetes.pod.namespace": pod.namespace,
+        "io.kubernetes.pod.uid": uid,
+      },
+      annotations: {
+        "kubernetes.io/config.source": "api",
+        "kubernetes.io/config.seen": new Date().toISOString(),
+        ...pod.annotations,
+      },
       linux: {
         cgroupParent: "",
-        securityContext: { namespaceOptions: { network: "POD", pid: "CONTAINER", ipc: "POD" }, seccomp: { profileType: "RuntimeDefault" } },
+        securityContext: {
+          namespaceOptions: { network: "POD", pid: "CONTAINER", ipc: "POD" },
+          seccomp: { profileType: "RuntimeDefault" },
+        },
       },
     };
     const r = await this.call<{ podSandboxId: string }>("RunPodSandbox", { config, runtimeHandler: "" });
@@ -85,12 +110,22 @@ export class CriClient {
   }
 
   async podSandboxStatus(id: string): Promise<SandboxStatus> {
-    const r = await this.call<{ status: { id: string; state: SandboxStatus["state"]; network?: { ip: string } }; info: Record<string, string> }>("PodSandboxStatus", { podSandboxId: id, verbose: true });
-    return { id: r.status.id, state: r.status.state, ip: r.status.network?.ip ?? "", info: JSON.parse(r.info.info ?? "{}") as SandboxStatus["info"] };
+    const r = await this.call<{
+      status: { id: string; state: SandboxStatus["state"]; network?: { ip: string } };
+      info: Record<string, string>;
+    }>("PodSandboxStatus", { podSandboxId: id, verbose: true });
+    return {
+      id: r.status.id,
+      state: r.status.state,
+      ip: r.status.network?.ip ?? "",
+      info: JSON.parse(r.info.info ?? "{}") as SandboxStatus["info"],
+    };
   }
 
   async listPodSandbox(): Promise<Array<{ id: string; name: string; namespace: string; state: string }>> {
-    const r = await this.call<{ items: Array<{ id: string; state: string; metadata: { name: string; namespace: string } }> }>("ListPodSandbox", {});
+    const r = await this.call<{
+      items: Array<{ id: string; state: string; metadata: { name: string; namespace: string } }>;
+    }>("ListPodSandbox", {});
     return r.items.map((s) => ({ id: s.id, name: s.metadata.name, namespace: s.metadata.namespace, state: s.state }));
   }
 

@@ -6,12 +6,11 @@
  * traffic stayed off the tunnel. It tears everything down on success, failure or Ctrl-C, and
  * proves the root network namespace is exactly as it found it.
  */
-import { formatRate } from "../net/rates.js";
-import { type ScenePod, buildScene, type Scene, TENANTS } from "./scenario.js";
+import { formatRate, parseRate } from "../net/rates.js";
+import { buildScene, type Scene, type ScenePod, TENANTS } from "./scenario.js";
 import { netnsSnapshot } from "./snapshot.js";
 import { deleteNamespaces, INET_IP, namespacesWithPrefix } from "./topology.js";
 import { capture, iperf, percentile, ping, rtt, sourceSeenBy } from "./traffic.js";
-import { parseRate } from "../net/rates.js";
 
 export const DEMO_PREFIX = "tedemo";
 const MEASURE_S = 3;
@@ -39,10 +38,13 @@ async function measure(scene: Scene, endpoint: string, ns: string, pod: ScenePod
   const tenant = TENANTS.find((t) => t.name === pod.tenant);
   const source = await sourceSeenBy(ns);
   const idle = await rtt(ns, INET_IP, 10);
-  const [up, loaded] = await Promise.all([iperf(ns, { port: IPERF_PORT, seconds: MEASURE_S }), (async () => {
-    await new Promise((r) => setTimeout(r, 1000));
-    return rtt(ns, INET_IP, 8);
-  })()]);
+  const [up, loaded] = await Promise.all([
+    iperf(ns, { port: IPERF_PORT, seconds: MEASURE_S }),
+    (async () => {
+      await new Promise((r) => setTimeout(r, 1000));
+      return rtt(ns, INET_IP, 8);
+    })(),
+  ]);
   const down = await iperf(ns, { port: IPERF_PORT, seconds: MEASURE_S, reverse: true });
   // Private traffic: node-b's address is private; it must be reached directly, never through the tunnel.
   let privateDirect = "yes";
@@ -50,7 +52,10 @@ async function measure(scene: Scene, endpoint: string, ns: string, pod: ScenePod
     const cap = await capture(pod.ns, "te-eth0", "net 10.0.0.0/8");
     const reached = await ping(ns, "10.0.2.2", 3);
     const seen = await cap.stop();
-    privateDirect = reached && seen.length === 0 ? "yes" : `NO (${reached ? "reached" : "unreachable"}, ${seen.length} packets in the tunnel)`;
+    privateDirect =
+      reached && seen.length === 0
+        ? "yes"
+        : `NO (${reached ? "reached" : "unreachable"}, ${seen.length} packets in the tunnel)`;
   } else {
     privateDirect = (await ping(ns, "10.0.2.2", 3)) ? "yes" : "NO (unreachable)";
   }
@@ -58,7 +63,8 @@ async function measure(scene: Scene, endpoint: string, ns: string, pod: ScenePod
     endpoint,
     tenant: pod.tenant ?? "-",
     via: endpoint.endsWith("(nested)") ? "forwarded through its pod" : pod.via,
-    source: source === scene.gateway.ip ? `${source} (gateway)` : `${source} (${source === pod.ip ? "pod itself" : "other"})`,
+    source:
+      source === scene.gateway.ip ? `${source} (gateway)` : `${source} (${source === pod.ip ? "pod itself" : "other"})`,
     ...(tenant ? { upLimit: parseRate(tenant.upload)!, downLimit: parseRate(tenant.download)! } : {}),
     up: up.bitsPerSecond,
     down: down.bitsPerSecond,
@@ -74,7 +80,15 @@ function rate(limit: number | undefined, measured: number): string {
 }
 
 export function formatTable(rows: Row[]): string {
-  const header = ["POD", "TENANT (how chosen)", "SOURCE THE INTERNET SAW", "UPLOAD limit → measured", "DOWNLOAD limit → measured", "RTT idle → loaded", "PRIVATE DIRECT"];
+  const header = [
+    "POD",
+    "TENANT (how chosen)",
+    "SOURCE THE INTERNET SAW",
+    "UPLOAD limit → measured",
+    "DOWNLOAD limit → measured",
+    "RTT idle → loaded",
+    "PRIVATE DIRECT",
+  ];
   const cells = rows.map((r) => [
     r.endpoint,
     `${r.tenant} (${r.via})`,
@@ -86,7 +100,11 @@ export function formatTable(rows: Row[]): string {
   ]);
   const all = [header, ...cells];
   const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
-  const line = (row: string[]) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
 }
 
@@ -97,7 +115,9 @@ export async function demo(opts: { keep: boolean }): Promise<number> {
   }
   const started = Date.now();
   const rootBefore = await netnsSnapshot();
-  say("tenant-egress demo: per-tenant egress through VXLAN to an egress gateway, in network namespaces on this machine");
+  say(
+    "tenant-egress demo: per-tenant egress through VXLAN to an egress gateway, in network namespaces on this machine",
+  );
   let scene: Scene | undefined;
   let interrupted = false;
   const onSignal = () => {
@@ -117,10 +137,16 @@ export async function demo(opts: { keep: boolean }): Promise<number> {
     say("");
     say(formatTable(rows));
     say("");
-    say(`Gateway ${scene.gateway.ip} serves ${TENANTS.map((t) => `${t.name} (upload ${t.upload}, download ${t.download})`).join(" and ")}.`);
-    say("Limits count inner packets (Ethernet frames); TCP goodput is at most ~95% of them. RTT is ping to the internet host, p50.");
+    say(
+      `Gateway ${scene.gateway.ip} serves ${TENANTS.map((t) => `${t.name} (upload ${t.upload}, download ${t.download})`).join(" and ")}.`,
+    );
+    say(
+      "Limits count inner packets (Ethernet frames); TCP goodput is at most ~95% of them. RTT is ping to the internet host, p50.",
+    );
     if (opts.keep) {
-      say(`\nThe lab stays up. A shell in a namespace: ip netns exec <name> bash   (namespaces: ${(await namespacesWithPrefix(`${DEMO_PREFIX}-`)).join(", ")})`);
+      say(
+        `\nThe lab stays up. A shell in a namespace: ip netns exec <name> bash   (namespaces: ${(await namespacesWithPrefix(`${DEMO_PREFIX}-`)).join(", ")})`,
+      );
       say("Gateway status: ip netns exec tedemo-gateway dist/tenant-egress-gateway status");
       say("The internet host's servers stopped with the demo; start one with: ip netns exec tedemo-inet iperf3 -s");
       say("Remove the lab with: npm run lab -- down");

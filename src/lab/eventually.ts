@@ -5,7 +5,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 
-export async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, seconds = 2): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T>,
+  ok: (v: T) => boolean,
+  seconds = 2,
+): Promise<T> {
   const until = Date.now() + seconds * 1000;
   let last: unknown;
   for (;;) {

@@ -7,7 +7,7 @@ import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { execa } from "execa";
-import { run, type RunResult } from "../net/run.js";
+import { type RunResult, run } from "../net/run.js";
 import { distDir } from "./cni-client.js";
 
 export async function gatewayCli(ns: string, args: string[]): Promise<RunResult> {
@@ -38,7 +38,13 @@ export interface DaemonProcess {
 
 /** Starts `tenant-egress-gateway run …` inside `ns`; killed by PID if the test process dies. */
 export function startGatewayDaemon(ns: string, args: string[]): DaemonProcess {
-  const child = execa("ip", ["netns", "exec", ns, join(distDir(), "tenant-egress-gateway"), "run", ...args], { reject: false, cleanup: true, stdin: "ignore", buffer: false, all: true });
+  const child = execa("ip", ["netns", "exec", ns, join(distDir(), "tenant-egress-gateway"), "run", ...args], {
+    reject: false,
+    cleanup: true,
+    stdin: "ignore",
+    buffer: false,
+    all: true,
+  });
   const lines: string[] = [];
   const waiters = new Set<() => void>();
   createInterface({ input: child.all! }).on("line", (l) => {
@@ -60,7 +66,9 @@ export function startGatewayDaemon(ns: string, args: string[]): DaemonProcess {
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`no line matching ${re} within ${timeoutMs} ms; it wrote:\n${lines.slice(from).join("\n")}`));
+          reject(
+            new Error(`no line matching ${re} within ${timeoutMs} ms; it wrote:\n${lines.slice(from).join("\n")}`),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();
@@ -82,7 +90,11 @@ export function startGatewayDaemon(ns: string, args: string[]): DaemonProcess {
  * itself a symlink to a timestamped directory, and an update is an atomic rename of a new
  * `..data` link over the old one (the file is never written in place).
  */
-export async function configMapDir(dir: string, key: string, content: unknown): Promise<{ file: string; update(content: unknown): Promise<void> }> {
+export async function configMapDir(
+  dir: string,
+  key: string,
+  content: unknown,
+): Promise<{ file: string; update(content: unknown): Promise<void> }> {
   let version = 0;
   const update = async (c: unknown) => {
     const data = `..v${++version}`;

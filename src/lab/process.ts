@@ -12,7 +12,11 @@ export interface Background {
 
 /** Starts `argv` inside namespace `ns` (a name under /run/netns); `stop` ends it and returns its stdout. */
 export function startIn(ns: string, argv: readonly string[]): Background {
-  const child: ResultPromise = execa("ip", ["netns", "exec", ns, ...argv], { reject: false, cleanup: true, stdin: "ignore" });
+  const child: ResultPromise = execa("ip", ["netns", "exec", ns, ...argv], {
+    reject: false,
+    cleanup: true,
+    stdin: "ignore",
+  });
   return {
     pid: child.pid,
     async stop() {

@@ -41,5 +41,20 @@ export interface RawUdp {
 /** Sends `count` IPv4/UDP frames out of `dev` in `ns`, exactly as given. */
 export async function sendRawUdp(ns: string, f: RawUdp): Promise<void> {
   // /sys must be this namespace's: ip netns exec mounts it.
-  await run(["ip", "netns", "exec", ns, "python3", "-c", SCRIPT, f.dev, f.srcMac ?? "-", f.dstMac, f.src, f.dst, String(f.dport), String(f.count)]);
+  await run([
+    "ip",
+    "netns",
+    "exec",
+    ns,
+    "python3",
+    "-c",
+    SCRIPT,
+    f.dev,
+    f.srcMac ?? "-",
+    f.dstMac,
+    f.src,
+    f.dst,
+    String(f.dport),
+    String(f.count),
+  ]);
 }

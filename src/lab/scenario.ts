@@ -5,12 +5,13 @@
  * whose nested container (docker-in-docker) sits behind it. Each pod reaches its tenant the
  * way Kubernetes would tell the plugin: namespace map, pod annotation, or nothing at all.
  */
+
+import { run } from "../net/run.js";
 import { cni, type Network, writeBridgeConflist } from "./cni-client.js";
 import { applyGateway } from "./gateway-cli.js";
 import type { Background } from "./process.js";
 import { createLab, ipIn, type Lab, sysctlIn } from "./topology.js";
 import { startInetServers } from "./traffic.js";
-import { run } from "../net/run.js";
 
 export interface TenantSpec {
   name: string;
@@ -50,17 +51,46 @@ export type Progress = (step: string) => void;
 export function gatewayConfig(tenants: TenantSpec[]) {
   return {
     linkRate: "1gbit",
-    tenants: tenants.map((t) => ({ name: t.name, vni: t.vni, overlaySubnet: t.overlaySubnet, allowedSources: ["10.22.0.0/24"], upload: { rate: t.upload }, download: { rate: t.download } })),
+    tenants: tenants.map((t) => ({
+      name: t.name,
+      vni: t.vni,
+      overlaySubnet: t.overlaySubnet,
+      allowedSources: ["10.22.0.0/24"],
+      upload: { rate: t.upload },
+      download: { rate: t.download },
+    })),
   };
 }
 
 /** Gives `pod` a nested container behind a docker0-like bridge that masquerades, as dockerd does. */
 async function addNestedContainer(lab: Lab, pod: string): Promise<string> {
   const nested = await lab.addPodNamespace(`${pod.slice(lab.prefix.length + 1)}-nested`);
-  await ipIn(pod, [`link add docker0 type veth peer name eth0 netns ${nested}`, "addr add 172.18.0.1/24 dev docker0", "link set docker0 up"]);
+  await ipIn(pod, [
+    `link add docker0 type veth peer name eth0 netns ${nested}`,
+    "addr add 172.18.0.1/24 dev docker0",
+    "link set docker0 up",
+  ]);
   await ipIn(nested, ["addr add 172.18.0.2/24 dev eth0", "link set eth0 up", "route add default via 172.18.0.1"]);
   await sysctlIn(pod, "net.ipv4.ip_forward=1");
-  await run(["ip", "netns", "exec", pod, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "172.18.0.0/24", "!", "-o", "docker0", "-j", "MASQUERADE"]);
+  await run([
+    "ip",
+    "netns",
+    "exec",
+    pod,
+    "iptables",
+    "-w",
+    "-t",
+    "nat",
+    "-A",
+    "POSTROUTING",
+    "-s",
+    "172.18.0.0/24",
+    "!",
+    "-o",
+    "docker0",
+    "-j",
+    "MASQUERADE",
+  ]);
   return nested;
 }
 
@@ -82,14 +112,34 @@ export async function buildScene(prefix: string, progress: Progress = () => {}):
       dir: lab.dir,
       capabilities: { "io.kubernetes.cri.pod-annotations": true },
       egress: {
-        tenants: Object.fromEntries(TENANTS.map((t) => [t.name, { gateway: gateway.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }])),
+        tenants: Object.fromEntries(
+          TENANTS.map((t) => [t.name, { gateway: gateway.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
+        ),
         namespaces: { "acme-prod": "acme", "acme-ci": "acme" },
         enforce: true,
       },
     });
-    const specs: Array<{ name: string; tenant?: string; via: string; cniArgs: string; capabilityArgs?: Record<string, unknown>; nested?: boolean }> = [
-      { name: "acme-web", tenant: "acme", via: "namespace acme-prod", cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-prod;K8S_POD_NAME=web" },
-      { name: "acme-ci", tenant: "acme", via: "namespace acme-ci", cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-ci;K8S_POD_NAME=runner", nested: true },
+    const specs: Array<{
+      name: string;
+      tenant?: string;
+      via: string;
+      cniArgs: string;
+      capabilityArgs?: Record<string, unknown>;
+      nested?: boolean;
+    }> = [
+      {
+        name: "acme-web",
+        tenant: "acme",
+        via: "namespace acme-prod",
+        cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-prod;K8S_POD_NAME=web",
+      },
+      {
+        name: "acme-ci",
+        tenant: "acme",
+        via: "namespace acme-ci",
+        cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-ci;K8S_POD_NAME=runner",
+        nested: true,
+      },
       {
         name: "globex-api",
         tenant: "globex",
@@ -103,9 +153,24 @@ export async function buildScene(prefix: string, progress: Progress = () => {}):
     for (const s of specs) {
       progress(`attaching pod ${s.name} through bridge + host-local + tenant-egress (cnitool ADD)`);
       const ns = await lab.addPodNamespace(`pod-${s.name}`);
-      const result = JSON.parse(await cni("add", { node: lab.ns.nodeA, network, pod: ns, cniArgs: s.cniArgs, ...(s.capabilityArgs ? { capabilityArgs: s.capabilityArgs } : {}) })) as { ips: Array<{ address: string }> };
+      const result = JSON.parse(
+        await cni("add", {
+          node: lab.ns.nodeA,
+          network,
+          pod: ns,
+          cniArgs: s.cniArgs,
+          ...(s.capabilityArgs ? { capabilityArgs: s.capabilityArgs } : {}),
+        }),
+      ) as { ips: Array<{ address: string }> };
       const nested = s.nested ? await addNestedContainer(lab, ns) : undefined;
-      pods.push({ name: s.name, ...(s.tenant ? { tenant: s.tenant } : {}), ns, ip: result.ips[0]!.address.split("/")[0]!, via: s.via, ...(nested ? { nested } : {}) });
+      pods.push({
+        name: s.name,
+        ...(s.tenant ? { tenant: s.tenant } : {}),
+        ns,
+        ip: result.ips[0]!.address.split("/")[0]!,
+        via: s.via,
+        ...(nested ? { nested } : {}),
+      });
     }
     return { lab, gateway, network, pods, servers, teardown };
   } catch (e) {

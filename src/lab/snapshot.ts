@@ -18,7 +18,9 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
     run(inNs(["sh", "-c", "cat /proc/sys/net/ipv4/conf/*/rp_filter /proc/sys/net/ipv4/ip_forward"])),
   ]);
   // Rules and user chains only: counters change, and an empty table iptables-nft leaves behind holds nothing.
-  const rules = ipt.stdout.split("\n").filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
+  const rules = ipt.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:[A-Z]+ (ACCEPT|DROP)/.test(l)));
   // Bridge timers count down and HTB counts packets by themselves: keep the names, drop the values.
   const links = ip.stdout.replace(/\b(\w+_timer)\s+[\d.]+/g, "$1");
   const qdiscs = tc.stdout.replace(/direct_packets_stat \d+/g, "direct_packets_stat");
@@ -31,7 +33,9 @@ export async function netnsSnapshot(ns?: string): Promise<string> {
 
 /** The node's enforcement chains (one per enforced attachment), counted. */
 export async function enforcementChains(ns: string): Promise<number> {
-  const r = await run(["ip", "netns", "exec", ns, "nft", "list", "table", "netdev", "tenant-egress"], { allowFailure: true });
+  const r = await run(["ip", "netns", "exec", ns, "nft", "list", "table", "netdev", "tenant-egress"], {
+    allowFailure: true,
+  });
   return r.stdout.split("\n").filter((l) => /^\s*chain /.test(l)).length;
 }
 
@@ -42,7 +46,10 @@ export async function enforcementChains(ns: string): Promise<number> {
 export async function waitSettled(ns: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [links, tentative] = await Promise.all([run(["ip", "-n", ns, "-o", "link", "show", "up"]), run(["ip", "-n", ns, "-o", "addr", "show", "tentative"])]);
+    const [links, tentative] = await Promise.all([
+      run(["ip", "-n", ns, "-o", "link", "show", "up"]),
+      run(["ip", "-n", ns, "-o", "addr", "show", "tentative"]),
+    ]);
     if (!/NO-CARRIER/.test(links.stdout) && tentative.stdout.trim() === "") return;
     if (Date.now() > deadline) throw new Error(`namespace ${ns} did not settle: ${links.stdout}${tentative.stdout}`);
     await new Promise((r) => setTimeout(r, 100));

@@ -72,7 +72,12 @@ export async function deleteNamespaces(prefix: string): Promise<void> {
 }
 
 export async function createLab(prefix: string): Promise<Lab> {
-  const ns = { router: `${prefix}-router`, inet: `${prefix}-inet`, nodeA: `${prefix}-node-a`, nodeB: `${prefix}-node-b` };
+  const ns = {
+    router: `${prefix}-router`,
+    inet: `${prefix}-inet`,
+    nodeA: `${prefix}-node-a`,
+    nodeB: `${prefix}-node-b`,
+  };
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const teardown = async () => {
     await deleteNamespaces(`${prefix}-`);
@@ -100,7 +105,13 @@ export async function createLab(prefix: string): Promise<Lab> {
       `route add ${POD6_SUBNET} via fd00:1::2`,
       `route add ${POD6_SUBNET_2} via fd00:1::2`,
     ]);
-    await ipIn(ns.nodeA, ["addr add 10.0.1.2/30 dev uplink", "addr add fd00:1::2/64 dev uplink nodad", "link set uplink up", "route add default via 10.0.1.1", "route add default via fd00:1::1"]);
+    await ipIn(ns.nodeA, [
+      "addr add 10.0.1.2/30 dev uplink",
+      "addr add fd00:1::2/64 dev uplink nodad",
+      "link set uplink up",
+      "route add default via 10.0.1.1",
+      "route add default via fd00:1::1",
+    ]);
     await ipIn(ns.nodeB, [
       "addr add 10.0.2.2/30 dev uplink",
       "link set uplink up",
@@ -109,7 +120,13 @@ export async function createLab(prefix: string): Promise<Lab> {
       `addr add 10.23.0.1/24 dev gwbr`,
       "link set gwbr up",
     ]);
-    await ipIn(ns.inet, ["addr add 203.0.113.10/24 dev eth0", "addr add 2001:db8:113::10/64 dev eth0 nodad", "link set eth0 up", "route add default via 203.0.113.1", "route add default via 2001:db8:113::1"]);
+    await ipIn(ns.inet, [
+      "addr add 203.0.113.10/24 dev eth0",
+      "addr add 2001:db8:113::10/64 dev eth0 nodad",
+      "link set eth0 up",
+      "route add default via 203.0.113.1",
+      "route add default via 2001:db8:113::1",
+    ]);
     for (const n of [ns.router, ns.nodeA, ns.nodeB]) await sysctlIn(n, "net.ipv4.ip_forward=1");
     for (const n of [ns.router, ns.nodeA]) await sysctlIn(n, "net.ipv6.conf.all.forwarding=1");
   } catch (e) {
@@ -126,7 +143,10 @@ export async function createLab(prefix: string): Promise<Lab> {
       const gw = `${prefix}-${name}`;
       const peer = `gw${gwIndex++}`;
       await addNs(gw);
-      await ipIn(ns.nodeB, [`link add ${peer} type veth peer name eth0 netns ${gw}`, `link set ${peer} master gwbr up`]);
+      await ipIn(ns.nodeB, [
+        `link add ${peer} type veth peer name eth0 netns ${gw}`,
+        `link set ${peer} master gwbr up`,
+      ]);
       const ip = `10.23.0.${host}`;
       await ipIn(gw, [`addr add ${ip}/24 dev eth0`, "link set eth0 up", "route add default via 10.23.0.1"]);
       return { ns: gw, ip };

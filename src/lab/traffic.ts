@@ -67,11 +67,32 @@ export interface IperfResult {
 }
 
 /** Runs an iperf3 TCP test from `ns`; `reverse` makes the internet host send (a download). */
-export async function iperf(ns: string, o: { port: number; seconds: number; reverse?: boolean; streams?: number; host?: string }): Promise<IperfResult> {
-  const args = ["iperf3", "-c", o.host ?? INET_IP, "-p", String(o.port), "-t", String(o.seconds), "-J", "-O", "1", "-P", String(o.streams ?? 1), ...(o.reverse ? ["-R"] : [])];
+export async function iperf(
+  ns: string,
+  o: { port: number; seconds: number; reverse?: boolean; streams?: number; host?: string },
+): Promise<IperfResult> {
+  const args = [
+    "iperf3",
+    "-c",
+    o.host ?? INET_IP,
+    "-p",
+    String(o.port),
+    "-t",
+    String(o.seconds),
+    "-J",
+    "-O",
+    "1",
+    "-P",
+    String(o.streams ?? 1),
+    ...(o.reverse ? ["-R"] : []),
+  ];
   const r = await run([...execIn(ns), "timeout", String(o.seconds + 15), ...args], { allowFailure: true });
-  const json = JSON.parse(r.stdout || "{}") as { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
-  if (r.exitCode !== 0 || json.error || !json.end?.sum_received) throw new Error(`iperf3 from ${ns} failed: ${json.error ?? r.stderr.trim()}`);
+  const json = JSON.parse(r.stdout || "{}") as {
+    error?: string;
+    end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+  };
+  if (r.exitCode !== 0 || json.error || !json.end?.sum_received)
+    throw new Error(`iperf3 from ${ns} failed: ${json.error ?? r.stderr.trim()}`);
   return { bitsPerSecond: json.end.sum_received.bits_per_second, retransmits: json.end.sum_sent?.retransmits ?? 0 };
 }
 
@@ -84,8 +105,12 @@ export async function awaitPush(ns: string, idleSeconds: number, host = INET_IP)
 
 /** Connects from `ns` to the echo server; returns the source address the internet host saw. */
 export async function sourceSeenBy(ns: string, host = INET_IP, timeoutS = 5): Promise<string> {
-  const r = await run([...execIn(ns), "timeout", String(timeoutS), "bash", "-c", `exec 3<>/dev/tcp/${host}/${ECHO_PORT}; cat <&3`], { allowFailure: true });
-  if (r.exitCode !== 0) throw new Error(`no answer from ${host}:${ECHO_PORT} in ${ns} (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  const r = await run(
+    [...execIn(ns), "timeout", String(timeoutS), "bash", "-c", `exec 3<>/dev/tcp/${host}/${ECHO_PORT}; cat <&3`],
+    { allowFailure: true },
+  );
+  if (r.exitCode !== 0)
+    throw new Error(`no answer from ${host}:${ECHO_PORT} in ${ns} (exit ${r.exitCode}): ${r.stderr.trim()}`);
   return r.stdout.trim();
 }
 
@@ -104,7 +129,9 @@ export interface RttStats {
 
 /** Pings `host` from `ns` `count` times, `intervalS` apart, and collects the round-trip times. */
 export async function rtt(ns: string, host: string, count: number, intervalS = 0.2): Promise<RttStats> {
-  const r = await run([...execIn(ns), "ping", "-n", "-c", String(count), "-i", String(intervalS), "-W", "2", host], { allowFailure: true });
+  const r = await run([...execIn(ns), "ping", "-n", "-c", String(count), "-i", String(intervalS), "-W", "2", host], {
+    allowFailure: true,
+  });
   const samples = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { samples, sent: count };
 }
@@ -116,7 +143,9 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 export async function ping(ns: string, host: string, count = 1): Promise<boolean> {
-  const r = await run([...execIn(ns), "ping", "-c", String(count), "-W", "2", "-i", "0.2", host], { allowFailure: true });
+  const r = await run([...execIn(ns), "ping", "-c", String(count), "-W", "2", "-i", "0.2", host], {
+    allowFailure: true,
+  });
   return r.exitCode === 0;
 }
 
@@ -156,7 +185,9 @@ export interface HttpReply {
 
 /** GET `url` from inside `ns` with curl (the test process itself lives in the root namespace, which has no route into the lab). */
 export async function httpGet(ns: string, url: string, timeoutS = 10): Promise<HttpReply> {
-  const r = await run(["ip", "netns", "exec", ns, "curl", "-sS", "-m", String(timeoutS), "-w", "\n%{http_code}", url], { allowFailure: true });
+  const r = await run(["ip", "netns", "exec", ns, "curl", "-sS", "-m", String(timeoutS), "-w", "\n%{http_code}", url], {
+    allowFailure: true,
+  });
   if (r.exitCode !== 0) throw new Error(`GET ${url} from ${ns} failed (curl exit ${r.exitCode}): ${r.stderr.trim()}`);
   const cut = r.stdout.lastIndexOf("\n");
   return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };

@@ -37,5 +37,20 @@ s.bind({ address: from || undefined }, () => send(0));
 /** Sends the packets from inside namespace `ns`. */
 export async function sendVxlan(ns: string, o: VxlanSend): Promise<void> {
   const frames = o.frames.map((f) => `${f.vni}/${f.dstMac}/${f.srcMac}`);
-  await run(["ip", "netns", "exec", ns, "env", "-u", "NODE_OPTIONS", "node", "-e", SENDER, o.to, String(o.port ?? 4789), o.from ?? "", ...frames]);
+  await run([
+    "ip",
+    "netns",
+    "exec",
+    ns,
+    "env",
+    "-u",
+    "NODE_OPTIONS",
+    "node",
+    "-e",
+    SENDER,
+    o.to,
+    String(o.port ?? 4789),
+    o.from ?? "",
+    ...frames,
+  ]);
 }

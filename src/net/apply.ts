@@ -19,11 +19,13 @@ export function renderIpBatch(c: Changes): string[] {
   // Deletions first, so a re-added object with the same key does not collide.
   for (const r of c.delRoutes) lines.push(`route del ${routeSpec(r)}`);
   for (const r of c.delRules) lines.push(`rule del pref ${r.priority} fwmark ${r.fwmark} lookup ${r.table}`);
-  for (const a of c.delAddresses) lines.push(`addr del ${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`);
+  for (const a of c.delAddresses)
+    lines.push(`addr del ${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`);
   for (const name of c.delLinks) lines.push(`link del dev ${name}`);
   for (const l of c.addLinks) lines.push(vxlanAdd(l), linkSet(l));
   for (const l of c.setLinks) lines.push(linkSet(l));
-  for (const a of c.addAddresses) lines.push(`addr replace ${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`);
+  for (const a of c.addAddresses)
+    lines.push(`addr replace ${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`);
   for (const r of c.addRules) lines.push(`rule add pref ${r.priority} fwmark ${r.fwmark} lookup ${r.table}`);
   for (const r of c.addRoutes) lines.push(`route replace ${routeSpec(r)}`);
   for (const n of c.delNeighbours) lines.push(`neigh del ${n.ip} dev ${n.dev}`);
@@ -96,7 +98,9 @@ export function renderNft(c: Changes): string {
   }
   for (const { family, table, chain } of c.writeNftChains) {
     const at = `${family} ${table} ${chain.name}`;
-    out.push(`add chain ${at} { type filter hook ${chain.hook} device "${chain.device}" priority ${chain.priority}; policy ${chain.policy}; comment "${chain.comment}"; }`);
+    out.push(
+      `add chain ${at} { type filter hook ${chain.hook} device "${chain.device}" priority ${chain.priority}; policy ${chain.policy}; comment "${chain.comment}"; }`,
+    );
     for (const r of chain.rules) out.push(`add rule ${at} ${r}`);
   }
   return out.length ? `${out.join("\n")}\n` : "";

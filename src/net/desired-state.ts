@@ -257,7 +257,12 @@ function describeRoute(r: Route): string {
 }
 
 function sameRoute(a: Route, b: Route): boolean {
-  return a.type === b.type && (a.gateway ?? "") === (b.gateway ?? "") && (a.dev ?? "") === (b.dev ?? "") && !!a.onlink === !!b.onlink;
+  return (
+    a.type === b.type &&
+    (a.gateway ?? "") === (b.gateway ?? "") &&
+    (a.dev ?? "") === (b.dev ?? "") &&
+    !!a.onlink === !!b.onlink
+  );
 }
 
 /**
@@ -266,9 +271,31 @@ function sameRoute(a: Route, b: Route): boolean {
  */
 export function diff(desired: NetState, observed: NetState, scope: Scope): Changes {
   const c: Changes = {
-    addLinks: [], setLinks: [], delLinks: [], addAddresses: [], delAddresses: [], addRules: [], delRules: [],
-    addRoutes: [], delRoutes: [], sysctls: [], writeChains: [], delChains: [], addJumps: [], delJumps: [],
-    addNeighbours: [], delNeighbours: [], putQdiscs: [], changeQdiscs: [], delQdiscs: [], addClasses: [], changeClasses: [], delClasses: [], writeNftChains: [], delNftChains: [], problems: [],
+    addLinks: [],
+    setLinks: [],
+    delLinks: [],
+    addAddresses: [],
+    delAddresses: [],
+    addRules: [],
+    delRules: [],
+    addRoutes: [],
+    delRoutes: [],
+    sysctls: [],
+    writeChains: [],
+    delChains: [],
+    addJumps: [],
+    delJumps: [],
+    addNeighbours: [],
+    delNeighbours: [],
+    putQdiscs: [],
+    changeQdiscs: [],
+    delQdiscs: [],
+    addClasses: [],
+    changeClasses: [],
+    delClasses: [],
+    writeNftChains: [],
+    delNftChains: [],
+    problems: [],
   };
 
   // Links. A recreated link loses its addresses, routes and sysctls: remember which.
@@ -284,7 +311,9 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
       c.delLinks.push(want.name);
       c.addLinks.push(want);
       recreated.add(want.name);
-      c.problems.push(`link ${want.name} has different vxlan settings (have ${vxlanIdentity(have)}, want ${vxlanIdentity(want)})`);
+      c.problems.push(
+        `link ${want.name} has different vxlan settings (have ${vxlanIdentity(have)}, want ${vxlanIdentity(want)})`,
+      );
     } else if (have.mtu !== want.mtu || have.mac !== want.mac || (have.alias ?? "") !== (want.alias ?? "")) {
       c.setLinks.push(want);
       c.problems.push(`link ${want.name} has mtu ${have.mtu} mac ${have.mac}, want mtu ${want.mtu} mac ${want.mac}`);
@@ -300,13 +329,17 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
   const gone = (dev: string | undefined) => dev !== undefined && (recreated.has(dev) || c.delLinks.includes(dev));
 
   // Addresses on our links.
-  const seenAddrs = byKey(observed.addresses.filter((a) => !gone(a.dev)), addressKey);
+  const seenAddrs = byKey(
+    observed.addresses.filter((a) => !gone(a.dev)),
+    addressKey,
+  );
   for (const want of desired.addresses) {
     const have = seenAddrs.get(addressKey(want));
     if (!have || have.prefix !== want.prefix || (have.peer ?? "") !== (want.peer ?? "")) {
       if (have) c.delAddresses.push(have);
       c.addAddresses.push(want);
-      if (!recreated.has(want.dev)) c.problems.push(`address ${want.local} on ${want.dev} is ${have ? "different" : "missing"}`);
+      if (!recreated.has(want.dev))
+        c.problems.push(`address ${want.local} on ${want.dev} is ${have ? "different" : "missing"}`);
     }
   }
   const wantedAddrs = new Set(desired.addresses.map(addressKey));
@@ -324,7 +357,9 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
     if (!have || have.priority !== want.priority) {
       if (have) c.delRules.push(have);
       c.addRules.push(want);
-      c.problems.push(`ip rule fwmark ${want.fwmark} lookup ${want.table} is ${have ? `at priority ${have.priority}, want ${want.priority}` : "missing"}`);
+      c.problems.push(
+        `ip rule fwmark ${want.fwmark} lookup ${want.table} is ${have ? `at priority ${have.priority}, want ${want.priority}` : "missing"}`,
+      );
     }
   }
   const wantedRules = new Set(desired.rules.map(ruleKey));
@@ -336,12 +371,16 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
   }
 
   // Routes in our tables. Routes through a link being deleted go with it.
-  const seenRoutes = byKey(observed.routes.filter((r) => !gone(r.dev)), routeKey);
+  const seenRoutes = byKey(
+    observed.routes.filter((r) => !gone(r.dev)),
+    routeKey,
+  );
   for (const want of desired.routes) {
     const have = seenRoutes.get(routeKey(want));
     if (!have || !sameRoute(have, want)) {
       c.addRoutes.push(want);
-      if (!recreated.has(want.dev ?? "")) c.problems.push(`${describeRoute(want)} is ${have ? `different (have ${describeRoute(have)})` : "missing"}`);
+      if (!recreated.has(want.dev ?? ""))
+        c.problems.push(`${describeRoute(want)} is ${have ? `different (have ${describeRoute(have)})` : "missing"}`);
     }
   }
   const wantedRoutes = new Set(desired.routes.map(routeKey));
@@ -358,7 +397,8 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
     const have = seenSysctls.get(sysctlKey(want));
     if (gone(want.dev) || have?.value !== want.value) {
       c.sysctls.push(want);
-      if (!gone(want.dev)) c.problems.push(`sysctl ${want.name} on ${want.dev} is ${have?.value ?? "unset"}, want ${want.value}`);
+      if (!gone(want.dev))
+        c.problems.push(`sysctl ${want.name} on ${want.dev} is ${have?.value ?? "unset"}, want ${want.value}`);
     }
   }
 
@@ -400,7 +440,10 @@ export function diff(desired: NetState, observed: NetState, scope: Scope): Chang
 
 /** Names the entries when they are few, counts them when they are many (a gateway can hold thousands). */
 function describeNeighbours(entries: readonly Neighbour[], what: string): string {
-  const shown = entries.slice(0, 5).map((n) => `${n.ip} on ${n.dev}`).join(", ");
+  const shown = entries
+    .slice(0, 5)
+    .map((n) => `${n.ip} on ${n.dev}`)
+    .join(", ");
   const more = entries.length > 5 ? ` and ${entries.length - 5} more` : "";
   return `${entries.length} permanent neighbour entr${entries.length === 1 ? "y" : "ies"} ${what}: ${shown}${more}`;
 }
@@ -411,7 +454,11 @@ function describeNeighbours(entries: readonly Neighbour[], what: string): string
  */
 export function canonicalNftRule(rule: string): string {
   return rule.trim().replace(/\{([^{}]*)\}/g, (_m, inner: string) => {
-    const items = inner.split(",").map((x) => x.trim()).filter((x) => x !== "").sort();
+    const items = inner
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== "")
+      .sort();
     return items.length === 1 ? items[0]! : `{ ${items.join(", ")} }`;
   });
 }
@@ -423,16 +470,22 @@ function nftIdentity(ch: NftChain): string {
 
 function nftDifference(h: NftChain, w: NftChain): string {
   const out: string[] = [];
-  if (h.device !== w.device || h.hook !== w.hook) out.push(`hooks ${h.hook} of ${h.device || "no device"}, want ${w.hook} of ${w.device}`);
-  if (h.priority !== w.priority || h.policy !== w.policy) out.push(`has priority ${h.priority} policy ${h.policy}, want ${w.priority} ${w.policy}`);
+  if (h.device !== w.device || h.hook !== w.hook)
+    out.push(`hooks ${h.hook} of ${h.device || "no device"}, want ${w.hook} of ${w.device}`);
+  if (h.priority !== w.priority || h.policy !== w.policy)
+    out.push(`has priority ${h.priority} policy ${h.policy}, want ${w.priority} ${w.policy}`);
   if (h.comment !== w.comment) out.push(`is owned by "${h.comment}", want "${w.comment}"`);
   const hr = h.rules.map(canonicalNftRule);
   const wrong = w.rules.map(canonicalNftRule).filter((r, i) => hr[i] !== r);
-  if (wrong.length || hr.length !== w.rules.length) out.push(`has different rules (${wrong.length ? `first wrong or missing: "${wrong[0]}"` : `${hr.length} rules, want ${w.rules.length}`})`);
+  if (wrong.length || hr.length !== w.rules.length)
+    out.push(
+      `has different rules (${wrong.length ? `first wrong or missing: "${wrong[0]}"` : `${hr.length} rules, want ${w.rules.length}`})`,
+    );
   return out.join(", ") || "is different";
 }
 
-const placed = (state: NetState): NftPlacedChain[] => state.nftTables.flatMap((t) => t.chains.map((chain) => ({ family: t.family, table: t.name, chain })));
+const placed = (state: NetState): NftPlacedChain[] =>
+  state.nftTables.flatMap((t) => t.chains.map((chain) => ({ family: t.family, table: t.name, chain })));
 const placedKey = (p: NftPlacedChain) => `${p.family} ${p.table} ${p.chain.name}`;
 
 function diffNft(desired: NetState, observed: NetState, scope: Scope, c: Changes): void {
@@ -441,7 +494,9 @@ function diffNft(desired: NetState, observed: NetState, scope: Scope, c: Changes
     const have = seen.get(placedKey(want));
     if (!have || nftIdentity(have.chain) !== nftIdentity(want.chain)) {
       c.writeNftChains.push(want);
-      c.problems.push(`nftables chain ${want.chain.name} (${want.family} ${want.table}) ${have ? nftDifference(have.chain, want.chain) : "is missing"}`);
+      c.problems.push(
+        `nftables chain ${want.chain.name} (${want.family} ${want.table}) ${have ? nftDifference(have.chain, want.chain) : "is missing"}`,
+      );
     }
   }
   const wanted = new Set(placed(desired).map(placedKey));
@@ -453,8 +508,17 @@ function diffNft(desired: NetState, observed: NetState, scope: Scope, c: Changes
   }
 }
 
-function diffNeighbours(desired: NetState, observed: NetState, scope: Scope, gone: (dev: string) => boolean, c: Changes): void {
-  const seen = byKey(observed.neighbours.filter((n) => !gone(n.dev)), neighbourKey);
+function diffNeighbours(
+  desired: NetState,
+  observed: NetState,
+  scope: Scope,
+  gone: (dev: string) => boolean,
+  c: Changes,
+): void {
+  const seen = byKey(
+    observed.neighbours.filter((n) => !gone(n.dev)),
+    neighbourKey,
+  );
   const missing: Neighbour[] = [];
   for (const want of desired.neighbours) {
     if (seen.get(neighbourKey(want))?.mac !== want.mac) {
@@ -487,7 +551,8 @@ function sameQdisc(a: Qdisc, b: Qdisc): boolean {
 function classDifference(have: TcClass, want: TcClass): string {
   const out: string[] = [];
   if (have.parent !== want.parent) out.push(`parent ${have.parent} (want ${want.parent})`);
-  for (const k of ["rate", "ceil", "burst", "cburst"] as const) if (!closeTo(have[k], want[k])) out.push(`${k} ${have[k]} (want ${want[k]})`);
+  for (const k of ["rate", "ceil", "burst", "cburst"] as const)
+    if (!closeTo(have[k], want[k])) out.push(`${k} ${have[k]} (want ${want[k]})`);
   // The kernel prints no quantum for inner classes: it only applies to leaves.
   if (have.quantum !== 0 && have.quantum !== want.quantum) out.push(`quantum ${have.quantum} (want ${want.quantum})`);
   return out.join(", ");
@@ -495,7 +560,10 @@ function classDifference(have: TcClass, want: TcClass): string {
 
 function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: Set<string>, c: Changes): void {
   const fresh = (dev: string) => recreated.has(dev);
-  const seenQ = byKey(observed.qdiscs.filter((q) => !fresh(q.dev)), qdiscKey);
+  const seenQ = byKey(
+    observed.qdiscs.filter((q) => !fresh(q.dev)),
+    qdiscKey,
+  );
   const rootsReplaced = new Set<string>();
   for (const want of desired.qdiscs) {
     const have = seenQ.get(qdiscKey(want));
@@ -503,22 +571,34 @@ function diffTc(desired: NetState, observed: NetState, scope: Scope, recreated: 
     const sameRoot = want.parent === "root" && have?.kind === want.kind && have.handle === want.handle;
     (sameRoot ? c.changeQdiscs : c.putQdiscs).push(want);
     if (want.parent === "root" && !sameRoot) rootsReplaced.add(want.dev);
-    if (!fresh(want.dev)) c.problems.push(`qdisc ${want.kind} ${want.handle} on ${want.dev} (parent ${want.parent}) is ${have ? `${have.kind} ${have.handle}, different` : "missing"}`);
+    if (!fresh(want.dev))
+      c.problems.push(
+        `qdisc ${want.kind} ${want.handle} on ${want.dev} (parent ${want.parent}) is ${have ? `${have.kind} ${have.handle}, different` : "missing"}`,
+      );
   }
   const wantedRoots = new Set(desired.qdiscs.filter((q) => q.parent === "root").map((q) => q.dev));
   for (const have of seenQ.values()) {
-    if (have.parent === "root" && scope.tcRoot(have.dev) && !wantedRoots.has(have.dev) && !c.delLinks.includes(have.dev)) {
+    if (
+      have.parent === "root" &&
+      scope.tcRoot(have.dev) &&
+      !wantedRoots.has(have.dev) &&
+      !c.delLinks.includes(have.dev)
+    ) {
       c.delQdiscs.push(have);
       c.problems.push(`qdisc ${have.kind} ${have.handle} on ${have.dev} is left over`);
     }
   }
   // A replaced root starts empty: every class under it is new.
-  const seenC = byKey(observed.classes.filter((x) => !fresh(x.dev) && !rootsReplaced.has(x.dev)), classKey);
+  const seenC = byKey(
+    observed.classes.filter((x) => !fresh(x.dev) && !rootsReplaced.has(x.dev)),
+    classKey,
+  );
   for (const want of desired.classes) {
     const have = seenC.get(classKey(want));
     if (!have) {
       c.addClasses.push(want);
-      if (!fresh(want.dev) && !rootsReplaced.has(want.dev)) c.problems.push(`class ${want.classid} on ${want.dev} is missing`);
+      if (!fresh(want.dev) && !rootsReplaced.has(want.dev))
+        c.problems.push(`class ${want.classid} on ${want.dev} is missing`);
     } else {
       const difference = classDifference(have, want);
       if (difference) {
@@ -554,6 +634,8 @@ export function within(state: NetState, scope: Scope): NetState {
     neighbours: state.neighbours.filter((n) => scope.link(n.dev)),
     qdiscs: state.qdiscs.filter((q) => scope.tcRoot(q.dev)),
     classes: state.classes.filter((c) => scope.tcClass(c.dev, c.classid)),
-    nftTables: state.nftTables.map((t) => ({ ...t, chains: t.chains.filter((ch) => scope.nftChain(t.name, ch.name)) })).filter((t) => t.chains.length),
+    nftTables: state.nftTables
+      .map((t) => ({ ...t, chains: t.chains.filter((ch) => scope.nftChain(t.name, ch.name)) }))
+      .filter((t) => t.chains.length),
   };
 }

@@ -52,7 +52,7 @@ export function formatCidr(cidr: Cidr): string {
 }
 
 export function cidrContains(cidr: Cidr, addr: number): boolean {
-  return ((addr & maskOf(cidr.prefix)) >>> 0) === cidr.network;
+  return (addr & maskOf(cidr.prefix)) >>> 0 === cidr.network;
 }
 
 export function broadcastOf(cidr: Cidr): number {

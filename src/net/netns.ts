@@ -13,7 +13,7 @@ export type NetnsStatus = "present" | "absent";
 export class NetnsError extends Error {}
 
 export async function checkNetns(path: string): Promise<NetnsStatus> {
-  let target;
+  let target: Awaited<ReturnType<typeof stat>>;
   try {
     target = await stat(path);
   } catch (e) {

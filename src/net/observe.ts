@@ -7,7 +7,20 @@
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
  * so a newer iproute2 adding fields changes nothing.
  */
-import type { Address, Chain, NftChain, NftTable, IptTable, Jump, Neighbour, NetState, Route, Rule, Sysctl, VxlanLink } from "./desired-state.js";
+import type {
+  Address,
+  Chain,
+  IptTable,
+  Jump,
+  Neighbour,
+  NetState,
+  NftChain,
+  NftTable,
+  Route,
+  Rule,
+  Sysctl,
+  VxlanLink,
+} from "./desired-state.js";
 import { EMPTY_STATE } from "./desired-state.js";
 import { run } from "./run.js";
 
@@ -68,7 +81,14 @@ export interface ObserveWhat {
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  const batch = ["addr show", "rule show", ...what.tables.map((t) => `route show table ${t}`), "netconf show", ...(what.neighbours ? ["neigh show nud permanent"] : []), ""].join("\n");
+  const batch = [
+    "addr show",
+    "rule show",
+    ...what.tables.map((t) => `route show table ${t}`),
+    "netconf show",
+    ...(what.neighbours ? ["neigh show nud permanent"] : []),
+    "",
+  ].join("\n");
   const [ip, ipt] = await Promise.all([
     run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
     run(["iptables-save"], { netns }),
@@ -128,7 +148,9 @@ export function parseFdb(json: string, devices: readonly string[]): FdbEntry[] {
   const wanted = new Set(devices);
   const entries = (json.trim() ? JSON.parse(json) : []) as BridgeFdb[];
   return entries.flatMap((e) =>
-    e.ifname && wanted.has(e.ifname) && e.dst && e.mac !== "00:00:00:00:00:00" ? [{ dev: e.ifname, mac: e.mac.toLowerCase(), dst: e.dst }] : [],
+    e.ifname && wanted.has(e.ifname) && e.dst && e.mac !== "00:00:00:00:00:00"
+      ? [{ dev: e.ifname, mac: e.mac.toLowerCase(), dst: e.dst }]
+      : [],
   );
 }
 
@@ -141,7 +163,10 @@ export async function observeIptables(netns: string | undefined, table: IptTable
 export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {
   const { tables } = what;
   const expected = tables.length + 3 + (what.neighbours ? 1 : 0);
-  const docs = raw.ip.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown[]);
+  const docs = raw.ip
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as unknown[]);
   if (docs.length !== expected) {
     throw new Error(`unexpected output from ip -batch: ${docs.length} documents for ${expected} commands`);
   }
@@ -202,7 +227,12 @@ function toVxlan(l: IpLink): VxlanLink[] {
 function toAddresses(l: IpLink): Address[] {
   return (l.addr_info ?? [])
     .filter((a) => a.family === "inet")
-    .map((a) => ({ dev: l.ifname, local: a.local, prefix: a.prefixlen, ...(a.address && a.address !== a.local ? { peer: a.address } : {}) }));
+    .map((a) => ({
+      dev: l.ifname,
+      local: a.local,
+      prefix: a.prefixlen,
+      ...(a.address && a.address !== a.local ? { peer: a.address } : {}),
+    }));
 }
 
 function toRule(r: IpRule): Rule[] {
@@ -245,7 +275,6 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
       const name = line.slice(1).trim();
       table = name === "filter" || name === "mangle" || name === "nat" ? name : undefined;
     } else if (!table) {
-      continue;
     } else if (line.startsWith(":")) {
       const name = line.slice(1).split(" ")[0] as string;
       if (!BUILTIN.has(name)) chains.set(`${table} ${name}`, { table, name, rules: [] });
@@ -271,7 +300,11 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
  * One nftables table of a namespace: none when it does not exist yet, or when nft is not
  * installed at all (then nothing can have created it; whatever must write it fails clearly).
  */
-export async function observeNftTable(netns: string | undefined, family: NftTable["family"], name: string): Promise<NftTable[]> {
+export async function observeNftTable(
+  netns: string | undefined,
+  family: NftTable["family"],
+  name: string,
+): Promise<NftTable[]> {
   const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
   if (r.exitCode !== 0) {
     if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
@@ -320,7 +353,8 @@ export function parseNftRuleset(text: string): NftTable[] {
     } else if (depth === 2 && chain && !line.endsWith("{")) {
       const base = /^type filter hook (\S+)(?: device "([^"]*)")? priority (-?\d+); policy (accept|drop);$/.exec(line);
       const comment = /^comment "([^"]*)"$/.exec(line);
-      if (base) Object.assign(chain, { hook: base[1], device: base[2] ?? "", priority: Number(base[3]), policy: base[4] });
+      if (base)
+        Object.assign(chain, { hook: base[1], device: base[2] ?? "", priority: Number(base[3]), policy: base[4] });
       else if (comment) chain.comment = comment[1]!;
       else chain.rules.push(line);
     }

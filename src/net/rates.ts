@@ -6,12 +6,33 @@
  */
 
 const RATE: Record<string, number> = {
-  bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12,
-  kibit: 1024, mibit: 1024 ** 2, gibit: 1024 ** 3, tibit: 1024 ** 4,
-  bps: 8, kbps: 8e3, mbps: 8e6, gbps: 8e9, tbps: 8e12,
+  bit: 1,
+  kbit: 1e3,
+  mbit: 1e6,
+  gbit: 1e9,
+  tbit: 1e12,
+  kibit: 1024,
+  mibit: 1024 ** 2,
+  gibit: 1024 ** 3,
+  tibit: 1024 ** 4,
+  bps: 8,
+  kbps: 8e3,
+  mbps: 8e6,
+  gbps: 8e9,
+  tbps: 8e12,
 };
 
-const SIZE: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, kbit: 128, mbit: 131072 };
+const SIZE: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  kbit: 128,
+  mbit: 131072,
+};
 
 function parseUnit(text: string, units: Record<string, number>): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]+)$/.exec(text.trim());
@@ -33,7 +54,11 @@ export function parseSize(text: string): number | undefined {
 
 /** A rate for people: "10mbit", "1.5gbit", "800kbit". */
 export function formatRate(bits: number): string {
-  for (const [unit, f] of [["gbit", 1e9], ["mbit", 1e6], ["kbit", 1e3]] as const) {
+  for (const [unit, f] of [
+    ["gbit", 1e9],
+    ["mbit", 1e6],
+    ["kbit", 1e3],
+  ] as const) {
     if (bits >= f) return `${Number((bits / f).toFixed(2))}${unit}`;
   }
   return `${Math.round(bits)}bit`;

@@ -38,23 +38,52 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly hint: string,
   ) {
-    super(`${command} failed${exitCode === undefined ? "" : ` (exit ${exitCode})`}: ${stderr.trim() || "no output"}${hint ? ` — ${hint}` : ""}`);
+    super(
+      `${command} failed${exitCode === undefined ? "" : ` (exit ${exitCode})`}: ${stderr.trim() || "no output"}${hint ? ` — ${hint}` : ""}`,
+    );
     this.name = "CommandError";
   }
 }
 
 /** Known failure texts → what to do about them. First match wins. */
 const HINTS: Array<[RegExp, string]> = [
-  [/^nft: command not found/, "enforcement needs the nft tool: install nftables (Debian package nftables) and make sure PATH reaches it"],
-  [/Could not process rule/, "nftables rejected the enforcement table: the kernel needs netdev-family ingress hooks (CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, module nf_tables), and the host device must exist"],
-  [/ENOENT|command not found|failed to execute \S+: No such file or directory|No such file or directory.*(ip|iptables|nsenter|tc|sysctl)\b/i, "a required tool is missing: install iproute2, iptables and util-linux (nsenter), and make sure PATH reaches them"],
-  [/reassociate to namespace|cannot open.*netns|setns/i, "the network namespace is gone or not a namespace (the pod may have been deleted)"],
-  [/Another app is currently holding the xtables lock/i, "another process holds the xtables lock for too long; retry, and look for a stuck iptables process"],
-  [/Couldn't load target|Couldn't load match|No chain\/target\/match by that name/i, "the kernel lacks an iptables extension this rule needs (check MARK, TCPMSS, SNAT, CLASSIFY modules)"],
-  [/File exists/i, "an object of the same name or key already exists and is not ours; remove it or change the configuration"],
-  [/Operation not supported|Unknown device type|Error: Unknown qdisc/i, "the kernel lacks a feature this needs (vxlan, htb, …); load the module or use a kernel that has it"],
+  [
+    /^nft: command not found/,
+    "enforcement needs the nft tool: install nftables (Debian package nftables) and make sure PATH reaches it",
+  ],
+  [
+    /Could not process rule/,
+    "nftables rejected the enforcement table: the kernel needs netdev-family ingress hooks (CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, module nf_tables), and the host device must exist",
+  ],
+  [
+    /ENOENT|command not found|failed to execute \S+: No such file or directory|No such file or directory.*(ip|iptables|nsenter|tc|sysctl)\b/i,
+    "a required tool is missing: install iproute2, iptables and util-linux (nsenter), and make sure PATH reaches them",
+  ],
+  [
+    /reassociate to namespace|cannot open.*netns|setns/i,
+    "the network namespace is gone or not a namespace (the pod may have been deleted)",
+  ],
+  [
+    /Another app is currently holding the xtables lock/i,
+    "another process holds the xtables lock for too long; retry, and look for a stuck iptables process",
+  ],
+  [
+    /Couldn't load target|Couldn't load match|No chain\/target\/match by that name/i,
+    "the kernel lacks an iptables extension this rule needs (check MARK, TCPMSS, SNAT, CLASSIFY modules)",
+  ],
+  [
+    /File exists/i,
+    "an object of the same name or key already exists and is not ours; remove it or change the configuration",
+  ],
+  [
+    /Operation not supported|Unknown device type|Error: Unknown qdisc/i,
+    "the kernel lacks a feature this needs (vxlan, htb, …); load the module or use a kernel that has it",
+  ],
   [/Operation not permitted|Permission denied/i, "this needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for nsenter)"],
-  [/Cannot find device|does not exist/i, "a device this needs does not exist; check the interface names in the configuration"],
+  [
+    /Cannot find device|does not exist/i,
+    "a device this needs does not exist; check the interface names in the configuration",
+  ],
 ];
 
 export function hintFor(stderr: string): string {
@@ -66,7 +95,12 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
   const result = await spawnCollect(full, options.input ?? "", env);
   if (result.exitCode !== 0 && !options.allowFailure) {
-    throw new CommandError(describe(argv, options.netns), result.exitCode < 0 ? undefined : result.exitCode, result.stderr, hintFor(result.stderr));
+    throw new CommandError(
+      describe(argv, options.netns),
+      result.exitCode < 0 ? undefined : result.exitCode,
+      result.stderr,
+      hintFor(result.stderr),
+    );
   }
   return result;
 }

@@ -90,7 +90,9 @@ export function parseQdiscs(json: string): ObservedQdisc[] {
       parent: q.root ? "root" : (q.parent ?? ""),
       handle: q.handle,
       kind: q.kind as Qdisc["kind"],
-      ...(q.kind === "htb" ? { defaultClass: Number(q.options?.default ?? 0), directPackets: q.options?.direct_packets_stat ?? 0 } : {}),
+      ...(q.kind === "htb"
+        ? { defaultClass: Number(q.options?.default ?? 0), directPackets: q.options?.direct_packets_stat ?? 0 }
+        : {}),
       ...(q.kind === "tbf" ? { rate: q.options?.rate ?? 0, burst: parseBytes(q.options?.burst ?? "0b") } : {}),
     }));
 }
@@ -107,14 +109,20 @@ export async function observeQdiscs(netns: string | undefined): Promise<Observed
 }
 
 /** Reads the classes (with counters) of the devices given, one `tc` per device, in parallel. */
-export async function observeClasses(netns: string | undefined, devices: readonly string[]): Promise<Omit<TcObservation, "qdiscs">> {
+export async function observeClasses(
+  netns: string | undefined,
+  devices: readonly string[],
+): Promise<Omit<TcObservation, "qdiscs">> {
   const perDev = await Promise.all(devices.map((d) => run(["tc", "-d", "-s", "class", "show", "dev", d], { netns })));
   const stats = new Map<string, ClassStats[]>();
   const classes: TcClass[] = [];
   devices.forEach((dev, i) => {
     const parsed = parseClasses(dev, perDev[i]!.stdout);
     classes.push(...parsed.map((p) => p.cls));
-    stats.set(dev, parsed.map((p) => p.stats));
+    stats.set(
+      dev,
+      parsed.map((p) => p.stats),
+    );
   });
   return { classes, stats };
 }

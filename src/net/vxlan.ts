@@ -22,7 +22,12 @@ export function overlayMac(ip: string): string {
 /** The overlay IPv4 a derived MAC stands for, or undefined when `mac` is not one (the inverse of overlayMac). */
 export function overlayIPOfMac(mac: string): string | undefined {
   const m = /^02:7e:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
-  return m ? m.slice(1).map((h) => parseInt(h, 16)).join(".") : undefined;
+  return m
+    ? m
+        .slice(1)
+        .map((h) => parseInt(h, 16))
+        .join(".")
+    : undefined;
 }
 
 /** The same in nftables' printed form: 24 bits at bit 96 of the UDP header (8 UDP bytes + 4 VXLAN bytes). */

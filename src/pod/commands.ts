@@ -15,7 +15,7 @@ import { podAddress, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { observe, type Observed, observeNftTable, observeVeths } from "../net/observe.js";
+import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -50,7 +50,8 @@ const log = (msg: string) => process.stderr.write(`tenant-egress: ${msg}\n`);
 
 async function requireNetns(path: string): Promise<void> {
   try {
-    if ((await checkNetns(path)) === "absent") throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${path} does not exist`);
+    if ((await checkNetns(path)) === "absent")
+      throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${path} does not exist`);
   } catch (e) {
     if (e instanceof NetnsError) throw new CniError(ErrorCode.InvalidEnvironment, e.message);
     throw e;
@@ -64,19 +65,29 @@ function applyError(verb: string, e: unknown): CniError {
 }
 
 function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
-  return { netns, where: "", scope: podScope(config, ifname), observe: () => observe(netns, { tables: [config.routeTable] }), desired };
+  return {
+    netns,
+    where: "",
+    scope: podScope(config, ifname),
+    observe: () => observe(netns, { tables: [config.routeTable] }),
+    desired,
+  };
 }
 
 /** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
 function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
   const observeNode = async (): Promise<Observed> => {
-    const [nftTables, links] = await Promise.all([observeNftTable(undefined, "netdev", ENFORCE_TABLE), withVeths ? observeVeths(undefined) : []]);
+    const [nftTables, links] = await Promise.all([
+      observeNftTable(undefined, "netdev", ENFORCE_TABLE),
+      withVeths ? observeVeths(undefined) : [],
+    ]);
     return { state: { ...EMPTY_STATE, nftTables }, links };
   };
   return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
 }
 
-const podObservation = (targets: Target[], observed: Observed[]) => observed[targets.findIndex((t) => t.netns !== undefined)];
+const podObservation = (targets: Target[], observed: Observed[]) =>
+  observed[targets.findIndex((t) => t.netns !== undefined)];
 
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
@@ -102,13 +113,24 @@ async function rollback(t: Target, target: NetState): Promise<void> {
 }
 
 /** The overlay address for ADD (allocating through IPAM if configured) and whether ADD allocated it. */
-async function overlayForAdd(inv: Invocation, config: PluginConfig, a: Attachment, podIP: string): Promise<{ ip: string; allocated: boolean }> {
-  if (a.overlayIP !== undefined) return { ip: checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP"), allocated: false };
+async function overlayForAdd(
+  inv: Invocation,
+  config: PluginConfig,
+  a: Attachment,
+  podIP: string,
+): Promise<{ ip: string; allocated: boolean }> {
+  if (a.overlayIP !== undefined)
+    return { ip: checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP"), allocated: false };
   if (!config.ipam) return { ip: deriveOverlayAddress(podIP, a), allocated: false };
-  const result = (await delegate("ADD", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path)) as { ips?: Array<{ address?: string }> };
+  const result = (await delegate("ADD", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path)) as {
+    ips?: Array<{ address?: string }>;
+  };
   const address = result.ips?.[0]?.address?.split("/")[0] ?? "";
   try {
-    return { ip: checkOverlayAddress(address, a, `IPAM plugin ${config.ipam.type}`, ErrorCode.InvalidConfig), allocated: true };
+    return {
+      ip: checkOverlayAddress(address, a, `IPAM plugin ${config.ipam.type}`, ErrorCode.InvalidConfig),
+      allocated: true,
+    };
   } catch (e) {
     await releaseIpam(inv, config);
     throw e;
@@ -121,9 +143,16 @@ async function releaseIpam(inv: Invocation, config: PluginConfig): Promise<void>
 
 function underlayMtu(observed: Observed, ifname: string, podIP: string): number {
   const link = observed.links.find((l) => l.ifname === ifname);
-  if (!link) throw new CniError(ErrorCode.InvalidEnvironment, `interface ${ifname} does not exist in the container's network namespace`);
+  if (!link)
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `interface ${ifname} does not exist in the container's network namespace`,
+    );
   if (!observed.state.addresses.some((x) => x.dev === ifname && x.local === podIP)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `interface ${ifname} does not hold ${podIP}, the address prevResult gives it`);
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `interface ${ifname} does not hold ${podIP}, the address prevResult gives it`,
+    );
   }
   return link.mtu;
 }
@@ -133,19 +162,37 @@ function underlayMtu(observed: Observed, ifname: string, podIP: string): number 
  * address is known (ADD, or CHECK of a derived/pinned one) or read from what is observed
  * (CHECK with IPAM, which allocated it at ADD).
  */
-function attachedTargets(inv: Invocation, config: PluginConfig, a: Attachment, podIP: string, overlayIP: string | ((o: Observed) => string)): Target[] {
+function attachedTargets(
+  inv: Invocation,
+  config: PluginConfig,
+  a: Attachment,
+  podIP: string,
+  overlayIP: string | ((o: Observed) => string),
+): Target[] {
   const { ifname, netns, containerId } = inv.env;
   const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
-  const targets = [podTarget(config, netns, ifname, (o) => planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }))];
+  const targets = [
+    podTarget(config, netns, ifname, (o) =>
+      planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }),
+    ),
+  ];
   if (config.enforce) {
     const network = config.name ?? "";
     const identity = podIdentity(config.prevResult, ifname);
     const enforced = (node: Observed, pod: Observed | undefined) => {
       const links = pod?.links ?? [];
       const mac = identity.mac ?? links.find((l) => l.ifname === ifname)?.address ?? "";
-      return planEnforcement(config, a, { network, containerId, ifname, identity: { ...identity, mac }, hostDevice: hostSide(links, node.links, ifname) });
+      return planEnforcement(config, a, {
+        network,
+        containerId,
+        ifname,
+        identity: { ...identity, mac },
+        hostDevice: hostSide(links, node.links, ifname),
+      });
     };
-    targets.push(nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true));
+    targets.push(
+      nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true),
+    );
   }
   return targets;
 }
@@ -156,12 +203,16 @@ export async function cmdAdd(inv: Invocation): Promise<unknown> {
   const a = selectGateway(config, inv.env.args);
   if (!a) return config.prevResult;
   await requireNetns(inv.env.netns);
-  if (a.gateway === pod.ip) throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
+  if (a.gateway === pod.ip)
+    throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
   const overlay = await overlayForAdd(inv, config, a, pod.ip);
   try {
     await reconcile("ADD", attachedTargets(inv, config, a, pod.ip, overlay.ip));
   } catch (e) {
-    if (overlay.allocated) await releaseIpam(inv, config).catch((r: Error) => log(`releasing the overlay address after a failed ADD: ${r.message}`));
+    if (overlay.allocated)
+      await releaseIpam(inv, config).catch((r: Error) =>
+        log(`releasing the overlay address after a failed ADD: ${r.message}`),
+      );
     throw e;
   }
   return config.prevResult;
@@ -179,7 +230,11 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     }
   }
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
-  const node = nodeTarget(enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])), () => EMPTY_STATE, false);
+  const node = nodeTarget(
+    enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])),
+    () => EMPTY_STATE,
+    false,
+  );
   try {
     await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
   } catch (e) {
@@ -205,7 +260,8 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
       const device = names(ifname).device;
       overlayIP = (o) => {
         const found = o.state.addresses.find((x) => x.dev === device)?.local;
-        if (!found) throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
+        if (!found)
+          throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
         return found;
       };
     } else overlayIP = deriveOverlayAddress(pod.ip, a);
@@ -213,9 +269,15 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);
-  const problems = targets.flatMap((t, i) => diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`));
+  const problems = targets.flatMap((t, i) =>
+    diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`),
+  );
   if (problems.length) {
-    throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: ${problems.join("; ")}`, a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod");
+    throw new CniError(
+      ErrorCode.AttachmentMismatch,
+      `CHECK: ${problems.join("; ")}`,
+      a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod",
+    );
   }
 }
 
@@ -240,9 +302,14 @@ export const ENFORCE_TOOLS = ["nft"];
 export async function cmdStatus(inv: Invocation, findTool: (name: string) => Promise<boolean>): Promise<void> {
   const config = parseConfig(inv.conf);
   const missing: string[] = [];
-  for (const tool of [...REQUIRED_TOOLS, ...(config.enforce ? ENFORCE_TOOLS : [])]) if (!(await findTool(tool))) missing.push(tool);
+  for (const tool of [...REQUIRED_TOOLS, ...(config.enforce ? ENFORCE_TOOLS : [])])
+    if (!(await findTool(tool))) missing.push(tool);
   if (missing.length) {
-    throw new CniError(ErrorCode.PluginNotAvailable, `required tools not found in PATH: ${missing.join(", ")}`, `install iproute2, iptables, util-linux and procps${config.enforce ? ", and nftables for enforce" : ""}`);
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `required tools not found in PATH: ${missing.join(", ")}`,
+      `install iproute2, iptables, util-linux and procps${config.enforce ? ", and nftables for enforce" : ""}`,
+    );
   }
   if (config.ipam) await delegate("STATUS", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
 }

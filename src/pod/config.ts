@@ -15,9 +15,12 @@ const mark = z.pipe(
       const m = /^(0x[0-9a-fA-F]{1,8}|\d{1,10})\/(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.exec(s);
       const value = m ? Number(m[1]) : NaN;
       const mask = m ? Number(m[2]) : NaN;
-      if (!m || value > 0xffffffff || mask > 0xffffffff) ctx.issues.push({ code: "custom", message: `"${s}" is not value/mask (like "0xa/0xff")`, input: s });
-      else if (mask === 0 || value === 0) ctx.issues.push({ code: "custom", message: "value and mask must be non-zero", input: s });
-      else if ((value & ~mask) >>> 0 !== 0) ctx.issues.push({ code: "custom", message: `value ${m[1]} has bits outside mask ${m[2]}`, input: s });
+      if (!m || value > 0xffffffff || mask > 0xffffffff)
+        ctx.issues.push({ code: "custom", message: `"${s}" is not value/mask (like "0xa/0xff")`, input: s });
+      else if (mask === 0 || value === 0)
+        ctx.issues.push({ code: "custom", message: "value and mask must be non-zero", input: s });
+      else if ((value & ~mask) >>> 0 !== 0)
+        ctx.issues.push({ code: "custom", message: `value ${m[1]} has bits outside mask ${m[2]}`, input: s });
     }),
   ),
   // The form `ip rule` and iptables-save print, so observed state compares equal.
@@ -46,13 +49,23 @@ const STANDARD = {
   cniVersion: z.optional(z.string()),
   cniVersions: z.optional(z.array(z.string())),
   // The spec's network name: starts alphanumeric, then alphanumerics, '_', '.', '-'.
-  name: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/, { error: "a network name starts with a letter or digit, then letters, digits, '_', '.', '-' (at most 253)" }))),
+  name: z.optional(
+    z.string().check(
+      z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/, {
+        error: "a network name starts with a letter or digit, then letters, digits, '_', '.', '-' (at most 253)",
+      }),
+    ),
+  ),
   type: z.literal("tenant-egress", { error: 'type must be "tenant-egress"' }),
   args: z.optional(z.record(z.string(), z.unknown())),
   capabilities: z.optional(z.record(z.string(), z.unknown())),
   runtimeConfig: z.optional(z.record(z.string(), z.unknown())),
   prevResult: z.optional(z.unknown()),
-  ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/, { error: "ipam.type must be a plugin file name" })) })),
+  ipam: z.optional(
+    z.looseObject({
+      type: z.string().check(z.regex(/^[A-Za-z0-9_.-]+$/, { error: "ipam.type must be a plugin file name" })),
+    }),
+  ),
   dns: z.optional(z.unknown()),
   "cni.dev/valid-attachments": attachments,
   "cni.dev/attachments": attachments,
@@ -73,7 +86,14 @@ const Schema = z.strictObject({
   mtu: z.optional(intIn(576, 65535, "an IPv4 MTU is 576-65535")),
   mss: z.optional(intIn(536, 65495, "a TCP MSS is 536-65495")),
   tenants: z._default(
-    z.record(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are letters, digits, '_', '.', '-'" })), Tenant),
+    z.record(
+      z
+        .string()
+        .check(
+          z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are letters, digits, '_', '.', '-'" }),
+        ),
+      Tenant,
+    ),
     {},
   ),
   namespaces: z._default(z.record(z.string(), z.string()), {}),
@@ -82,7 +102,15 @@ const Schema = z.strictObject({
 export type RawConfig = z.infer<typeof Schema>;
 
 /** Built-in exclusions: never steer private, shared, link-local (cloud metadata), loopback or multicast. */
-export const BUILTIN_EXCLUSIONS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8", "224.0.0.0/4"];
+export const BUILTIN_EXCLUSIONS = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "127.0.0.0/8",
+  "224.0.0.0/4",
+];
 
 /** Every destination a pod reaches directly, never through the tunnel. */
 export function exclusions(config: RawConfig): string[] {
@@ -106,7 +134,10 @@ export function parseConfig(input: unknown): PluginConfig {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     if (issue.code === "unrecognized_keys") {
-      throw configError(`unknown configuration key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}${issue.path.length ? ` in ${issue.path.join(".")}` : ""}`, "see the README's configuration reference");
+      throw configError(
+        `unknown configuration key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}${issue.path.length ? ` in ${issue.path.join(".")}` : ""}`,
+        "see the README's configuration reference",
+      );
     }
     throw configError(`invalid configuration field ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
@@ -115,7 +146,8 @@ export function parseConfig(input: unknown): PluginConfig {
     throw configError(`invalid configuration field mss: ${raw.mss} does not fit in mtu ${raw.mtu} (at most mtu - 40)`);
   }
   for (const [ns, tenant] of Object.entries(raw.namespaces)) {
-    if (!raw.tenants[tenant]) throw configError(`invalid configuration field namespaces.${ns}: tenant "${tenant}" is not defined in tenants`);
+    if (!raw.tenants[tenant])
+      throw configError(`invalid configuration field namespaces.${ns}: tenant "${tenant}" is not defined in tenants`);
   }
   const defaults = tunnelSettings(raw, "", raw);
   for (const [name, t] of Object.entries(raw.tenants)) tunnelSettings({ ...raw, ...t }, `tenants.${name}.`, raw);
@@ -130,11 +162,22 @@ export function tunnelSettings(
 ): TunnelSettings {
   const subnetText = t.overlaySubnet ?? base.overlaySubnet;
   const subnet = parseCidr(subnetText)!;
-  if (subnet.prefix > 30) throw configError(`invalid configuration field ${where}overlaySubnet: ${subnetText} has no room for pods (at most /30)`);
-  const gwText = t.gatewayOverlayIP ?? (t.overlaySubnet ? undefined : base.gatewayOverlayIP) ?? formatIPv4(firstHost(subnet));
+  if (subnet.prefix > 30)
+    throw configError(
+      `invalid configuration field ${where}overlaySubnet: ${subnetText} has no room for pods (at most /30)`,
+    );
+  const gwText =
+    t.gatewayOverlayIP ?? (t.overlaySubnet ? undefined : base.gatewayOverlayIP) ?? formatIPv4(firstHost(subnet));
   const gw = parseIPv4(gwText)!;
   if (!cidrContains(subnet, gw) || gw === subnet.network || gw === broadcastOf(subnet)) {
-    throw configError(`invalid configuration field ${where}gatewayOverlayIP: ${gwText} is not a host address inside overlaySubnet ${subnetText}`);
+    throw configError(
+      `invalid configuration field ${where}gatewayOverlayIP: ${gwText} is not a host address inside overlaySubnet ${subnetText}`,
+    );
   }
-  return { vni: t.vni ?? base.vni, port: t.vxlanPort ?? base.vxlanPort, overlaySubnet: subnet, gatewayOverlayIP: gwText };
+  return {
+    vni: t.vni ?? base.vni,
+    port: t.vxlanPort ?? base.vxlanPort,
+    overlaySubnet: subnet,
+    gatewayOverlayIP: gwText,
+  };
 }

@@ -20,9 +20,9 @@
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import type { PodIdentity } from "../cni/result.js";
-import { cidrContains, parseCidr } from "../net/ipv4.js";
 import type { NetState, NftTable, Scope } from "../net/desired-state.js";
 import { EMPTY_STATE } from "../net/desired-state.js";
+import { cidrContains, parseCidr } from "../net/ipv4.js";
 import type { IpLink } from "../net/observe.js";
 import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
@@ -72,7 +72,17 @@ export function planEnforcement(config: PluginConfig, a: Attachment, p: Enforced
   const table: NftTable = {
     family: "netdev",
     name: ENFORCE_TABLE,
-    chains: [{ name: n.chain, hook: "ingress", device: p.hostDevice, priority: ENFORCE_PRIORITY, policy: "drop", comment: n.comment, rules }],
+    chains: [
+      {
+        name: n.chain,
+        hook: "ingress",
+        device: p.hostDevice,
+        priority: ENFORCE_PRIORITY,
+        policy: "drop",
+        comment: n.comment,
+        rules,
+      },
+    ],
   };
   return { ...EMPTY_STATE, nftTables: [table] };
 }
@@ -87,7 +97,10 @@ const DEVICE = /^[A-Za-z0-9_.:@-]{1,15}$/;
  */
 export function hostSide(podLinks: IpLink[], nodeVeths: IpLink[], ifname: string): string {
   const inPod = podLinks.find((l) => l.ifname === ifname);
-  const peer = inPod && inPod.link_netnsid !== undefined ? nodeVeths.find((v) => v.ifindex === inPod.link_index && v.link_index === inPod.ifindex) : undefined;
+  const peer =
+    inPod && inPod.link_netnsid !== undefined
+      ? nodeVeths.find((v) => v.ifindex === inPod.link_index && v.link_index === inPod.ifindex)
+      : undefined;
   if (!peer || !DEVICE.test(peer.ifname)) {
     throw new CniError(
       ErrorCode.InvalidEnvironment,
@@ -111,7 +124,11 @@ export function enforcementScope(chains: ReadonlySet<string>): Scope {
 }
 
 /** This network's enforcement chains on the node whose attachment is not in `valid` (GC's "stale"). */
-export function staleEnforcement(observed: NetState, network: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Set<string> {
+export function staleEnforcement(
+  observed: NetState,
+  network: string,
+  valid: ReadonlyArray<{ containerID: string; ifname: string }>,
+): Set<string> {
   const keep = new Set(valid.map((v) => enforceOwner(network, v.containerID, v.ifname)));
   const ours = enforceOwner(network, "", "").slice(0, -1);
   const stale = new Set<string>();

@@ -37,4 +37,5 @@ export function enforceNames(network: string, containerId: string, ifname: strin
   };
 }
 
-export const enforceOwner = (network: string, containerId: string, ifname: string) => `tenant-egress:${network}:${containerId}/${ifname}`;
+export const enforceOwner = (network: string, containerId: string, ifname: string) =>
+  `tenant-egress:${network}:${containerId}/${ifname}`;

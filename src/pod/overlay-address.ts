@@ -11,11 +11,17 @@ import { broadcastOf, cidrContains, formatCidr, formatIPv4, maskOf, parseIPv4 } 
 import type { TunnelSettings } from "./config.js";
 
 /** Checks that `ip` can be a pod's overlay address in `t`'s overlay subnet. */
-export function checkOverlayAddress(ip: string, t: TunnelSettings, origin: string, code: number = ErrorCode.InvalidEnvironment): string {
+export function checkOverlayAddress(
+  ip: string,
+  t: TunnelSettings,
+  origin: string,
+  code: number = ErrorCode.InvalidEnvironment,
+): string {
   const addr = parseIPv4(ip);
   const subnet = formatCidr(t.overlaySubnet);
   if (addr === undefined) throw new CniError(code, `${origin}: "${ip}" is not an IPv4 address`);
-  if (!cidrContains(t.overlaySubnet, addr)) throw new CniError(code, `${origin}: ${ip} is outside the overlay subnet ${subnet}`);
+  if (!cidrContains(t.overlaySubnet, addr))
+    throw new CniError(code, `${origin}: ${ip} is outside the overlay subnet ${subnet}`);
   if (ip === t.gatewayOverlayIP) throw new CniError(code, `${origin}: ${ip} is the gateway's overlay address`);
   if (addr === t.overlaySubnet.network || addr === broadcastOf(t.overlaySubnet)) {
     throw new CniError(code, `${origin}: ${ip} is the network or broadcast address of ${subnet}`);

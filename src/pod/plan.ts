@@ -59,7 +59,9 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
   const n = names(p.ifname);
   const mtu = config.mtu ?? p.underlayMtu - VXLAN_OVERHEAD;
   const mss = config.mss ?? mtu - TCPIP_HEADERS;
-  const excluded = [...exclusions(config), formatCidr(a.overlaySubnet), `${a.gateway}/32`].filter((c, i, all) => all.indexOf(c) === i);
+  const excluded = [...exclusions(config), formatCidr(a.overlaySubnet), `${a.gateway}/32`].filter(
+    (c, i, all) => all.indexOf(c) === i,
+  );
 
   const markChain: Chain = {
     table: "mangle",
@@ -67,8 +69,16 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     rules: [...excluded.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
   };
   const clamp = `-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss ${mss}`;
-  const mssChain: Chain = { table: "mangle", name: n.mssChain, rules: [`-o ${n.device} ${clamp}`, `-i ${n.device} ${clamp}`] };
-  const snatChain: Chain = { table: "nat", name: n.snatChain, rules: [`-o ${n.device} -j SNAT --to-source ${p.overlayIP}`] };
+  const mssChain: Chain = {
+    table: "mangle",
+    name: n.mssChain,
+    rules: [`-o ${n.device} ${clamp}`, `-i ${n.device} ${clamp}`],
+  };
+  const snatChain: Chain = {
+    table: "nat",
+    name: n.snatChain,
+    rules: [`-o ${n.device} -j SNAT --to-source ${p.overlayIP}`],
+  };
   const jumps: Jump[] = [
     { table: "mangle", hook: "OUTPUT", match: "", chain: n.markChain, first: true },
     { table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true },
@@ -96,7 +106,14 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     addresses: [{ dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP }],
     rules: [{ priority: config.rulePriority, fwmark: config.mark, table: config.routeTable }],
     routes: [
-      { table: config.routeTable, type: "unicast", dst: "default", gateway: a.gatewayOverlayIP, dev: n.device, onlink: true },
+      {
+        table: config.routeTable,
+        type: "unicast",
+        dst: "default",
+        gateway: a.gatewayOverlayIP,
+        dev: n.device,
+        onlink: true,
+      },
       { table: config.routeTable, type: "throw", dst: a.gateway },
     ],
     sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],

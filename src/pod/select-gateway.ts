@@ -20,7 +20,16 @@ export const ANNOTATION_TENANT = "tenant-egress/tenant";
 export const ANNOTATION_OVERLAY_IP = "tenant-egress/overlay-ip";
 
 /** CNI_ARGS keys we read, plus the ones Kubernetes runtimes always send. */
-const KNOWN_CNI_ARGS = new Set(["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID", "EGRESS_GATEWAY", "EGRESS_TENANT", "EGRESS_OVERLAY_IP"]);
+const KNOWN_CNI_ARGS = new Set([
+  "IgnoreUnknown",
+  "K8S_POD_NAMESPACE",
+  "K8S_POD_NAME",
+  "K8S_POD_INFRA_CONTAINER_ID",
+  "K8S_POD_UID",
+  "EGRESS_GATEWAY",
+  "EGRESS_TENANT",
+  "EGRESS_OVERLAY_IP",
+]);
 
 export interface Attachment extends TunnelSettings {
   gateway: string;
@@ -49,7 +58,8 @@ export function checkCniArgs(args: Map<string, string>): void {
   const ignore = /^(1|true)$/i.test(args.get("IgnoreUnknown") ?? "");
   if (ignore) return;
   for (const key of args.keys()) {
-    if (!KNOWN_CNI_ARGS.has(key)) throw argsError(`CNI_ARGS key ${JSON.stringify(key)} is unknown (set IgnoreUnknown=1 to pass it through)`);
+    if (!KNOWN_CNI_ARGS.has(key))
+      throw argsError(`CNI_ARGS key ${JSON.stringify(key)} is unknown (set IgnoreUnknown=1 to pass it through)`);
   }
 }
 
@@ -64,8 +74,18 @@ function candidates(config: PluginConfig, cniArgs: Map<string, string>): Choice[
       overlayIP: str(annotations[ANNOTATION_OVERLAY_IP]),
       source: `pod annotation ${ANNOTATION_GATEWAY}/${ANNOTATION_TENANT}`,
     },
-    { gateway: str(argsCni.egressGateway), tenant: str(argsCni.egressTenant), overlayIP: str(argsCni.egressOverlayIP), source: "args.cni.egressGateway/egressTenant" },
-    { gateway: str(cniArgs.get("EGRESS_GATEWAY")), tenant: str(cniArgs.get("EGRESS_TENANT")), overlayIP: str(cniArgs.get("EGRESS_OVERLAY_IP")), source: "CNI_ARGS EGRESS_GATEWAY/EGRESS_TENANT" },
+    {
+      gateway: str(argsCni.egressGateway),
+      tenant: str(argsCni.egressTenant),
+      overlayIP: str(argsCni.egressOverlayIP),
+      source: "args.cni.egressGateway/egressTenant",
+    },
+    {
+      gateway: str(cniArgs.get("EGRESS_GATEWAY")),
+      tenant: str(cniArgs.get("EGRESS_TENANT")),
+      overlayIP: str(cniArgs.get("EGRESS_OVERLAY_IP")),
+      source: "CNI_ARGS EGRESS_GATEWAY/EGRESS_TENANT",
+    },
     { tenant: ns !== undefined ? config.namespaces[ns] : undefined, source: `namespaces["${ns ?? ""}"]` },
     { gateway: config.gateway, source: "gateway in the network configuration" },
   ];
@@ -77,14 +97,24 @@ export function selectGateway(config: PluginConfig, cniArgs: Map<string, string>
   const all = candidates(config, cniArgs);
   // A pinned overlay IP may come from any source, even one that does not pick the gateway.
   const overlayIP = all.find((c) => c.overlayIP)?.overlayIP;
-  if (overlayIP !== undefined && parseIPv4(overlayIP) === undefined) throw argsError(`EGRESS_OVERLAY_IP: ${explainNotIPv4(overlayIP)}`);
+  if (overlayIP !== undefined && parseIPv4(overlayIP) === undefined)
+    throw argsError(`EGRESS_OVERLAY_IP: ${explainNotIPv4(overlayIP)}`);
   const chosen = all.find((c) => c.gateway !== undefined || c.tenant !== undefined);
   if (!chosen) return undefined;
   const pin = overlayIP !== undefined ? { overlayIP } : {};
   if (chosen.tenant !== undefined && chosen.gateway === undefined) {
     const t = config.tenants[chosen.tenant];
-    if (!t) throw argsError(`${chosen.source}: tenant ${JSON.stringify(chosen.tenant)} is not defined in the network configuration's tenants`);
-    return { ...tunnelSettings({ ...t }, `tenants.${chosen.tenant}.`, config), gateway: t.gateway, tenant: chosen.tenant, source: chosen.source, ...pin };
+    if (!t)
+      throw argsError(
+        `${chosen.source}: tenant ${JSON.stringify(chosen.tenant)} is not defined in the network configuration's tenants`,
+      );
+    return {
+      ...tunnelSettings({ ...t }, `tenants.${chosen.tenant}.`, config),
+      gateway: t.gateway,
+      tenant: chosen.tenant,
+      source: chosen.source,
+      ...pin,
+    };
   }
   const gateway = chosen.gateway as string;
   const wrong = notUnicast(gateway);

@@ -12,12 +12,18 @@ import * as z from "zod/mini";
 import { type GatewayConfig, GatewayConfigError, parseGatewayConfig } from "../gateway/config.js";
 import { firstHost, formatIPv4, parseCidr } from "../net/ipv4.js";
 import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
-import { parseConfig, type PluginConfig } from "../pod/config.js";
+import { type PluginConfig, parseConfig } from "../pod/config.js";
 
 export class TenantsFileError extends Error {}
 
-const name = z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are 1-63 letters, digits, '_', '.', '-'" }));
-const k8sNamespace = z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: "not a Kubernetes namespace name" }));
+const name = z
+  .string()
+  .check(
+    z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { error: "tenant names are 1-63 letters, digits, '_', '.', '-'" }),
+  );
+const k8sNamespace = z
+  .string()
+  .check(z.regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: "not a Kubernetes namespace name" }));
 // Rates and sizes are checked by the gateway's own parser (with its tc units and messages).
 const Limit = z.strictObject({ rate: z.string(), ceil: z.optional(z.string()), burst: z.optional(z.string()) });
 
@@ -72,7 +78,8 @@ export function parseTenantsFile(input: unknown): TenantsFile {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const where = issue.path.join(".") || "(root)";
-    if (issue.code === "unrecognized_keys") fail(where, `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`);
+    if (issue.code === "unrecognized_keys")
+      fail(where, `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`);
     fail(where, issue.message);
   }
   const file = parsed.data;
@@ -87,7 +94,8 @@ export function parseTenantsFile(input: unknown): TenantsFile {
       owners.set(ns, t.name);
     }
   });
-  if (file.plugin.defaultTenant && !names.has(file.plugin.defaultTenant)) fail("plugin.defaultTenant", `tenant "${file.plugin.defaultTenant}" is not defined`);
+  if (file.plugin.defaultTenant && !names.has(file.plugin.defaultTenant))
+    fail("plugin.defaultTenant", `tenant "${file.plugin.defaultTenant}" is not defined`);
   // Each half's own parser: their messages name the field as that half sees it.
   try {
     parseConfig(pluginEntry(file));
@@ -119,13 +127,26 @@ export function pluginEntry(file: TenantsFile): Record<string, unknown> {
     tenants: Object.fromEntries(
       file.tenants.map((t) => [
         t.name,
-        { gateway: t.tunnel.gateway, vni: t.tunnel.vni, vxlanPort: t.tunnel.port, overlaySubnet: t.tunnel.overlaySubnet, gatewayOverlayIP: gatewayOverlayIP(t) },
+        {
+          gateway: t.tunnel.gateway,
+          vni: t.tunnel.vni,
+          vxlanPort: t.tunnel.port,
+          overlaySubnet: t.tunnel.overlaySubnet,
+          gatewayOverlayIP: gatewayOverlayIP(t),
+        },
       ]),
     ),
     namespaces: Object.fromEntries(file.tenants.flatMap((t) => t.namespaces.map((ns) => [ns, t.name]))),
   };
   const fallback = file.tenants.find((t) => t.name === defaultTenant);
-  if (fallback) Object.assign(entry, { gateway: fallback.tunnel.gateway, vni: fallback.tunnel.vni, vxlanPort: fallback.tunnel.port, overlaySubnet: fallback.tunnel.overlaySubnet, gatewayOverlayIP: gatewayOverlayIP(fallback) });
+  if (fallback)
+    Object.assign(entry, {
+      gateway: fallback.tunnel.gateway,
+      vni: fallback.tunnel.vni,
+      vxlanPort: fallback.tunnel.port,
+      overlaySubnet: fallback.tunnel.overlaySubnet,
+      gatewayOverlayIP: gatewayOverlayIP(fallback),
+    });
   return entry;
 }
 

@@ -18,7 +18,11 @@ const ROUNDS = 5;
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("c"));
-  net = await writeBridgeConflist({ name: `${lab.prefix}-net`, dir: lab.dir, egress: { gateway: "10.23.0.2", enforce: true } });
+  net = await writeBridgeConflist({
+    name: `${lab.prefix}-net`,
+    dir: lab.dir,
+    egress: { gateway: "10.23.0.2", enforce: true },
+  });
 });
 
 afterAll(async () => {
@@ -43,11 +47,19 @@ describe(`${PODS} parallel ADDs and DELs, ${ROUNDS} rounds`, () => {
         const links = await run(["ip", "-n", pod, "-o", "link"]);
         if (/te-eth0|eth0@/.test(links.stdout)) leftovers.push(`${pod}: interfaces`);
       }
-      const node = (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], { allowFailure: true })).stdout;
+      const node = (
+        await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], {
+          allowFailure: true,
+        })
+      ).stdout;
       if (/chain te-/.test(node)) leftovers.push("enforcement chains on the node");
-      const ports = (await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "master", "cni0"], { allowFailure: true })).stdout.trim();
+      const ports = (
+        await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "master", "cni0"], { allowFailure: true })
+      ).stdout.trim();
       if (ports) leftovers.push(`bridge ports: ${ports.split("\n").length}`);
-      const leases = (await readdir(join(lab.dir, "ipam", net.name)).catch(() => [] as string[])).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+      const leases = (await readdir(join(lab.dir, "ipam", net.name)).catch(() => [] as string[])).filter((f) =>
+        /^\d+\.\d+\.\d+\.\d+$/.test(f),
+      );
       if (leases.length) leftovers.push(`${leases.length} IPAM leases`);
       expect({ round, leftovers }).toEqual({ round, leftovers: [] });
     }

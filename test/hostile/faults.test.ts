@@ -21,7 +21,16 @@ let servers: Background;
 let gw: { ns: string; ip: string };
 let main: Network;
 const gatewayConfig = {
-  tenants: [{ name: "red", vni: 100, overlaySubnet: "172.16.0.0/24", allowedSources: ["10.22.0.0/24"], upload: { rate: "20mbit" }, download: { rate: "20mbit" } }],
+  tenants: [
+    {
+      name: "red",
+      vni: 100,
+      overlaySubnet: "172.16.0.0/24",
+      allowedSources: ["10.22.0.0/24"],
+      upload: { rate: "20mbit" },
+      download: { rate: "20mbit" },
+    },
+  ],
 };
 
 beforeAll(async () => {
@@ -47,7 +56,18 @@ exec /usr/bin/nsenter "$@"
   );
   await chmod(join(killer, "nsenter"), 0o755);
   // PATHs with every tool but one: iptables-restore, or nft.
-  const tools = ["ip", "nsenter", "sysctl", "iptables-save", "iptables-restore", "iptables", "nft", "node", "env", "tc"];
+  const tools = [
+    "ip",
+    "nsenter",
+    "sysctl",
+    "iptables-save",
+    "iptables-restore",
+    "iptables",
+    "nft",
+    "node",
+    "env",
+    "tc",
+  ];
   for (const lacking of ["iptables-restore", "nft"]) {
     const partial = join(lab.dir, `no-${lacking}`);
     await mkdir(partial);
@@ -63,7 +83,14 @@ afterAll(async () => {
   await lab?.teardown();
 });
 
-const conf = (prevResult: unknown) => ({ cniVersion: "1.0.0", name: main.name, type: "tenant-egress", gateway: gw.ip, enforce: true, prevResult });
+const conf = (prevResult: unknown) => ({
+  cniVersion: "1.0.0",
+  name: main.name,
+  type: "tenant-egress",
+  gateway: gw.ip,
+  enforce: true,
+  prevResult,
+});
 
 async function attachMain(name: string) {
   const pod = await lab.addPodNamespace(name);
@@ -74,13 +101,17 @@ async function attachMain(name: string) {
 
 /** Counts each iptables rule line; a rule present twice is a bug. */
 async function duplicateRules(ns: string): Promise<string[]> {
-  const lines = (await run(["ip", "netns", "exec", ns, "iptables-save"])).stdout.split("\n").filter((l) => l.startsWith("-A "));
+  const lines = (await run(["ip", "netns", "exec", ns, "iptables-save"])).stdout
+    .split("\n")
+    .filter((l) => l.startsWith("-A "));
   return lines.filter((l, i) => lines.indexOf(l) !== i);
 }
 
 /** The node's enforcement chains (nftables, netdev family, one shared table). */
 async function enforcementChains(): Promise<string[]> {
-  const r = await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], { allowFailure: true });
+  const r = await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], {
+    allowFailure: true,
+  });
   return r.stdout.match(/^\s+chain te-\S+/gm) ?? [];
 }
 
@@ -99,7 +130,10 @@ describe("the plugin killed at each step of ADD", () => {
     expect(killed.exitCode).not.toBe(0);
     // The runtime's answer to a failed ADD: DEL, then (on retry) ADD again.
     const env = { CNI_CONTAINERID: `kill${k}` };
-    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).toMatchObject({ exitCode: 0, stdout: "" });
+    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).toMatchObject({
+      exitCode: 0,
+      stdout: "",
+    });
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env)).exitCode).toBe(0);
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "CHECK", conf(prevResult), env)).exitCode).toBe(0);
@@ -108,7 +142,12 @@ describe("the plugin killed at each step of ADD", () => {
     expect(await enforcementChains()).toHaveLength(1);
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     // Killed again, then ADD without a DEL in between: still converges.
-    await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), { ...env, PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`, COUNTER: `${counter}-b`, KILL_AT: String(k) });
+    await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
+      ...env,
+      PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`,
+      COUNTER: `${counter}-b`,
+      KILL_AT: String(k),
+    });
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env)).exitCode).toBe(0);
     expect(await duplicateRules(pod)).toEqual([]);
     expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).exitCode).toBe(0);
@@ -122,9 +161,15 @@ describe("a step failing mid-ADD", () => {
     const { pod, prevResult, asMainLeftIt } = await attachMain("noipt");
     await waitSettled(lab.ns.nodeA);
     const node = await netnsSnapshot(lab.ns.nodeA);
-    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), { PATH: join(lab.dir, "no-iptables-restore"), CNI_CONTAINERID: "noipt" });
+    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
+      PATH: join(lab.dir, "no-iptables-restore"),
+      CNI_CONTAINERID: "noipt",
+    });
     expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/iptables-restore.*(No such file|not found).*required tool is missing/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: 101,
+      msg: expect.stringMatching(/iptables-restore.*(No such file|not found).*required tool is missing/),
+    });
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
   });
@@ -138,27 +183,59 @@ describe("enforcement on a node without nftables", () => {
     const env = { PATH: join(lab.dir, "no-nft"), CNI_CONTAINERID: "nonft" };
     const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env);
     expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/nft.*command not found.*enforcement needs the nft tool: install nftables/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: 101,
+      msg: expect.stringMatching(/nft.*command not found.*enforcement needs the nft tool: install nftables/),
+    });
     expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
     expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
-    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", { ...conf(prevResult), enforce: false }, env)).toMatchObject({ exitCode: 0, stdout: "" });
+    expect(
+      await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", { ...conf(prevResult), enforce: false }, env),
+    ).toMatchObject({ exitCode: 0, stdout: "" });
   });
 });
 
 describe("the gateway restarted under open connections", () => {
   it("new connections work right after apply; an open flow recovers on its own (time reported)", async () => {
-    const chain = await writeBridgeConflist({ name: `${lab.prefix}-chain`, dir: lab.dir, egress: { gateway: gw.ip, overlaySubnet: "172.16.0.0/24" } });
+    const chain = await writeBridgeConflist({
+      name: `${lab.prefix}-chain`,
+      dir: lab.dir,
+      egress: { gateway: gw.ip, overlaySubnet: "172.16.0.0/24" },
+    });
     const pod = await lab.addPodNamespace("restart");
     await cni("add", { node: lab.ns.nodeA, network: chain, pod });
     const seconds = 12;
-    const flow = run(["ip", "netns", "exec", pod, "iperf3", "-c", INET_IP, "-p", "5204", "-t", String(seconds), "-i", "0.1", "-J", "-b", "5M"], { allowFailure: true });
+    const flow = run(
+      [
+        "ip",
+        "netns",
+        "exec",
+        pod,
+        "iperf3",
+        "-c",
+        INET_IP,
+        "-p",
+        "5204",
+        "-t",
+        String(seconds),
+        "-i",
+        "0.1",
+        "-J",
+        "-b",
+        "5M",
+      ],
+      { allowFailure: true },
+    );
     await new Promise((r) => setTimeout(r, 3000));
     const restartAt = Date.now();
     expect((await gatewayCli(gw.ns, ["reset"])).exitCode).toBe(0);
     await applyGateway(gw.ns, lab.dir, gatewayConfig);
     const appliedAfter = (Date.now() - restartAt) / 1000;
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
-    const report = JSON.parse((await flow).stdout) as { error?: string; intervals: Array<{ sum: { start: number; bytes: number } }> };
+    const report = JSON.parse((await flow).stdout) as {
+      error?: string;
+      intervals: Array<{ sum: { start: number; bytes: number } }>;
+    };
     // A rebuild stalls an open flow; it must never reset it (iperf3 then reports the closed socket).
     expect(report.error, "the open flow was reset by the rebuild").toBeUndefined();
     // The stall is the longest run of 0.1 s intervals in which nothing arrived.
@@ -170,7 +247,9 @@ describe("the gateway restarted under open connections", () => {
     }
     const recovered = report.intervals.some((i) => i.sum.start > 3 + appliedAfter + 1 && i.sum.bytes > 0);
     expect(recovered, "the open flow never recovered").toBe(true);
-    process.stdout.write(`gateway restart: reset + apply took ${appliedAfter.toFixed(2)} s; the open TCP flow's longest stall was ${stall.toFixed(1)} s\n`);
+    process.stdout.write(
+      `gateway restart: reset + apply took ${appliedAfter.toFixed(2)} s; the open TCP flow's longest stall was ${stall.toFixed(1)} s\n`,
+    );
     expect(stall).toBeLessThan(seconds - 4);
   });
 });

@@ -22,8 +22,19 @@ let regularFile: string;
 let unmountedPath: string;
 let baseline: { pod: string; node: string };
 
-const prevResult = { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: `/run/netns/${pod}` }], ips: [{ address: `${POD_IP}/24`, gateway: "10.22.0.1", interface: 0 }] };
-const conf = (over: Record<string, unknown> = {}) => ({ cniVersion: "1.0.0", name: "hostile", type: "tenant-egress", gateway: "10.23.0.2", prevResult, ...over });
+const prevResult = {
+  cniVersion: "1.0.0",
+  interfaces: [{ name: "eth0", sandbox: `/run/netns/${pod}` }],
+  ips: [{ address: `${POD_IP}/24`, gateway: "10.22.0.1", interface: 0 }],
+};
+const conf = (over: Record<string, unknown> = {}) => ({
+  cniVersion: "1.0.0",
+  name: "hostile",
+  type: "tenant-egress",
+  gateway: "10.23.0.2",
+  prevResult,
+  ...over,
+});
 const env = (over: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
   CNI_COMMAND: "ADD",
   CNI_CONTAINERID: "hostile0",
@@ -34,7 +45,9 @@ const env = (over: Record<string, string | undefined> = {}): Record<string, stri
 });
 
 async function invoke(e: Record<string, string | undefined>, stdin: string) {
-  const clean = Object.fromEntries(Object.entries({ PATH: process.env.PATH, ...e }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
+  const clean = Object.fromEntries(
+    Object.entries({ PATH: process.env.PATH, ...e }).filter(([, v]) => v !== undefined),
+  ) as NodeJS.ProcessEnv;
   return run([PLUGIN], { netns: `/run/netns/${node}`, env: clean, input: stdin, allowFailure: true });
 }
 
@@ -43,7 +56,11 @@ beforeAll(async () => {
     await run(["ip", "netns", "add", ns]);
     await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
   }
-  await ipIn(node, [`link add veth-h type veth peer name eth0 netns ${pod}`, "addr add 10.22.0.1/24 dev veth-h", "link set veth-h up"]);
+  await ipIn(node, [
+    `link add veth-h type veth peer name eth0 netns ${pod}`,
+    "addr add 10.22.0.1/24 dev veth-h",
+    "link set veth-h up",
+  ]);
   await ipIn(pod, [`addr add ${POD_IP}/24 dev eth0`, "link set eth0 up", "route add default via 10.22.0.1"]);
   regularFile = join("/tmp", `${prefix}-not-a-netns`);
   await writeFile(regularFile, "not a namespace");
@@ -78,7 +95,12 @@ const cases: Case[] = [
   { name: "a JSON array", stdin: "[1,2]", code: 6, msg: /not a JSON object/ },
   { name: "JSON null", stdin: "null", code: 6, msg: /not a JSON object/ },
   { name: "huge document with a bad name", stdin: conf({ name: `${huge};` }), code: 7, msg: /field name/ },
-  { name: "huge exclusion list", stdin: conf({ excludeCIDRs: Array.from({ length: 50_000 }, () => "10.0.0.0/8").concat(["bad"]) }), code: 7, msg: /excludeCIDRs/ },
+  {
+    name: "huge exclusion list",
+    stdin: conf({ excludeCIDRs: Array.from({ length: 50_000 }, () => "10.0.0.0/8").concat(["bad"]) }),
+    code: 7,
+    msg: /excludeCIDRs/,
+  },
   // Wrong types.
   { name: "vni as a string", stdin: conf({ vni: "100" }), code: 7, msg: /field vni/ },
   { name: "gateway as a number", stdin: conf({ gateway: 12345 }), code: 7, msg: /field gateway/ },
@@ -109,63 +131,231 @@ const cases: Case[] = [
   { name: "CIDR as gateway", stdin: conf({ gateway: "10.23.0.0/24" }), code: 7, msg: /field gateway: .*CIDR/ },
   { name: "IPv6 overlay", stdin: conf({ overlaySubnet: "fd00::/64" }), code: 7, msg: /field overlaySubnet/ },
   { name: "overlay without prefix", stdin: conf({ overlaySubnet: "172.16.0.0" }), code: 7, msg: /field overlaySubnet/ },
-  { name: "CIDR as gateway overlay IP", stdin: conf({ gatewayOverlayIP: "172.16.0.1/16" }), code: 7, msg: /field gatewayOverlayIP/ },
+  {
+    name: "CIDR as gateway overlay IP",
+    stdin: conf({ gatewayOverlayIP: "172.16.0.1/16" }),
+    code: 7,
+    msg: /field gatewayOverlayIP/,
+  },
   { name: "IPv6 exclusion", stdin: conf({ excludeCIDRs: ["fd00::/8"] }), code: 7, msg: /field excludeCIDRs/ },
   { name: "loopback gateway", stdin: conf({ gateway: "127.0.0.1" }), code: 7, msg: /field gateway: .*loopback/ },
   { name: "unspecified gateway", stdin: conf({ gateway: "0.0.0.0" }), code: 7, msg: /field gateway: .*unspecified/ },
   { name: "multicast gateway", stdin: conf({ gateway: "224.0.0.1" }), code: 7, msg: /field gateway: .*multicast/ },
-  { name: "gateway is the pod's own address", stdin: conf({ gateway: POD_IP }), code: 7, msg: /gateway 10.22.0.5 .* is the pod's own address/ },
-  { name: "derived overlay address is the gateway's", stdin: conf({ overlaySubnet: "172.16.0.0/24", gatewayOverlayIP: "172.16.0.5" }), code: 7, msg: /derived .* gateway's overlay address/ },
+  {
+    name: "gateway is the pod's own address",
+    stdin: conf({ gateway: POD_IP }),
+    code: 7,
+    msg: /gateway 10.22.0.5 .* is the pod's own address/,
+  },
+  {
+    name: "derived overlay address is the gateway's",
+    stdin: conf({ overlaySubnet: "172.16.0.0/24", gatewayOverlayIP: "172.16.0.5" }),
+    code: 7,
+    msg: /derived .* gateway's overlay address/,
+  },
   // Unknown keys.
-  { name: "unknown key", stdin: conf({ egressGateway: "1.2.3.4" }), code: 7, msg: /unknown configuration key "egressGateway"/ },
-  { name: "unknown tenant key", stdin: conf({ tenants: { a: { gateway: "10.23.0.2", rate: "1mbit" } } }), code: 7, msg: /unknown configuration key "rate" in tenants.a/ },
+  {
+    name: "unknown key",
+    stdin: conf({ egressGateway: "1.2.3.4" }),
+    code: 7,
+    msg: /unknown configuration key "egressGateway"/,
+  },
+  {
+    name: "unknown tenant key",
+    stdin: conf({ tenants: { a: { gateway: "10.23.0.2", rate: "1mbit" } } }),
+    code: 7,
+    msg: /unknown configuration key "rate" in tenants.a/,
+  },
   { name: "wrong plugin type", stdin: conf({ type: "bandwidth" }), code: 7, msg: /field type/ },
   // Versions.
   { name: "missing cniVersion", stdin: { ...conf(), cniVersion: undefined }, code: 1, msg: /cniVersion is missing/ },
-  { name: "cniVersion 0.2.0", stdin: conf({ cniVersion: "0.2.0" }), code: 1, msg: /cniVersion "0.2.0" is not supported/ },
-  { name: "cniVersion 1.2.0", stdin: conf({ cniVersion: "1.2.0" }), code: 1, msg: /cniVersion "1.2.0" is not supported/ },
-  { name: "CHECK under 0.3.1", env: { CNI_COMMAND: "CHECK" }, stdin: conf({ cniVersion: "0.3.1" }), code: 1, msg: /does not define CHECK/ },
+  {
+    name: "cniVersion 0.2.0",
+    stdin: conf({ cniVersion: "0.2.0" }),
+    code: 1,
+    msg: /cniVersion "0.2.0" is not supported/,
+  },
+  {
+    name: "cniVersion 1.2.0",
+    stdin: conf({ cniVersion: "1.2.0" }),
+    code: 1,
+    msg: /cniVersion "1.2.0" is not supported/,
+  },
+  {
+    name: "CHECK under 0.3.1",
+    env: { CNI_COMMAND: "CHECK" },
+    stdin: conf({ cniVersion: "0.3.1" }),
+    code: 1,
+    msg: /does not define CHECK/,
+  },
   { name: "GC under 1.0.0", env: { CNI_COMMAND: "GC" }, stdin: conf(), code: 1, msg: /does not define GC/ },
   // prevResult.
   { name: "missing prevResult", stdin: { ...conf(), prevResult: undefined }, code: 6, msg: /prevResult is missing/ },
   { name: "prevResult a string", stdin: conf({ prevResult: "x" }), code: 6, msg: /prevResult is malformed/ },
-  { name: "prevResult without IPs", stdin: conf({ prevResult: { cniVersion: "1.0.0", interfaces: [] } }), code: 6, msg: /no IPv4 address on interface eth0/ },
-  { name: "prevResult IP on another interface", stdin: conf({ prevResult: { ...prevResult, interfaces: [{ name: "net1", sandbox: "/x" }] } }), code: 6, msg: /no IPv4 address on interface eth0/ },
-  { name: "prevResult IPv6 only", stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "fd00::5/64", interface: 0 }] } }), code: 6, msg: /no IPv4 address/ },
-  { name: "prevResult IP not on the interface", stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "10.22.0.99/24", interface: 0 }] } }), code: 4, msg: /eth0 does not hold 10.22.0.99/ },
-  { name: "prevResult address with a newline", stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "10.22.0.5\nlink del eth0/24", interface: 0 }] } }), code: 6, msg: /no IPv4 address/ },
+  {
+    name: "prevResult without IPs",
+    stdin: conf({ prevResult: { cniVersion: "1.0.0", interfaces: [] } }),
+    code: 6,
+    msg: /no IPv4 address on interface eth0/,
+  },
+  {
+    name: "prevResult IP on another interface",
+    stdin: conf({ prevResult: { ...prevResult, interfaces: [{ name: "net1", sandbox: "/x" }] } }),
+    code: 6,
+    msg: /no IPv4 address on interface eth0/,
+  },
+  {
+    name: "prevResult IPv6 only",
+    stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "fd00::5/64", interface: 0 }] } }),
+    code: 6,
+    msg: /no IPv4 address/,
+  },
+  {
+    name: "prevResult IP not on the interface",
+    stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "10.22.0.99/24", interface: 0 }] } }),
+    code: 4,
+    msg: /eth0 does not hold 10.22.0.99/,
+  },
+  {
+    name: "prevResult address with a newline",
+    stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "10.22.0.5\nlink del eth0/24", interface: 0 }] } }),
+    code: 6,
+    msg: /no IPv4 address/,
+  },
   // Environment.
   { name: "unknown command", env: { CNI_COMMAND: "FOO" }, stdin: conf(), code: 4, msg: /CNI_COMMAND/ },
   { name: "missing container ID", env: { CNI_CONTAINERID: undefined }, stdin: conf(), code: 4, msg: /CNI_CONTAINERID/ },
-  { name: "container ID with a space", env: { CNI_CONTAINERID: "a b" }, stdin: conf(), code: 4, msg: /CNI_CONTAINERID/ },
-  { name: "container ID with $(…)", env: { CNI_CONTAINERID: "$(reboot)" }, stdin: conf(), code: 4, msg: /CNI_CONTAINERID/ },
-  { name: "interface name of 16 characters", env: { CNI_IFNAME: "abcdefghijklmnop" }, stdin: conf(), code: 4, msg: /CNI_IFNAME/ },
+  {
+    name: "container ID with a space",
+    env: { CNI_CONTAINERID: "a b" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_CONTAINERID/,
+  },
+  {
+    name: "container ID with $(…)",
+    env: { CNI_CONTAINERID: "$(reboot)" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_CONTAINERID/,
+  },
+  {
+    name: "interface name of 16 characters",
+    env: { CNI_IFNAME: "abcdefghijklmnop" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_IFNAME/,
+  },
   { name: "interface name with /", env: { CNI_IFNAME: "eth/0" }, stdin: conf(), code: 4, msg: /CNI_IFNAME/ },
   { name: "interface name with ;", env: { CNI_IFNAME: "eth0;ls" }, stdin: conf(), code: 4, msg: /CNI_IFNAME/ },
-  { name: "interface name with a newline", env: { CNI_IFNAME: "eth0\nlink" }, stdin: conf(), code: 4, msg: /CNI_IFNAME/ },
+  {
+    name: "interface name with a newline",
+    env: { CNI_IFNAME: "eth0\nlink" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_IFNAME/,
+  },
   { name: "empty interface name", env: { CNI_IFNAME: "" }, stdin: conf(), code: 4, msg: /CNI_IFNAME/ },
   { name: "missing netns on ADD", env: { CNI_NETNS: undefined }, stdin: conf(), code: 4, msg: /CNI_NETNS is required/ },
-  { name: "netns that does not exist", env: { CNI_NETNS: "/run/netns/does-not-exist" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* does not exist/ },
-  { name: "netns that is a regular file", env: { CNI_NETNS: "REGULAR" }, stdin: conf(), code: 4, msg: /is not a network namespace/ },
-  { name: "netns path of an unmounted namespace", env: { CNI_NETNS: "UNMOUNTED" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* does not exist/ },
-  { name: "netns that is the host's", env: { CNI_NETNS: `/run/netns/${node}` }, stdin: conf(), code: 4, msg: /own \(host\) network namespace/ },
-  { name: "relative netns path", env: { CNI_NETNS: "run/netns/x" }, stdin: conf(), code: 4, msg: /CNI_NETNS .* absolute path/ },
-  { name: "malformed CNI_ARGS", env: { CNI_ARGS: "IgnoreUnknown=1;junk" }, stdin: conf(), code: 4, msg: /CNI_ARGS: "junk"/ },
+  {
+    name: "netns that does not exist",
+    env: { CNI_NETNS: "/run/netns/does-not-exist" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_NETNS .* does not exist/,
+  },
+  {
+    name: "netns that is a regular file",
+    env: { CNI_NETNS: "REGULAR" },
+    stdin: conf(),
+    code: 4,
+    msg: /is not a network namespace/,
+  },
+  {
+    name: "netns path of an unmounted namespace",
+    env: { CNI_NETNS: "UNMOUNTED" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_NETNS .* does not exist/,
+  },
+  {
+    name: "netns that is the host's",
+    env: { CNI_NETNS: `/run/netns/${node}` },
+    stdin: conf(),
+    code: 4,
+    msg: /own \(host\) network namespace/,
+  },
+  {
+    name: "relative netns path",
+    env: { CNI_NETNS: "run/netns/x" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_NETNS .* absolute path/,
+  },
+  {
+    name: "malformed CNI_ARGS",
+    env: { CNI_ARGS: "IgnoreUnknown=1;junk" },
+    stdin: conf(),
+    code: 4,
+    msg: /CNI_ARGS: "junk"/,
+  },
   { name: "unknown CNI_ARGS key", env: { CNI_ARGS: "FOO=bar" }, stdin: conf(), code: 4, msg: /CNI_ARGS key "FOO"/ },
-  { name: "EGRESS_GATEWAY with $(…)", env: { CNI_ARGS: "EGRESS_GATEWAY=$(id)" }, stdin: conf(), code: 4, msg: /EGRESS_GATEWAY.*not an IPv4 address/ },
-  { name: "EGRESS_GATEWAY loopback", env: { CNI_ARGS: "EGRESS_GATEWAY=127.0.0.2" }, stdin: conf(), code: 4, msg: /EGRESS_GATEWAY.*loopback/ },
-  { name: "unknown EGRESS_TENANT", env: { CNI_ARGS: "EGRESS_TENANT=nobody" }, stdin: conf(), code: 4, msg: /tenant "nobody" is not defined/ },
-  { name: "pinned overlay outside the subnet", env: { CNI_ARGS: "EGRESS_OVERLAY_IP=192.168.9.9" }, stdin: conf(), code: 4, msg: /EGRESS_OVERLAY_IP: 192.168.9.9 is outside the overlay subnet/ },
-  { name: "pinned overlay = gateway overlay", env: { CNI_ARGS: "EGRESS_OVERLAY_IP=172.16.0.1" }, stdin: conf(), code: 4, msg: /EGRESS_OVERLAY_IP: 172.16.0.1 is the gateway's overlay address/ },
+  {
+    name: "EGRESS_GATEWAY with $(…)",
+    env: { CNI_ARGS: "EGRESS_GATEWAY=$(id)" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_GATEWAY.*not an IPv4 address/,
+  },
+  {
+    name: "EGRESS_GATEWAY loopback",
+    env: { CNI_ARGS: "EGRESS_GATEWAY=127.0.0.2" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_GATEWAY.*loopback/,
+  },
+  {
+    name: "unknown EGRESS_TENANT",
+    env: { CNI_ARGS: "EGRESS_TENANT=nobody" },
+    stdin: conf(),
+    code: 4,
+    msg: /tenant "nobody" is not defined/,
+  },
+  {
+    name: "pinned overlay outside the subnet",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP=192.168.9.9" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP: 192.168.9.9 is outside the overlay subnet/,
+  },
+  {
+    name: "pinned overlay = gateway overlay",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP=172.16.0.1" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP: 172.16.0.1 is the gateway's overlay address/,
+  },
   ...meta.map((m, i) => ({
     name: `annotation gateway with metacharacters #${i}`,
-    stdin: conf({ runtimeConfig: { "io.kubernetes.cri.pod-annotations": { "tenant-egress/gateway": `10.23.0.2${m}` } } }),
+    stdin: conf({
+      runtimeConfig: { "io.kubernetes.cri.pod-annotations": { "tenant-egress/gateway": `10.23.0.2${m}` } },
+    }),
     code: 4,
     msg: /pod annotation .*not an IPv4 address/,
   })),
-  ...meta.map((m, i) => ({ name: `tenant name with metacharacters #${i}`, stdin: conf({ tenants: { [`t${m}`]: { gateway: "10.23.0.2" } } }), code: 7, msg: /field tenants/ })),
+  ...meta.map((m, i) => ({
+    name: `tenant name with metacharacters #${i}`,
+    stdin: conf({ tenants: { [`t${m}`]: { gateway: "10.23.0.2" } } }),
+    code: 7,
+    msg: /field tenants/,
+  })),
   { name: "IPAM type with a path", stdin: conf({ ipam: { type: "../../bin/sh" } }), code: 7, msg: /field ipam.type/ },
-  { name: "IPAM plugin not in CNI_PATH", stdin: conf({ ipam: { type: "no-such-ipam" } }), code: 7, msg: /IPAM plugin "no-such-ipam" was not found in CNI_PATH/ },
+  {
+    name: "IPAM plugin not in CNI_PATH",
+    stdin: conf({ ipam: { type: "no-such-ipam" } }),
+    code: 7,
+    msg: /IPAM plugin "no-such-ipam" was not found in CNI_PATH/,
+  },
 ];
 
 describe("hostile input to tenant-egress", () => {
@@ -191,7 +381,11 @@ describe("hostile input to tenant-egress", () => {
     ["DEL with a netns that does not exist", { CNI_COMMAND: "DEL", CNI_NETNS: "/run/netns/does-not-exist" }, conf()],
     ["DEL without prevResult", { CNI_COMMAND: "DEL" }, { ...conf(), prevResult: undefined }],
     ["DEL without a netns", { CNI_COMMAND: "DEL", CNI_NETNS: undefined }, conf()],
-    ["DEL with a netns path left behind by an unmounted namespace", { CNI_COMMAND: "DEL", CNI_NETNS: "UNMOUNTED" }, conf()],
+    [
+      "DEL with a netns path left behind by an unmounted namespace",
+      { CNI_COMMAND: "DEL", CNI_NETNS: "UNMOUNTED" },
+      conf(),
+    ],
   ])("%s succeeds silently and changes nothing", async (_n, e, c) => {
     const environment = env(e);
     if (environment.CNI_NETNS === "UNMOUNTED") environment.CNI_NETNS = unmountedPath;

@@ -13,7 +13,16 @@ import { cni, type Network, writeBridgeConflist, writePtpConflist } from "../../
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import type { Background } from "../../src/lab/process.js";
 import { sendRawUdp } from "../../src/lab/raw-frames.js";
-import { createLab, INET6_IP, INET_IP, ipIn, type Lab, POD6_SUBNET, POD6_SUBNET_2, uniquePrefix } from "../../src/lab/topology.js";
+import {
+  createLab,
+  INET_IP,
+  INET6_IP,
+  ipIn,
+  type Lab,
+  POD6_SUBNET,
+  POD6_SUBNET_2,
+  uniquePrefix,
+} from "../../src/lab/topology.js";
 import { capture, ping, sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { runPlugin } from "../integration/plugin-driver.js";
@@ -57,7 +66,10 @@ beforeAll(async () => {
     const write = m.main === "bridge" ? writeBridgeConflist : writePtpConflist;
     const v6 = m.v6.replace("::/64", "::");
     // Networks sharing a bridge (or the node's routes) must not hand out the same addresses.
-    for (const [variant, from, to] of [["enforced", 10, 99], ["open", 100, 199]] as const) {
+    for (const [variant, from, to] of [
+      ["enforced", 10, 99],
+      ["open", 100, 199],
+    ] as const) {
       m.nets[variant] = await write({
         name: `${lab.prefix}-${m.main}-${variant}`,
         dir: lab.dir,
@@ -86,7 +98,14 @@ interface Pod {
 let podCount = 0;
 async function attach(net: Network, tenant: string | undefined): Promise<Pod> {
   const ns = await lab.addPodNamespace(`p${podCount++}`);
-  const result = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: net, pod: ns, ...(tenant ? { cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${tenant}` } : {}) })) as {
+  const result = JSON.parse(
+    await cni("add", {
+      node: lab.ns.nodeA,
+      network: net,
+      pod: ns,
+      ...(tenant ? { cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${tenant}` } : {}),
+    }),
+  ) as {
     ips: Array<{ address: string; gateway?: string }>;
   };
   const v4 = result.ips.find((i) => !i.address.includes(":"))!;
@@ -101,18 +120,43 @@ async function tearOwnRulesDown(ns: string): Promise<void> {
 
 /** Sends from another source address: added to eth0 and made the default route's source. */
 async function useSource(pod: Pod, source: string): Promise<void> {
-  await ipIn(pod.ns, [`addr add ${source}/32 dev eth0`, `route replace default via ${pod.via} dev eth0 onlink src ${source}`]);
+  await ipIn(pod.ns, [
+    `addr add ${source}/32 dev eth0`,
+    `route replace default via ${pod.via} dev eth0 onlink src ${source}`,
+  ]);
 }
 
 /** A tunnel of the pod's own making into the overlay at `remote` with `vni`, routing the internet host through it. */
-async function ownTunnel(pod: Pod, vni: number, remote: string, overlay: { local: string; peer: string }): Promise<void> {
+async function ownTunnel(
+  pod: Pod,
+  vni: number,
+  remote: string,
+  overlay: { local: string; peer: string },
+): Promise<void> {
   await ipIn(pod.ns, [
     `link add rogue type vxlan id ${vni} dstport 4789 local ${pod.ip} remote ${remote} dev eth0 nolearning`,
     "link set rogue address 02:7e:ac:1f:00:4d mtu 1450 up",
     `addr add ${overlay.local} peer ${overlay.peer} dev rogue`,
     `route add ${INET_IP}/32 via ${overlay.peer} dev rogue onlink`,
   ]);
-  await run(["ip", "netns", "exec", pod.ns, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "rogue", "-j", "SNAT", "--to-source", overlay.local]);
+  await run([
+    "ip",
+    "netns",
+    "exec",
+    pod.ns,
+    "iptables",
+    "-w",
+    "-t",
+    "nat",
+    "-A",
+    "POSTROUTING",
+    "-o",
+    "rogue",
+    "-j",
+    "SNAT",
+    "--to-source",
+    overlay.local,
+  ]);
 }
 
 /** One TCP connection attempt to the echo server (the SYN and its retransmission are what count). */
@@ -190,8 +234,17 @@ const ATTEMPTS: Attempt[] = [
     setup: async () => {},
     probe: async (pod) => {
       await ping(pod.ns, pod.via);
-      const neigh = JSON.parse((await run(["ip", "-n", pod.ns, "-j", "neigh", "show", pod.via])).stdout) as Array<{ lladdr: string }>;
-      await sendRawUdp(pod.ns, { dev: "eth0", dstMac: neigh[0]!.lladdr, src: pod.ip.replace(/\.\d+$/, ".231"), dst: INET_IP, dport: 9, count: 200 });
+      const neigh = JSON.parse((await run(["ip", "-n", pod.ns, "-j", "neigh", "show", pod.via])).stdout) as Array<{
+        lladdr: string;
+      }>;
+      await sendRawUdp(pod.ns, {
+        dev: "eth0",
+        dstMac: neigh[0]!.lladdr,
+        src: pod.ip.replace(/\.\d+$/, ".231"),
+        dst: INET_IP,
+        dport: 9,
+        count: 200,
+      });
     },
     inet: "udp dst port 9",
     uplink: () => "udp dst port 9",
@@ -237,10 +290,15 @@ async function attempt(m: Main, variant: Variant, a: Attempt) {
   const pod = await attach(m.nets[variant], "red");
   expect(await sourceSeenBy(pod.ns)).toBe(gw.ip);
   await a.setup(pod, m);
-  const [atInet, atUplink] = await Promise.all([capture(lab.ns.inet, "eth0", a.inet), capture(lab.ns.nodeA, "uplink", a.uplink(pod))]);
+  const [atInet, atUplink] = await Promise.all([
+    capture(lab.ns.inet, "eth0", a.inet),
+    capture(lab.ns.nodeA, "uplink", a.uplink(pod)),
+  ]);
   await a.probe(pod);
   const [inet, uplink] = await Promise.all([atInet.stop(), atUplink.stop()]);
-  process.stdout.write(`escape [${m.main}, ${variant}] ${a.name}: internet host saw ${inet.length} packets, node uplink ${uplink.length}\n`);
+  process.stdout.write(
+    `escape [${m.main}, ${variant}] ${a.name}: internet host saw ${inet.length} packets, node uplink ${uplink.length}\n`,
+  );
   return { pod, inet: inet.length, uplink: uplink.length };
 }
 
@@ -250,7 +308,12 @@ async function attempt(m: Main, variant: Variant, a: Attempt) {
  * in the next attempt.
  */
 async function detach(m: Main, variant: Variant, pod: Pod): Promise<void> {
-  await cni("del", { node: lab.ns.nodeA, network: m.nets[variant], pod: pod.ns, cniArgs: "IgnoreUnknown=1;EGRESS_TENANT=red" });
+  await cni("del", {
+    node: lab.ns.nodeA,
+    network: m.nets[variant],
+    pod: pod.ns,
+    cniArgs: "IgnoreUnknown=1;EGRESS_TENANT=red",
+  });
   await run(["ip", "netns", "del", pod.ns]);
 }
 
@@ -267,7 +330,11 @@ describe.each(MAINS)("a privileged tenant pod behind $main", (m) => {
       const seen = await attempt(m, "enforced", a);
       expect({ inet: seen.inet, uplink: seen.uplink }).toEqual({ inet: 0, uplink: 0 });
       // Private traffic from its own address (node-b's uplink), and its tunnel if left alone.
-      expect(await run(["ip", "netns", "exec", seen.pod.ns, "ping", "-c", "1", "-W", "2", "-I", seen.pod.ip, "10.0.2.2"], { allowFailure: true }).then((r) => r.exitCode === 0)).toBe(a.after.privateWorks);
+      expect(
+        await run(["ip", "netns", "exec", seen.pod.ns, "ping", "-c", "1", "-W", "2", "-I", seen.pod.ip, "10.0.2.2"], {
+          allowFailure: true,
+        }).then((r) => r.exitCode === 0),
+      ).toBe(a.after.privateWorks);
       if (a.after.tunnelWorks) expect(await sourceSeenBy(seen.pod.ns)).toBe(gw.ip);
       await detach(m, "enforced", seen.pod);
     });
@@ -277,8 +344,10 @@ describe.each(MAINS)("a privileged tenant pod behind $main", (m) => {
 describe("enforcement lifecycle", () => {
   const m = MAINS[0]!;
   // cnitool's container ID: "cnitool-" and the first 10 bytes of the netns path's SHA-512.
-  const containerId = (pod: string) => `cnitool-${createHash("sha512").update(`/run/netns/${pod}`).digest("hex").slice(0, 20)}`;
-  const ruleset = async () => (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"])).stdout;
+  const containerId = (pod: string) =>
+    `cnitool-${createHash("sha512").update(`/run/netns/${pod}`).digest("hex").slice(0, 20)}`;
+  const ruleset = async () =>
+    (await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"])).stdout;
   const enforcementChains = async () => (await ruleset()).match(/^\s+chain te-\S+/gm) ?? [];
 
   it("CHECK covers it and names what is missing, DEL removes it, and GC removes only the chains of pods that are gone", async () => {
@@ -292,9 +361,16 @@ describe("enforcement lifecycle", () => {
     await cni("check", call);
 
     // Someone on the node removes the chain: CHECK names it.
-    const chain = (await ruleset()).match(new RegExp(`^\\s+chain (te-\\S+) \\{\\n\\s+comment "tenant-egress:${net.name}:${containerId(kept.ns)}/eth0"`, "m"))![1]!;
+    const chain = (await ruleset()).match(
+      new RegExp(
+        `^\\s+chain (te-\\S+) \\{\\n\\s+comment "tenant-egress:${net.name}:${containerId(kept.ns)}/eth0"`,
+        "m",
+      ),
+    )![1]!;
     await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "delete", "chain", "netdev", "tenant-egress", chain]);
-    await expect(cni("check", call)).rejects.toThrow(new RegExp(`on the node: nftables chain ${chain} \\(netdev tenant-egress\\) is missing`));
+    await expect(cni("check", call)).rejects.toThrow(
+      new RegExp(`on the node: nftables chain ${chain} \\(netdev tenant-egress\\) is missing`),
+    );
 
     // A pod whose DEL never ran: its namespace is simply gone.
     await run(["ip", "netns", "del", lost.ns]);
@@ -304,7 +380,13 @@ describe("enforcement lifecycle", () => {
       .map((o) => ({ containerID: o.split(":")[2]!.split("/")[0]!, ifname: "eth0" }));
     valid.push({ containerID: containerId(kept.ns), ifname: "eth0" });
     const countBefore = (await enforcementChains()).length;
-    const gc = await runPlugin(lab.ns.nodeA, "", "GC", { cniVersion: "1.1.0", name: net.name, type: "tenant-egress", enforce: true, "cni.dev/valid-attachments": valid });
+    const gc = await runPlugin(lab.ns.nodeA, "", "GC", {
+      cniVersion: "1.1.0",
+      name: net.name,
+      type: "tenant-egress",
+      enforce: true,
+      "cni.dev/valid-attachments": valid,
+    });
     expect(gc).toMatchObject({ exitCode: 0, stdout: "" });
     // Only the lost pod's chain went: another network's chain stayed.
     expect((await enforcementChains()).length).toBe(countBefore - 1);

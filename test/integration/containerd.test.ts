@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REFERENCE_PLUGINS } from "../../src/lab/cni-client.js";
 import { type Containerd, startContainerd } from "../../src/lab/containerd.js";
 import type { PodSpec } from "../../src/lab/cri.js";
+import { eventually } from "../../src/lab/eventually.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
-import { eventually } from "../../src/lab/eventually.js";
 import { enforcementChains, netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
@@ -41,7 +41,25 @@ const limits = { upload: { rate: "20mbit" }, download: { rate: "20mbit" }, allow
 
 /** The primary CNI's own config: what it writes on every restart of its agent (`revision` tells its writes apart; bridge ignores it). */
 async function primaryWrites(revision: number): Promise<void> {
-  const primary = { cniVersion: "1.0.0", name: NETWORK, plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, revision, ipam: { type: "host-local", dataDir: ipamDir, ranges: [[{ subnet: POD_SUBNET }]], routes: [{ dst: "0.0.0.0/0" }] } }] };
+  const primary = {
+    cniVersion: "1.0.0",
+    name: NETWORK,
+    plugins: [
+      {
+        type: "bridge",
+        bridge: "cni0",
+        isGateway: true,
+        ipMasq: false,
+        revision,
+        ipam: {
+          type: "host-local",
+          dataDir: ipamDir,
+          ranges: [[{ subnet: POD_SUBNET }]],
+          routes: [{ dst: "0.0.0.0/0" }],
+        },
+      },
+    ],
+  };
   await writeFile(join(confDir, ".primary.tmp"), JSON.stringify(primary, null, 1));
   await rename(join(confDir, ".primary.tmp"), join(confDir, "10-k8s.conflist"));
 }
@@ -52,9 +70,15 @@ const criLoadedChain = (revision: number) =>
     "containerd's loaded CNI config",
     async () => {
       const s = await containerd!.cri.status();
-      const loaded = JSON.parse(s.info.cniconfig ?? "{}") as { Networks?: Array<{ Config: { Plugins: Array<{ Network: { type: string }; Source: string }> } }> };
+      const loaded = JSON.parse(s.info.cniconfig ?? "{}") as {
+        Networks?: Array<{ Config: { Plugins: Array<{ Network: { type: string }; Source: string }> } }>;
+      };
       const plugins = loaded.Networks?.at(-1)?.Config.Plugins ?? [];
-      return { ready: s.conditions.NetworkReady === true, chain: plugins.map((p) => p.Network.type).join(), revision: (JSON.parse(plugins[0]?.Source ?? "{}") as { revision?: number }).revision };
+      return {
+        ready: s.conditions.NetworkReady === true,
+        chain: plugins.map((p) => p.Network.type).join(),
+        revision: (JSON.parse(plugins[0]?.Source ?? "{}") as { revision?: number }).revision,
+      };
     },
     (v) => v.ready && v.chain === "bridge,tenant-egress" && v.revision === revision,
     10,
@@ -62,12 +86,21 @@ const criLoadedChain = (revision: number) =>
 
 const nodeEnforcement = () => enforcementChains(lab.ns.nodeA);
 /** Addresses host-local holds (one file per allocated IP). */
-const allocated = async () => (await readdir(join(ipamDir, NETWORK)).catch(() => [] as string[])).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n)).sort();
+const allocated = async () =>
+  (await readdir(join(ipamDir, NETWORK)).catch(() => [] as string[]))
+    .filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n))
+    .sort();
 
 /** libcni's cached results of a sandbox: one per network containerd attached (its loopback, the pod network). */
-const cachedResults = async (id: string) => (await readdir(CNI_RESULTS).catch(() => [] as string[])).filter((n) => n.includes(id));
+const cachedResults = async (id: string) =>
+  (await readdir(CNI_RESULTS).catch(() => [] as string[])).filter((n) => n.includes(id));
 
-const pod = (name: string, namespace: string, annotations: Record<string, string> = {}): PodSpec => ({ name, namespace, annotations, logDirectory: join(root, "var/log/pods", `${namespace}_${name}`) });
+const pod = (name: string, namespace: string, annotations: Record<string, string> = {}): PodSpec => ({
+  name,
+  namespace,
+  annotations,
+  logDirectory: join(root, "var/log/pods", `${namespace}_${name}`),
+});
 
 interface Running {
   id: string;
@@ -119,15 +152,46 @@ beforeAll(async () => {
   };
   const tenantsFile = join(root, "etc/tenant-egress/tenants.json");
   await writeFile(tenantsFile, JSON.stringify(tenants));
-  await applyGateway(acmeGw.ns, lab.dir, { tenants: [{ name: "acme", vni: 100, overlaySubnet: "172.16.0.0/24", ...limits }] });
-  await applyGateway(globexGw.ns, lab.dir, { tenants: [{ name: "globex", vni: 200, overlaySubnet: "172.17.0.0/24", ...limits }] });
+  await applyGateway(acmeGw.ns, lab.dir, {
+    tenants: [{ name: "acme", vni: 100, overlaySubnet: "172.16.0.0/24", ...limits }],
+  });
+  await applyGateway(globexGw.ns, lab.dir, {
+    tenants: [{ name: "globex", vni: 200, overlaySubnet: "172.17.0.0/24", ...limits }],
+  });
   await primaryWrites(1);
-  installer = startIn(lab.ns.nodeA, [INSTALLER, "--bin-dir", binDir, "--conf-dir", confDir, "--tenants", tenantsFile, "--resync", "30"]);
-  await eventually("the installer's chain", async () => (JSON.parse(await readFile(join(confDir, "10-k8s.conflist"), "utf8")) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type).join(), (v) => v === "bridge,tenant-egress", 15);
+  installer = startIn(lab.ns.nodeA, [
+    INSTALLER,
+    "--bin-dir",
+    binDir,
+    "--conf-dir",
+    confDir,
+    "--tenants",
+    tenantsFile,
+    "--resync",
+    "30",
+  ]);
+  await eventually(
+    "the installer's chain",
+    async () =>
+      (
+        JSON.parse(await readFile(join(confDir, "10-k8s.conflist"), "utf8")) as { plugins: Array<{ type: string }> }
+      ).plugins
+        .map((p) => p.type)
+        .join(),
+    (v) => v === "bridge,tenant-egress",
+    15,
+  );
   const t0 = performance.now();
-  containerd = await startContainerd({ ns: lab.ns.nodeA, dir: join(lab.dir, "containerd"), cniBinDir: binDir, cniConfDir: confDir });
+  containerd = await startContainerd({
+    ns: lab.ns.nodeA,
+    dir: join(lab.dir, "containerd"),
+    cniBinDir: binDir,
+    cniConfDir: confDir,
+  });
   await criLoadedChain(1);
-  report.push(`containerd ${(await containerd.cri.version()).runtimeVersion} up with the sandbox image imported in ${Math.round(performance.now() - t0)} ms`);
+  report.push(
+    `containerd ${(await containerd.cri.version()).runtimeVersion} up with the sandbox image imported in ${Math.round(performance.now() - t0)} ms`,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -154,7 +218,9 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     const seen = await sourceSeenBy(p.netns);
     expect(seen).toBe(acmeGw.ip);
     expect(await nodeEnforcement()).toBe(1);
-    report.push(`RunPodSandbox acme-prod/web (namespace → acme): ${Math.round(p.ms)} ms, internet saw ${seen} (acme's gateway)`);
+    report.push(
+      `RunPodSandbox acme-prod/web (namespace → acme): ${Math.round(p.ms)} ms, internet saw ${seen} (acme's gateway)`,
+    );
     await deletePod(p);
     expect(await nodeEnforcement()).toBe(0);
     expect(await allocated()).toEqual(before.ips);
@@ -167,7 +233,9 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     const p = await runPod(pod("api", "shared", { "tenant-egress/tenant": "globex" }));
     const seen = await sourceSeenBy(p.netns);
     expect(seen).toBe(globexGw.ip);
-    report.push(`RunPodSandbox shared/api (annotation → globex): ${Math.round(p.ms)} ms, internet saw ${seen} (globex's gateway)`);
+    report.push(
+      `RunPodSandbox shared/api (annotation → globex): ${Math.round(p.ms)} ms, internet saw ${seen} (globex's gateway)`,
+    );
     await deletePod(p);
     expect(await allocated()).toEqual(before);
     expect(await nodeEnforcement()).toBe(0);
@@ -180,11 +248,17 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     const last = (await readFile(join(ipamDir, NETWORK, "last_reserved_ip.0"), "utf8")).trim().split(".").map(Number);
     const next = [...last.slice(0, 3), last[3]! + 1].join(".");
     const cases: Array<[Record<string, string>, RegExp]> = [
-      [{ "tenant-egress/gateway": next }, new RegExp(`the gateway ${next.replace(/\./g, "\\.")} .*is the pod's own address`)],
+      [
+        { "tenant-egress/gateway": next },
+        new RegExp(`the gateway ${next.replace(/\./g, "\\.")} .*is the pod's own address`),
+      ],
       [{ "tenant-egress/gateway": "10.23.0.300" }, /tenant-egress\/gateway.*10\.23\.0\.300/],
     ];
     for (const [annotations, message] of cases) {
-      const error = await containerd!.cri.runPodSandbox(pod("broken", "default", annotations)).then(() => "", (e: Error) => e.message);
+      const error = await containerd!.cri.runPodSandbox(pod("broken", "default", annotations)).then(
+        () => "",
+        (e: Error) => e.message,
+      );
       expect(error).toMatch(message);
       report.push(`RunPodSandbox default/broken ${JSON.stringify(annotations)} failed: ${error}`);
     }
@@ -200,7 +274,9 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     const p = await runPod(pod("web2", "acme-prod"));
     const seen = await sourceSeenBy(p.netns);
     expect(seen).toBe(acmeGw.ip);
-    report.push(`RunPodSandbox acme-prod/web2 after the primary rewrote its config: ${Math.round(p.ms)} ms, internet saw ${seen} (acme's gateway)`);
+    report.push(
+      `RunPodSandbox acme-prod/web2 after the primary rewrote its config: ${Math.round(p.ms)} ms, internet saw ${seen} (acme's gateway)`,
+    );
     await deletePod(p);
     await deletePod(plain);
     expect(await allocated()).toEqual([]);
@@ -215,7 +291,12 @@ describe("containerd CRI drives the chain bridge + host-local + tenant-egress", 
     process.kill(containerd!.pid, "SIGKILL");
     await containerd!.stop();
     expect(await containerd!.shims()).toEqual([]);
-    expect(await stat(containerd!.shimSocket(p.id)).then(() => "left behind", () => "gone")).toBe("gone");
+    expect(
+      await stat(containerd!.shimSocket(p.id)).then(
+        () => "left behind",
+        () => "gone",
+      ),
+    ).toBe("gone");
     expect(await cachedResults(p.id)).toEqual([]);
   });
 });

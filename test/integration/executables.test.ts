@@ -27,7 +27,7 @@ let nodeBinary: string;
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("e"));
   scratch = await mkdtemp(join(tmpdir(), "te-exe-"));
-  nodeBinary = (await run(["sh", "-c", "readlink -f \"$(command -v node)\""])).stdout.trim();
+  nodeBinary = (await run(["sh", "-c", 'readlink -f "$(command -v node)"'])).stdout.trim();
 });
 
 afterAll(async () => {
@@ -38,7 +38,10 @@ afterAll(async () => {
 /** Runs argv in a private mount namespace where the machine's node cannot be executed. */
 function withoutNode(argv: string[], options: Parameters<typeof run>[1] = {}) {
   const script = 'mount --bind /dev/null "$0" && ! command -v node >/dev/null && exec "$@"';
-  return run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, nodeBinary, ...argv], { allowFailure: true, ...options });
+  return run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, nodeBinary, ...argv], {
+    allowFailure: true,
+    ...options,
+  });
 }
 
 describe("single executables", () => {
@@ -55,20 +58,46 @@ describe("single executables", () => {
     const version = await withoutNode([PLUGIN], { env, input: '{"cniVersion":"1.1.0"}' });
     expect(version.stderr).toBe("");
     expect(JSON.parse(version.stdout)).toMatchObject({ cniVersion: "1.1.0" });
-    expect((await withoutNode([GATEWAY, "--help"], { env: { PATH: PATH_WITHOUT_NODE } })).stdout).toMatch(/apply -f FILE/);
+    expect((await withoutNode([GATEWAY, "--help"], { env: { PATH: PATH_WITHOUT_NODE } })).stdout).toMatch(
+      /apply -f FILE/,
+    );
 
     const gw = await lab.addGateway("gw", 2);
-    await applyGateway(gw.ns, lab.dir, { tenants: [{ name: "t", vni: 100, overlaySubnet: "172.16.0.0/24", allowedSources: ["10.22.0.0/24"], upload: { rate: "10mbit" }, download: { rate: "10mbit" } }] });
+    await applyGateway(gw.ns, lab.dir, {
+      tenants: [
+        {
+          name: "t",
+          vni: 100,
+          overlaySubnet: "172.16.0.0/24",
+          allowedSources: ["10.22.0.0/24"],
+          upload: { rate: "10mbit" },
+          download: { rate: "10mbit" },
+        },
+      ],
+    });
     const main = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
     const pod = await lab.addPodNamespace("pod");
     const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: main, pod })) as unknown;
     await waitSettled(pod);
     const asMainLeftIt = await netnsSnapshot(pod);
-    const conf = JSON.stringify({ cniVersion: "1.0.0", name: main.name, type: "tenant-egress", gateway: gw.ip, prevResult });
+    const conf = JSON.stringify({
+      cniVersion: "1.0.0",
+      name: main.name,
+      type: "tenant-egress",
+      gateway: gw.ip,
+      prevResult,
+    });
     const call = (verb: string) =>
       withoutNode([PLUGIN], {
         netns: `/run/netns/${lab.ns.nodeA}`,
-        env: { PATH: PATH_WITHOUT_NODE, CNI_COMMAND: verb, CNI_CONTAINERID: "nonode", CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni" },
+        env: {
+          PATH: PATH_WITHOUT_NODE,
+          CNI_COMMAND: verb,
+          CNI_CONTAINERID: "nonode",
+          CNI_NETNS: `/run/netns/${pod}`,
+          CNI_IFNAME: "eth0",
+          CNI_PATH: "/usr/lib/cni",
+        },
         input: conf,
       });
     const add = await call("ADD");

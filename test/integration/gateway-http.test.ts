@@ -37,7 +37,13 @@ const tenant = (name: string, vni: number, third: number, up: string, upCeil: st
   upload: { rate: up, ceil: upCeil },
   download: { rate: down },
 });
-const config = { linkRate: "100mbit", tenants: [tenant("acme", 500, 40, "20mbit", "20mbit", "40mbit"), tenant("globex", 600, 41, "5mbit", "10mbit", "10mbit")] };
+const config = {
+  linkRate: "100mbit",
+  tenants: [
+    tenant("acme", 500, 40, "20mbit", "20mbit", "40mbit"),
+    tenant("globex", 600, 41, "5mbit", "10mbit", "10mbit"),
+  ],
+};
 
 const url = (path: string, port = PORT) => `http://${gw.ip}:${port}${path}`;
 const get = (path: string, port = PORT) => httpGet(mon.ns, url(path, port));
@@ -67,11 +73,21 @@ beforeAll(async () => {
   const net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
     dir: lab.dir,
-    egress: { tenants: { acme: { gateway: gw.ip, vni: 500, overlaySubnet: "172.40.0.0/24" }, globex: { gateway: gw.ip, vni: 600, overlaySubnet: "172.41.0.0/24" } } },
+    egress: {
+      tenants: {
+        acme: { gateway: gw.ip, vni: 500, overlaySubnet: "172.40.0.0/24" },
+        globex: { gateway: gw.ip, vni: 600, overlaySubnet: "172.41.0.0/24" },
+      },
+    },
   });
   for (const t of ["acme", "globex"]) {
     pods[t] = await lab.addPodNamespace(t);
-    await cni("add", { node: lab.ns.nodeA, network: net, pod: pods[t]!, cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}` });
+    await cni("add", {
+      node: lab.ns.nodeA,
+      network: net,
+      pod: pods[t]!,
+      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}`,
+    });
   }
 });
 
@@ -100,21 +116,39 @@ describe("tenant-egress-gateway run --listen", () => {
     expect(await ping(pods.acme!, INET_IP, 3)).toBe(true);
     const started = Date.now();
     const m = await get("/metrics");
-    console.log(`one scrape (two tenants, curl from the lab included): ${Date.now() - started} ms, ${m.body.length} bytes`);
+    console.log(
+      `one scrape (two tenants, curl from the lab included): ${Date.now() - started} ms, ${m.body.length} bytes`,
+    );
     expect(m.status).toBe(200);
     const check = await run(["promtool", "check", "metrics"], { input: m.body, allowFailure: true });
     expect(check.stdout + check.stderr).toBe("");
     expect(check.exitCode).toBe(0);
     for (const t of ["acme", "globex"]) {
       for (const dir of ["upload", "download"]) {
-        for (const name of ["bytes_total", "packets_total", "dropped_packets_total", "overlimits_total", "rate_bytes_per_second", "ceil_bytes_per_second", "backlog_bytes", "backlog_packets"]) {
-          expect(seriesValue(m.body, `tenant_egress_${name}{tenant="${t}",direction="${dir}"}`), `${name} ${t} ${dir}`).toBeGreaterThanOrEqual(0);
+        for (const name of [
+          "bytes_total",
+          "packets_total",
+          "dropped_packets_total",
+          "overlimits_total",
+          "rate_bytes_per_second",
+          "ceil_bytes_per_second",
+          "backlog_bytes",
+          "backlog_packets",
+        ]) {
+          expect(
+            seriesValue(m.body, `tenant_egress_${name}{tenant="${t}",direction="${dir}"}`),
+            `${name} ${t} ${dir}`,
+          ).toBeGreaterThanOrEqual(0);
         }
       }
     }
     expect(seriesValue(m.body, 'tenant_egress_rate_bytes_per_second{tenant="acme",direction="upload"}')).toBe(20e6 / 8);
-    expect(seriesValue(m.body, 'tenant_egress_ceil_bytes_per_second{tenant="globex",direction="upload"}')).toBe(10e6 / 8);
-    expect(seriesValue(m.body, 'tenant_egress_packets_total{tenant="acme",direction="upload"}')).toBeGreaterThanOrEqual(3);
+    expect(seriesValue(m.body, 'tenant_egress_ceil_bytes_per_second{tenant="globex",direction="upload"}')).toBe(
+      10e6 / 8,
+    );
+    expect(seriesValue(m.body, 'tenant_egress_packets_total{tenant="acme",direction="upload"}')).toBeGreaterThanOrEqual(
+      3,
+    );
     expect(seriesValue(m.body, 'tenant_egress_pods_learned{tenant="acme"}')).toBe(1);
     expect(seriesValue(m.body, 'tenant_egress_neighbours{tenant="acme"}')).toBeGreaterThanOrEqual(1);
     expect(seriesValue(m.body, "tenant_egress_unclassified_packets_total")).toBe(0);
@@ -124,13 +158,23 @@ describe("tenant-egress-gateway run --listen", () => {
     expect(seriesValue(m.body, 'tenant_egress_reconciles_total{result="changed"}')).toBeGreaterThanOrEqual(1);
     expect(seriesValue(m.body, 'tenant_egress_reconciles_total{result="failed"}')).toBe(0);
     expect(seriesValue(m.body, "tenant_egress_reconcile_duration_seconds_count")).toBeGreaterThanOrEqual(1);
-    expect(Date.now() / 1000 - seriesValue(m.body, "tenant_egress_last_successful_reconcile_timestamp_seconds")!).toBeLessThan(600);
+    expect(
+      Date.now() / 1000 - seriesValue(m.body, "tenant_egress_last_successful_reconcile_timestamp_seconds")!,
+    ).toBeLessThan(600);
   });
 
   it("reports achieved rates as JSON at /api/status", async () => {
     const s = await get("/api/status");
     expect(s.status).toBe(200);
-    const body = JSON.parse(s.body) as { generation: number; configError: null; tenants: Array<{ name: string; upload: { rate: number; ceil: number; achieved: number }; download: { rate: number } }> };
+    const body = JSON.parse(s.body) as {
+      generation: number;
+      configError: null;
+      tenants: Array<{
+        name: string;
+        upload: { rate: number; ceil: number; achieved: number };
+        download: { rate: number };
+      }>;
+    };
     expect(body.generation).toBe(1);
     expect(body.configError).toBeNull();
     expect(body.tenants.map((t) => t.name).sort()).toEqual(["acme", "globex"]);
@@ -146,7 +190,10 @@ describe("tenant-egress-gateway run --listen", () => {
       // Past slow start, and past the three seconds an earlier request's sample is measured against.
       await sleep(4000);
       for (let i = 0; i < 3; i++) {
-        const body = JSON.parse((await get("/api/status")).body) as { intervalSeconds: number; tenants: Array<{ name: string; upload: { achieved: number } }> };
+        const body = JSON.parse((await get("/api/status")).body) as {
+          intervalSeconds: number;
+          tenants: Array<{ name: string; upload: { achieved: number } }>;
+        };
         expect(body.intervalSeconds).toBeGreaterThanOrEqual(1);
         achieved.push(body.tenants.find((t) => t.name === "acme")!.upload.achieved);
         await sleep(1000);
@@ -157,8 +204,14 @@ describe("tenant-egress-gateway run --listen", () => {
     // Loosely: when a tc process read its counters is known only to within its run time, which
     // on a loaded machine varies by tens of milliseconds against a one-second interval.
     for (const a of achieved) {
-      expect(a / 20e6, `acme upload read as ${achieved.map((x) => (x / 1e6).toFixed(2)).join(", ")} Mbit/s`).toBeGreaterThan(0.75);
-      expect(a / 20e6, `acme upload read as ${achieved.map((x) => (x / 1e6).toFixed(2)).join(", ")} Mbit/s`).toBeLessThan(1.25);
+      expect(
+        a / 20e6,
+        `acme upload read as ${achieved.map((x) => (x / 1e6).toFixed(2)).join(", ")} Mbit/s`,
+      ).toBeGreaterThan(0.75);
+      expect(
+        a / 20e6,
+        `acme upload read as ${achieved.map((x) => (x / 1e6).toFixed(2)).join(", ")} Mbit/s`,
+      ).toBeLessThan(1.25);
     }
   });
 
@@ -168,23 +221,67 @@ describe("tenant-egress-gateway run --listen", () => {
     const promConfig = join(promDir, "prometheus.yml");
     await writeFile(
       promConfig,
-      ["global:", "  scrape_interval: 1s", "  scrape_timeout: 1s", "scrape_configs:", "  - job_name: gateway", "    static_configs:", `      - targets: ["${gw.ip}:${PORT}"]`, ""].join("\n"),
+      [
+        "global:",
+        "  scrape_interval: 1s",
+        "  scrape_timeout: 1s",
+        "scrape_configs:",
+        "  - job_name: gateway",
+        "    static_configs:",
+        `      - targets: ["${gw.ip}:${PORT}"]`,
+        "",
+      ].join("\n"),
     );
-    prometheus = startIn(mon.ns, ["prometheus", `--config.file=${promConfig}`, `--storage.tsdb.path=${join(promDir, "data")}`, `--web.listen-address=${mon.ip}:${PROM_PORT}`, "--log.level=warn"]);
+    prometheus = startIn(mon.ns, [
+      "prometheus",
+      `--config.file=${promConfig}`,
+      `--storage.tsdb.path=${join(promDir, "data")}`,
+      `--web.listen-address=${mon.ip}:${PROM_PORT}`,
+      "--log.level=warn",
+    ]);
     const api = async (query: string, time?: number) => {
       const q = `http://${mon.ip}:${PROM_PORT}/api/v1/query?query=${encodeURIComponent(query)}${time ? `&time=${time.toFixed(3)}` : ""}`;
       const r = await httpGet(mon.ns, q);
-      const body = JSON.parse(r.body) as { status: string; error?: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+      const body = JSON.parse(r.body) as {
+        status: string;
+        error?: string;
+        data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
       if (body.status !== "success") throw new Error(`Prometheus: ${body.error}`);
       return body.data.result;
     };
-    await until("Prometheus to scrape the gateway", async () => (await api('up{job="gateway"}'))[0]?.value[1] === "1", 30);
+    await until(
+      "Prometheus to scrape the gateway",
+      async () => (await api('up{job="gateway"}'))[0]?.value[1] === "1",
+      30,
+    );
 
     // iperf3 -O 2 leaves out slow start and the queue filling; the 14 measured 1 s intervals
     // then cover [t0+2, t0+16] of this clock (the connection is set up in milliseconds here).
     const t0 = Date.now() / 1000;
-    const r = await run(["ip", "netns", "exec", pods.acme!, "timeout", "30", "iperf3", "-c", INET_IP, "-p", "5201", "-t", "14", "-O", "2", "-i", "1", "-J"]);
-    const intervals = (JSON.parse(r.stdout) as { intervals: Array<{ sum: { bytes: number; seconds: number; omitted: boolean } }> }).intervals.filter((i) => !i.sum.omitted);
+    const r = await run([
+      "ip",
+      "netns",
+      "exec",
+      pods.acme!,
+      "timeout",
+      "30",
+      "iperf3",
+      "-c",
+      INET_IP,
+      "-p",
+      "5201",
+      "-t",
+      "14",
+      "-O",
+      "2",
+      "-i",
+      "1",
+      "-J",
+    ]);
+    const intervals = (
+      JSON.parse(r.stdout) as { intervals: Array<{ sum: { bytes: number; seconds: number; omitted: boolean } }> }
+    ).intervals.filter((i) => !i.sum.omitted);
     expect(intervals).toHaveLength(14);
     // The same 10 s window on both sides: Prometheus' rate() over [t0+5, t0+15], iperf3's intervals 3..12.
     const window = intervals.slice(3, 13);
@@ -197,7 +294,9 @@ describe("tenant-egress-gateway run --listen", () => {
     // 1464-byte frame on the uplink (+ Ethernet 14), and a saturating upload is all full-size
     // segments, so the frames iperf3's payload took are goodput x 1464/1398.
     const frames = (goodput * 1464) / 1398;
-    console.log(`iperf3 goodput ${(goodput / 1e6).toFixed(2)} Mbit/s = ${(frames / 1e6).toFixed(2)} Mbit/s of frames; Prometheus rate(bytes)*8 ${(counted / 1e6).toFixed(2)} Mbit/s`);
+    console.log(
+      `iperf3 goodput ${(goodput / 1e6).toFixed(2)} Mbit/s = ${(frames / 1e6).toFixed(2)} Mbit/s of frames; Prometheus rate(bytes)*8 ${(counted / 1e6).toFixed(2)} Mbit/s`,
+    );
     expect(counted / frames).toBeGreaterThan(0.95);
     expect(counted / frames).toBeLessThan(1.05);
     // And both are about the tenant's rate (loosely, as in gateway.test.ts: the benchmark measures precisely).
@@ -207,12 +306,34 @@ describe("tenant-egress-gateway run --listen", () => {
 
   it("draws the page in headless Chromium: every tenant with live bars, refreshed from /api/status", async () => {
     // The README's screenshot is refreshed on request only (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
-    const png = process.env.UPDATE_SCREENSHOT ? resolve("test/bench/results/gateway-page.png") : join(lab.dir, "gateway-page.png");
+    const png = process.env.UPDATE_SCREENSHOT
+      ? resolve("test/bench/results/gateway-page.png")
+      : join(lab.dir, "gateway-page.png");
     const chromium = async (args: string[]) => {
       const profile = await mkdtemp(join(tmpdir(), `${lab.prefix}-chromium-`));
       try {
         // Inside the lab (mon) so it reaches the gateway's address; nothing else is reachable from there.
-        return await run(["ip", "netns", "exec", mon.ns, "timeout", "60", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", `--user-data-dir=${profile}`, ...args, url("/")]);
+        return await run([
+          "ip",
+          "netns",
+          "exec",
+          mon.ns,
+          "timeout",
+          "60",
+          "chromium",
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--disable-dev-shm-usage",
+          `--user-data-dir=${profile}`,
+          ...args,
+          url("/"),
+        ]);
       } finally {
         await rm(profile, { recursive: true, force: true });
       }
@@ -224,7 +345,15 @@ describe("tenant-egress-gateway run --listen", () => {
       await sleep(2000);
       // Virtual time lets the page's one-second refresh run a few times before the DOM is
       // dumped and the screenshot (for the README) taken.
-      dom = (await chromium(["--virtual-time-budget=3500", "--hide-scrollbars", "--window-size=920,330", `--screenshot=${png}`, "--dump-dom"])).stdout;
+      dom = (
+        await chromium([
+          "--virtual-time-budget=3500",
+          "--hide-scrollbars",
+          "--window-size=920,330",
+          `--screenshot=${png}`,
+          "--dump-dom",
+        ])
+      ).stdout;
     } finally {
       await upload.stop();
     }
@@ -232,10 +361,13 @@ describe("tenant-egress-gateway run --listen", () => {
     expect(Number(/data-refreshes="(\d+)"/.exec(dom)?.[1])).toBeGreaterThanOrEqual(1);
     for (const t of ["acme", "globex"]) {
       expect(dom).toContain(`>${t}</text>`);
-      for (const dir of ["upload", "download"]) expect(dom).toMatch(new RegExp(`<g class="bar" data-tenant="${t}" data-direction="${dir}">`));
+      for (const dir of ["upload", "download"])
+        expect(dom).toMatch(new RegExp(`<g class="bar" data-tenant="${t}" data-direction="${dir}">`));
     }
     // acme is uploading at its rate: its achieved bar is drawn, most of the way to its rate mark.
-    const acmeUp = /data-tenant="acme" data-direction="upload">.*?<rect [^>]*width="(\d+)"[^>]*class="achieved"/.exec(dom);
+    const acmeUp = /data-tenant="acme" data-direction="upload">.*?<rect [^>]*width="(\d+)"[^>]*class="achieved"/.exec(
+      dom,
+    );
     expect(Number(acmeUp?.[1])).toBeGreaterThan(300);
     expect((await readFile(png)).subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
   });
@@ -243,13 +375,21 @@ describe("tenant-egress-gateway run --listen", () => {
   it("a reset behind the daemon's back is repaired: readyz is 200 again, the tenants' classes are back", async () => {
     expect((await gatewayCli(gw.ns, ["reset"])).exitCode).toBe(0);
     await until("readyz to be 200 again", async () => (await get("/readyz")).status === 200);
-    expect(seriesValue((await get("/metrics")).body, 'tenant_egress_rate_bytes_per_second{tenant="acme",direction="upload"}')).toBe(20e6 / 8);
+    expect(
+      seriesValue(
+        (await get("/metrics")).body,
+        'tenant_egress_rate_bytes_per_second{tenant="acme",direction="upload"}',
+      ),
+    ).toBe(20e6 / 8);
     expect((await get("/healthz")).status).toBe(200);
   });
 
   it("refuses an invalid new file and says so: config_error 1, reconciles{invalid_config}, readyz 503, the last good state in force", async () => {
     const good = JSON.stringify(config);
-    await writeFile(configFile, JSON.stringify({ tenants: [{ ...config.tenants[0], upload: { rate: "20mbit", ceil: "5mbit" } }] }));
+    await writeFile(
+      configFile,
+      JSON.stringify({ tenants: [{ ...config.tenants[0], upload: { rate: "20mbit", ceil: "5mbit" } }] }),
+    );
     try {
       await until("the daemon to refuse the new file", async () => (await get("/readyz")).body.includes("refused"));
       const ready = await get("/readyz");

@@ -31,7 +31,16 @@ let cm: Awaited<ReturnType<typeof configMapDir>>;
 const processes: DaemonProcess[] = [];
 
 const red = (upload: string) => ({
-  tenants: [{ name: "red", vni: 300, overlaySubnet: "172.30.0.0/24", allowedSources: ["10.22.0.0/24"], upload: { rate: upload }, download: { rate: "20mbit" } }],
+  tenants: [
+    {
+      name: "red",
+      vni: 300,
+      overlaySubnet: "172.30.0.0/24",
+      allowedSources: ["10.22.0.0/24"],
+      upload: { rate: upload },
+      download: { rate: "20mbit" },
+    },
+  ],
 });
 
 const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<number> => {
@@ -43,19 +52,31 @@ const until = async (what: string, ok: () => boolean | Promise<boolean>, timeout
   return Date.now() - started;
 };
 
-const permanentNeighbours = async () => (await run(["ip", "-n", gw.ns, "neigh", "show", "dev", "tev300", "nud", "permanent"])).stdout;
-const uploadRate = async () => /class htb 7e:13b parent 7e:1 .*? rate (\S+)/.exec((await run(["ip", "netns", "exec", gw.ns, "tc", "class", "show", "dev", "eth0"])).stdout)?.[1];
+const permanentNeighbours = async () =>
+  (await run(["ip", "-n", gw.ns, "neigh", "show", "dev", "tev300", "nud", "permanent"])).stdout;
+const uploadRate = async () =>
+  /class htb 7e:13b parent 7e:1 .*? rate (\S+)/.exec(
+    (await run(["ip", "netns", "exec", gw.ns, "tc", "class", "show", "dev", "eth0"])).stdout,
+  )?.[1];
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("r"));
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
   cm = await configMapDir(join(lab.dir, "configmap"), "gateway.json", red("10mbit"));
-  const net = await writeBridgeConflist({ name: `${lab.prefix}-net`, dir: lab.dir, egress: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" } });
+  const net = await writeBridgeConflist({
+    name: `${lab.prefix}-net`,
+    dir: lab.dir,
+    egress: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
+  });
   pod = await lab.addPodNamespace("pod");
-  const result = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: net, pod })) as { ips: Array<{ address: string }> };
+  const result = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: net, pod })) as {
+    ips: Array<{ address: string }>;
+  };
   podVtep = result.ips[0]!.address.split("/")[0]!;
-  const links = JSON.parse((await run(["ip", "-n", pod, "-json", "-details", "link", "show", "type", "vxlan"])).stdout) as Array<{ address: string }>;
+  const links = JSON.parse(
+    (await run(["ip", "-n", pod, "-json", "-details", "link", "show", "type", "vxlan"])).stdout,
+  ) as Array<{ address: string }>;
   podMac = links[0]!.address;
   podIP = overlayIPOfMac(podMac)!;
 });
@@ -74,7 +95,13 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
 
   beforeAll(async () => {
     // No resync during these tests: each change must come from the trigger under test.
-    daemon = new GatewayDaemon({ file: cm.file, netns: `/run/netns/${gw.ns}`, resyncMs: 3_600_000, cleanupOnExit: false, log: makeLogger("json", (l) => log.push(l)) });
+    daemon = new GatewayDaemon({
+      file: cm.file,
+      netns: `/run/netns/${gw.ns}`,
+      resyncMs: 3_600_000,
+      cleanupOnExit: false,
+      log: makeLogger("json", (l) => log.push(l)),
+    });
     daemon.onReconcile((e) => events.push(e));
     await daemon.start();
     await daemon.idle();
@@ -93,13 +120,21 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(readiness.reason).toBe("the kernel matches the configuration (generation 1)");
     expect(readiness.ready).toBe(true);
     expect(daemon.lastSuccess).toBeInstanceOf(Date);
-    expect(JSON.parse(log.find((l) => l.includes('"reason":"start"'))!)).toMatchObject({ level: "info", event: "reconcile", reason: "start", ok: true, generation: 1 });
+    expect(JSON.parse(log.find((l) => l.includes('"reason":"start"'))!)).toMatchObject({
+      level: "info",
+      event: "reconcile",
+      reason: "start",
+      ok: true,
+      generation: 1,
+    });
   });
 
   it("refuses a second daemon on the same namespace", async () => {
     const second = await gatewayCli(gw.ns, ["run", "-f", cm.file]);
     expect(second.exitCode).toBe(1);
-    expect(second.stderr).toMatch(/another tenant-egress-gateway run serves this network namespace \(lock \/run\/tenant-egress\/gateway-netns-\d+\.lock, held by PID \d+\)/);
+    expect(second.stderr).toMatch(
+      /another tenant-egress-gateway run serves this network namespace \(lock \/run\/tenant-egress\/gateway-netns-\d+\.lock, held by PID \d+\)/,
+    );
   });
 
   it("learns a transmitting pod within about a second, and forgets it when its FDB entry goes", async () => {
@@ -111,19 +146,31 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     await sendVxlan(pod, { to: gw.ip, frames: [{ vni: 300, dstMac: overlayMac("172.30.0.1"), srcMac: mac }] });
     // The state is updated once the kernel change is applied: wait for both.
     const known = () => state().pods.red!.some((p) => p.ip === ip);
-    await until("the pod's neighbour entry", async () => known() && (await permanentNeighbours()).includes(`${ip} lladdr ${mac}`));
+    await until(
+      "the pod's neighbour entry",
+      async () => known() && (await permanentNeighbours()).includes(`${ip} lladdr ${mac}`),
+    );
     expect(Date.now() - sent).toBeLessThan(3000);
     expect(state().pods.red).toContainEqual({ tenant: "red", dev: "tev300", ip, mac, vtep: podVtep });
-    expect(state().history.some((r) => r.reason === "pods" && r.podsLearned.includes(`${ip} (red) at VTEP ${podVtep}`))).toBe(true);
+    expect(
+      state().history.some((r) => r.reason === "pods" && r.podsLearned.includes(`${ip} (red) at VTEP ${podVtep}`)),
+    ).toBe(true);
 
     await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", mac, "dev", "tev300", "dst", podVtep]);
     await until("the pod's neighbour entry to go", async () => !known() && !(await permanentNeighbours()).includes(ip));
-    expect(state().history.some((r) => r.reason === "pods" && r.podsForgotten.includes(`${ip} (red) at VTEP ${podVtep}`))).toBe(true);
+    expect(
+      state().history.some((r) => r.reason === "pods" && r.podsForgotten.includes(`${ip} (red) at VTEP ${podVtep}`)),
+    ).toBe(true);
   });
 
   it("serves a real pod from its first packets on", async () => {
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
-    await until("the real pod known", async () => state().pods.red!.some((p) => p.ip === podIP) && (await permanentNeighbours()).includes(`${podIP} lladdr ${podMac}`));
+    await until(
+      "the real pod known",
+      async () =>
+        state().pods.red!.some((p) => p.ip === podIP) &&
+        (await permanentNeighbours()).includes(`${podIP} lladdr ${podMac}`),
+    );
   });
 
   it("still delivers a server push to a pod idle past its gateway's neighbour cache", async () => {
@@ -135,7 +182,10 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
 
   it("names the VTEP and MAC of a pod whose tunnel MAC breaks the contract, and counts it", async () => {
     const before = state().strangersReported;
-    await sendVxlan(pod, { to: gw.ip, frames: [{ vni: 300, dstMac: overlayMac("172.30.0.1"), srcMac: "52:54:00:ab:cd:ef" }] });
+    await sendVxlan(pod, {
+      to: gw.ip,
+      frames: [{ vni: 300, dstMac: overlayMac("172.30.0.1"), srcMac: "52:54:00:ab:cd:ef" }],
+    });
     await until("the contract breaker reported", () => state().strangersReported === before + 1);
     expect(state().strangers).toEqual([{ tenant: "red", dev: "tev300", mac: "52:54:00:ab:cd:ef", vtep: podVtep }]);
     const line = JSON.parse(log.find((l) => l.includes('"event":"mac-contract"'))!) as Record<string, unknown>;
@@ -145,8 +195,25 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     // A one-shot apply says so too.
     const once = await gatewayCli(gw.ns, ["apply", "-f", cm.file]);
     expect(once.exitCode).toBe(0);
-    expect(once.stderr).toMatch(new RegExp(`warning: pod at VTEP ${podVtep.replace(/\./g, "\\.")} sends tenant red's tunnel \\(tev300\\) from MAC 52:54:00:ab:cd:ef`));
-    await run(["ip", "netns", "exec", gw.ns, "bridge", "fdb", "del", "52:54:00:ab:cd:ef", "dev", "tev300", "dst", podVtep]);
+    expect(once.stderr).toMatch(
+      new RegExp(
+        `warning: pod at VTEP ${podVtep.replace(/\./g, "\\.")} sends tenant red's tunnel \\(tev300\\) from MAC 52:54:00:ab:cd:ef`,
+      ),
+    );
+    await run([
+      "ip",
+      "netns",
+      "exec",
+      gw.ns,
+      "bridge",
+      "fdb",
+      "del",
+      "52:54:00:ab:cd:ef",
+      "dev",
+      "tev300",
+      "dst",
+      podVtep,
+    ]);
   });
 
   it("re-applies within about a second of a ConfigMap symlink swap", async () => {
@@ -156,7 +223,9 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     await until("the new rate in the kernel", async () => (await uploadRate()) === "15Mbit");
     // A loose bound: the machine is shared with other suites; the daemon needs well under a second.
     expect(Date.now() - swapped).toBeLessThan(5000);
-    const rec = state().history.slice(from).find((r) => r.reason === "file")!;
+    const rec = state()
+      .history.slice(from)
+      .find((r) => r.reason === "file")!;
     expect(rec).toMatchObject({ ok: true, generation: 2 });
     expect(rec.changes.join("\n")).toMatch(/class 7e:13b on eth0 has rate 10000000 \(want 15000000\)/);
   });
@@ -178,7 +247,6 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
     expect(state().generation).toBe(3);
     expect(daemon.ready()).toBe(true);
   });
-
 });
 
 describe("tenant-egress-gateway run (the process)", () => {
@@ -188,16 +256,38 @@ describe("tenant-egress-gateway run (the process)", () => {
     return p;
   };
   const http = async (path: string) =>
-    (await run(["ip", "netns", "exec", gw.ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:9464${path}`], { allowFailure: true })).stdout;
+    (
+      await run(
+        [
+          "ip",
+          "netns",
+          "exec",
+          gw.ns,
+          "curl",
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          `http://127.0.0.1:9464${path}`,
+        ],
+        { allowFailure: true },
+      )
+    ).stdout;
 
   it("restarts (SIGTERM, then kill -9) under an open flow: nothing to change, no reset, no process left", async () => {
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     let daemon = start();
     // Its first reconcile finds the kernel as the in-process daemon left it.
-    expect(await daemon.waitFor(/ start: /)).toMatch(/start: nothing to change; 1 learned pod in the kernel \(uplink eth0, generation 1, \d+ ms\)/);
+    expect(await daemon.waitFor(/ start: /)).toMatch(
+      /start: nothing to change; 1 learned pod in the kernel \(uplink eth0, generation 1, \d+ ms\)/,
+    );
     expect(await http("/healthz")).toBe("200");
     expect(await http("/readyz")).toBe("200");
-    const flow = run(["ip", "netns", "exec", pod, "iperf3", "-c", INET_IP, "-p", "5204", "-t", "8", "-i", "0.5", "-J", "-b", "5M"], { allowFailure: true });
+    const flow = run(
+      ["ip", "netns", "exec", pod, "iperf3", "-c", INET_IP, "-p", "5204", "-t", "8", "-i", "0.5", "-J", "-b", "5M"],
+      { allowFailure: true },
+    );
     await new Promise((r) => setTimeout(r, 1500));
 
     daemon.signal("SIGTERM");
@@ -207,12 +297,19 @@ describe("tenant-egress-gateway run (the process)", () => {
     expect(await daemon.waitFor(/ start: /)).toMatch(/start: nothing to change/);
     await new Promise((r) => setTimeout(r, 1500));
 
-    const monitorPids = async () => (await run(["pgrep", "-P", String(daemon.pid), "-f", "bridge monitor fdb"], { allowFailure: true })).stdout.trim();
+    const monitorPids = async () =>
+      (
+        await run(["pgrep", "-P", String(daemon.pid), "-f", "bridge monitor fdb"], { allowFailure: true })
+      ).stdout.trim();
     expect(await monitorPids()).not.toBe("");
     const child = await monitorPids();
     daemon.signal("SIGKILL");
     await daemon.exited;
-    await until("the FDB monitor to die with it", async () => (await run(["kill", "-0", child], { allowFailure: true })).exitCode !== 0, 3000);
+    await until(
+      "the FDB monitor to die with it",
+      async () => (await run(["kill", "-0", child], { allowFailure: true })).exitCode !== 0,
+      3000,
+    );
     daemon = start();
     expect(await daemon.waitFor(/ start: /)).toMatch(/start: nothing to change/);
 
@@ -232,7 +329,24 @@ describe("tenant-egress-gateway run (the process)", () => {
     await daemon.waitFor(/"reason":"start"/);
     const from = daemon.lines.length;
     await run(["ip", "netns", "exec", gw.ns, "iptables", "-w", "-F", "TEG-FWD-300"]);
-    await run(["ip", "netns", "exec", gw.ns, "tc", "class", "change", "dev", "eth0", "classid", "7e:13b", "parent", "7e:1", "htb", "rate", "3mbit"]);
+    await run([
+      "ip",
+      "netns",
+      "exec",
+      gw.ns,
+      "tc",
+      "class",
+      "change",
+      "dev",
+      "eth0",
+      "classid",
+      "7e:13b",
+      "parent",
+      "7e:1",
+      "htb",
+      "rate",
+      "3mbit",
+    ]);
     // Two commands: a resync may fall between them and repair them in two runs.
     const repaired = () =>
       daemon.lines
@@ -242,7 +356,12 @@ describe("tenant-egress-gateway run (the process)", () => {
         .flatMap((l) => l.changes ?? []);
     await until("a resync", () => repaired().length >= 2, 10_000);
     expect(repaired()).toHaveLength(2);
-    expect(repaired()).toEqual(expect.arrayContaining(["iptables chain TEG-FWD-300 (filter) is different", expect.stringMatching(/^class 7e:13b on eth0 has rate 3000000 \(want 10000000\)/)]));
+    expect(repaired()).toEqual(
+      expect.arrayContaining([
+        "iptables chain TEG-FWD-300 (filter) is different",
+        expect.stringMatching(/^class 7e:13b on eth0 has rate 3000000 \(want 10000000\)/),
+      ]),
+    );
     expect(daemon.lines.slice(from).some((l) => /"msg":"resync: repaired \d things?: /.test(l))).toBe(true);
     expect(await uploadRate()).toBe("10Mbit");
     await daemon.stop();
@@ -255,7 +374,13 @@ describe("tenant-egress-gateway run (the process)", () => {
     const from = daemon.lines.length;
     daemon.signal("SIGHUP");
     const line = JSON.parse(await daemon.waitFor(/"reason":"sighup"/, 10_000, from)) as Record<string, unknown>;
-    expect(line).toMatchObject({ level: "info", event: "reconcile", reason: "sighup", ok: true, changes: ["iptables chain TEG-IN-300 (filter) is different"] });
+    expect(line).toMatchObject({
+      level: "info",
+      event: "reconcile",
+      reason: "sighup",
+      ok: true,
+      changes: ["iptables chain TEG-IN-300 (filter) is different"],
+    });
     for (const l of daemon.lines) expect(() => JSON.parse(l)).not.toThrow();
     await daemon.stop();
     expect(daemon.lines.some((l) => /"event":"cleanup".*removed \d+ things/.test(l))).toBe(true);

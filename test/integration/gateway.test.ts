@@ -48,7 +48,12 @@ beforeAll(async () => {
   });
   for (const t of ["red", "blue"]) {
     pods[t] = await lab.addPodNamespace(t);
-    await cni("add", { node: lab.ns.nodeA, network: net, pod: pods[t]!, cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}` });
+    await cni("add", {
+      node: lab.ns.nodeA,
+      network: net,
+      pod: pods[t]!,
+      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}`,
+    });
   }
 });
 
@@ -83,7 +88,10 @@ describe("tenant-egress-gateway", () => {
   });
 
   it("keeps two saturating tenants at their own rates", async () => {
-    const [r, b] = await Promise.all([iperf(pods.red!, { port: 5201, seconds: 4 }), iperf(pods.blue!, { port: 5202, seconds: 4 })]);
+    const [r, b] = await Promise.all([
+      iperf(pods.red!, { port: 5201, seconds: 4 }),
+      iperf(pods.blue!, { port: 5202, seconds: 4 }),
+    ]);
     expect(ratio(r.bitsPerSecond, 10e6)).toBeGreaterThan(0.85);
     expect(ratio(r.bitsPerSecond, 10e6)).toBeLessThan(1.02);
     expect(ratio(b.bitsPerSecond, 4e6)).toBeGreaterThan(0.85);
@@ -93,7 +101,10 @@ describe("tenant-egress-gateway", () => {
   it("status reports both directions per tenant, and nothing goes out unclassified", async () => {
     const r = await gatewayCli(gw.ns, ["status", "--json", "--interval", "0.2"]);
     expect(r.exitCode).toBe(0);
-    const s = JSON.parse(r.stdout) as { directPackets: number; tenants: Array<{ name: string; upload: { rate: number; bytes: number }; download: { bytes: number } }> };
+    const s = JSON.parse(r.stdout) as {
+      directPackets: number;
+      tenants: Array<{ name: string; upload: { rate: number; bytes: number }; download: { bytes: number } }>;
+    };
     expect(s.directPackets).toBe(0);
     const redStatus = s.tenants.find((t) => t.name === "red")!;
     expect(redStatus.upload.rate).toBe(10e6);
@@ -104,11 +115,17 @@ describe("tenant-egress-gateway", () => {
   });
 
   it("changes a rate in place: the other tenant's counters are not reset", async () => {
-    const before = JSON.parse((await gatewayCli(gw.ns, ["status", "--json", "--interval", "0.1"])).stdout) as { tenants: Array<{ name: string; upload: { bytes: number } }> };
+    const before = JSON.parse((await gatewayCli(gw.ns, ["status", "--json", "--interval", "0.1"])).stdout) as {
+      tenants: Array<{ name: string; upload: { bytes: number } }>;
+    };
     const r = await applyGateway(gw.ns, lab.dir, config([{ ...red, upload: { rate: "20mbit" } }, blue]));
-    expect(r.stdout).toMatch(/class 7e:\S+ on eth0 has rate 10000000 \(want 20000000\), ceil 10000000 \(want 20000000\)/);
+    expect(r.stdout).toMatch(
+      /class 7e:\S+ on eth0 has rate 10000000 \(want 20000000\), ceil 10000000 \(want 20000000\)/,
+    );
     expect(r.stdout).not.toMatch(/missing/);
-    const after = JSON.parse((await gatewayCli(gw.ns, ["status", "--json", "--interval", "0.1"])).stdout) as typeof before;
+    const after = JSON.parse(
+      (await gatewayCli(gw.ns, ["status", "--json", "--interval", "0.1"])).stdout,
+    ) as typeof before;
     const bytes = (s: typeof before, n: string) => s.tenants.find((t) => t.name === n)!.upload.bytes;
     expect(bytes(after, "blue")).toBeGreaterThanOrEqual(bytes(before, "blue"));
     expect(bytes(after, "red")).toBeGreaterThanOrEqual(bytes(before, "red"));
@@ -137,8 +154,20 @@ describe("tenant-egress-gateway", () => {
   it("drops VXLAN from a source outside allowedSources", async () => {
     // A host on node-b, outside the red tenant's allowed 10.22.0.0/24, posing as a red pod.
     const rogue = await lab.addGateway("rogue", 50);
-    const prevResult = { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: "/x" }], ips: [{ address: "10.23.0.50/24", interface: 0 }] };
-    const add = await runPlugin(lab.ns.nodeA, `/run/netns/${rogue.ns}`, "ADD", { cniVersion: "1.0.0", name: "rogue", type: "tenant-egress", gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24", prevResult });
+    const prevResult = {
+      cniVersion: "1.0.0",
+      interfaces: [{ name: "eth0", sandbox: "/x" }],
+      ips: [{ address: "10.23.0.50/24", interface: 0 }],
+    };
+    const add = await runPlugin(lab.ns.nodeA, `/run/netns/${rogue.ns}`, "ADD", {
+      cniVersion: "1.0.0",
+      name: "rogue",
+      type: "tenant-egress",
+      gateway: gw.ip,
+      vni: 300,
+      overlaySubnet: "172.30.0.0/24",
+      prevResult,
+    });
     expect(add.exitCode).toBe(0);
     await expect(sourceSeenBy(rogue.ns, undefined, 2)).rejects.toThrow(/no answer/);
     const drops = await run(["ip", "netns", "exec", gw.ns, "iptables", "-w", "-L", "TEG-IN-300", "-v", "-x", "-n"]);
@@ -158,7 +187,24 @@ describe("tenant-egress-gateway", () => {
   });
 
   it("reset removes everything it owns and nothing else", async () => {
-    await run(["ip", "netns", "exec", gw.ns, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-s", "192.0.2.0/24", "-j", "MASQUERADE"]);
+    await run([
+      "ip",
+      "netns",
+      "exec",
+      gw.ns,
+      "iptables",
+      "-w",
+      "-t",
+      "nat",
+      "-A",
+      "POSTROUTING",
+      "-o",
+      "eth0",
+      "-s",
+      "192.0.2.0/24",
+      "-j",
+      "MASQUERADE",
+    ]);
     const r = await gatewayCli(gw.ns, ["reset"]);
     expect(r.exitCode).toBe(0);
     const ipt = await run(["ip", "netns", "exec", gw.ns, "iptables-save"]);

@@ -20,11 +20,26 @@ afterAll(async () => {
 
 describe("scripts/install.sh", () => {
   it("installs both executables and a conflist, which run outside the checkout", async () => {
-    const r = await run(["bash", "scripts/install.sh", "--bin-dir", join(dir, "bin"), "--conf-dir", join(dir, "net.d"), "--conflist", "conflist/10-bridge-tenant-egress.conflist"]);
+    const r = await run([
+      "bash",
+      "scripts/install.sh",
+      "--bin-dir",
+      join(dir, "bin"),
+      "--conf-dir",
+      join(dir, "net.d"),
+      "--conflist",
+      "conflist/10-bridge-tenant-egress.conflist",
+    ]);
     expect(r.stdout).toMatch(/installed .*tenant-egress\n/);
     expect((await readdir(join(dir, "bin"))).sort()).toEqual(["tenant-egress", "tenant-egress-gateway"]);
-    const version = await run([join(dir, "bin", "tenant-egress")], { env: { PATH: process.env.PATH, CNI_COMMAND: "VERSION" }, input: '{"cniVersion":"1.1.0"}' });
-    expect(JSON.parse(version.stdout)).toMatchObject({ cniVersion: "1.1.0", supportedVersions: expect.arrayContaining(["0.3.1", "1.0.0", "1.1.0"]) });
+    const version = await run([join(dir, "bin", "tenant-egress")], {
+      env: { PATH: process.env.PATH, CNI_COMMAND: "VERSION" },
+      input: '{"cniVersion":"1.1.0"}',
+    });
+    expect(JSON.parse(version.stdout)).toMatchObject({
+      cniVersion: "1.1.0",
+      supportedVersions: expect.arrayContaining(["0.3.1", "1.0.0", "1.1.0"]),
+    });
     const help = await run([join(dir, "bin", "tenant-egress-gateway"), "--help"]);
     expect(help.stdout).toMatch(/apply -f FILE/);
   });
@@ -32,7 +47,19 @@ describe("scripts/install.sh", () => {
   it("refuses to overwrite an existing conflist without --force", async () => {
     const target = join(dir, "net.d", "10-bridge-tenant-egress.conflist");
     await writeFile(target, '{"keep":"me"}');
-    const r = await run(["bash", "scripts/install.sh", "--bin-dir", join(dir, "bin"), "--conf-dir", join(dir, "net.d"), "--conflist", "conflist/10-bridge-tenant-egress.conflist"], { allowFailure: true });
+    const r = await run(
+      [
+        "bash",
+        "scripts/install.sh",
+        "--bin-dir",
+        join(dir, "bin"),
+        "--conf-dir",
+        join(dir, "net.d"),
+        "--conflist",
+        "conflist/10-bridge-tenant-egress.conflist",
+      ],
+      { allowFailure: true },
+    );
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/exists; pass --force/);
     expect(await readFile(target, "utf8")).toBe('{"keep":"me"}');
@@ -46,7 +73,11 @@ describe("scripts/install.sh", () => {
 
 describe("STATUS and VERSION of the installed plugin", () => {
   const status = (path: string) =>
-    run([join(dir, "bin", "tenant-egress")], { env: { PATH: path, CNI_COMMAND: "STATUS" }, input: JSON.stringify({ cniVersion: "1.1.0", name: "n", type: "tenant-egress" }), allowFailure: true });
+    run([join(dir, "bin", "tenant-egress")], {
+      env: { PATH: path, CNI_COMMAND: "STATUS" },
+      input: JSON.stringify({ cniVersion: "1.1.0", name: "n", type: "tenant-egress" }),
+      allowFailure: true,
+    });
 
   it("reports ready, silently, when its tools are on PATH", async () => {
     expect(await status(process.env.PATH ?? "")).toMatchObject({ exitCode: 0, stdout: "" });
@@ -60,13 +91,27 @@ describe("STATUS and VERSION of the installed plugin", () => {
     await run(["ln", "-sf", "/usr/bin/env", join(nodeDir, "env")]);
     const r = await status(nodeDir);
     expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: "1.1.0", code: 50, msg: expect.stringMatching(/required tools not found in PATH: ip, iptables-restore, iptables-save, nsenter, sysctl/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      cniVersion: "1.1.0",
+      code: 50,
+      msg: expect.stringMatching(
+        /required tools not found in PATH: ip, iptables-restore, iptables-save, nsenter, sysctl/,
+      ),
+    });
   });
 });
 
 describe("example conflists", () => {
-  it.each(["10-bridge-tenant-egress.conflist", "10-ptp-tenant-egress.conflist", "10-annotations-tenant-egress.conflist"])("%s is accepted by the plugin", async (file) => {
-    const list = JSON.parse(await readFile(join("conflist", file), "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+  it.each([
+    "10-bridge-tenant-egress.conflist",
+    "10-ptp-tenant-egress.conflist",
+    "10-annotations-tenant-egress.conflist",
+  ])("%s is accepted by the plugin", async (file) => {
+    const list = JSON.parse(await readFile(join("conflist", file), "utf8")) as {
+      cniVersion: string;
+      name: string;
+      plugins: Array<Record<string, unknown>>;
+    };
     const entry = list.plugins.find((p) => p.type === "tenant-egress")!;
     expect(() => parseConfig({ cniVersion: list.cniVersion, name: list.name, ...entry })).not.toThrow();
   });

@@ -11,9 +11,9 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, REFERENCE_PLUGINS } from "../../src/lab/cni-client.js";
+import { eventually } from "../../src/lab/eventually.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
-import { eventually } from "../../src/lab/eventually.js";
 import { enforcementChains } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
@@ -55,7 +55,11 @@ async function publish(content: unknown): Promise<void> {
   await rename(join(configMap, "..data_tmp"), join(configMap, "..data"));
 }
 
-const primary = { cniVersion: "1.0.0", name: "k8s-pod-network", plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: {} as object }] };
+const primary = {
+  cniVersion: "1.0.0",
+  name: "k8s-pod-network",
+  plugins: [{ type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, ipam: {} as object }],
+};
 
 /** What the primary CNI writes (on every restart of its agent): its own list, nothing of ours. */
 async function primaryWrites(name = "10-k8s.conflist"): Promise<void> {
@@ -69,14 +73,29 @@ async function pluginsOf(name = "10-k8s.conflist"): Promise<string[]> {
   return list.plugins.map((p) => p.type);
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 const nodeEnforcement = () => enforcementChains(lab.ns.nodeA);
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("i"));
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
-  await applyGateway(gw.ns, lab.dir, { tenants: [{ name: "acme", vni: 100, overlaySubnet: "172.16.0.0/24", allowedSources: [POD_SUBNET], upload: { rate: "20mbit" }, download: { rate: "20mbit" } }] });
+  await applyGateway(gw.ns, lab.dir, {
+    tenants: [
+      {
+        name: "acme",
+        vni: 100,
+        overlaySubnet: "172.16.0.0/24",
+        allowedSources: [POD_SUBNET],
+        upload: { rate: "20mbit" },
+        download: { rate: "20mbit" },
+      },
+    ],
+  });
   root = await mkdtemp(join(lab.dir, "node-"));
   binDir = join(root, "opt/cni/bin");
   confDir = join(root, "etc/cni/net.d");
@@ -84,7 +103,12 @@ beforeAll(async () => {
   for (const d of [binDir, confDir, configMap]) await mkdir(d, { recursive: true });
   // The primary's plugins are on the node already, as a node image ships them.
   for (const p of ["bridge", "host-local", "loopback"]) await run(["cp", join(REFERENCE_PLUGINS, p), binDir]);
-  primary.plugins[0]!.ipam = { type: "host-local", dataDir: join(root, "ipam"), ranges: [[{ subnet: POD_SUBNET }]], routes: [{ dst: "0.0.0.0/0" }] };
+  primary.plugins[0]!.ipam = {
+    type: "host-local",
+    dataDir: join(root, "ipam"),
+    ranges: [[{ subnet: POD_SUBNET }]],
+    routes: [{ dst: "0.0.0.0/0" }],
+  };
   await publish(tenants(true));
   await symlink("..data/tenants.json", join(configMap, "tenants.json"));
 });
@@ -95,41 +119,92 @@ afterAll(async () => {
   await lab?.teardown();
 });
 
-const args = () => [INSTALLER, "--bin-dir", binDir, "--conf-dir", confDir, "--tenants", join(configMap, "tenants.json"), "--ready-file", join(root, "ready"), "--resync", "30"];
+const args = () => [
+  INSTALLER,
+  "--bin-dir",
+  binDir,
+  "--conf-dir",
+  confDir,
+  "--tenants",
+  join(configMap, "tenants.json"),
+  "--ready-file",
+  join(root, "ready"),
+  "--resync",
+  "30",
+];
 
 describe("tenant-egress-install", () => {
   it("installs the binary, waits for the primary's config, then chains into it", async () => {
     installer = startIn(lab.ns.nodeA, args());
-    await eventually("the plugin in the bin dir", () => exists(join(binDir, "tenant-egress")), (v) => v === true, 10);
+    await eventually(
+      "the plugin in the bin dir",
+      () => exists(join(binDir, "tenant-egress")),
+      (v) => v === true,
+      10,
+    );
     expect((await readdir(binDir)).filter((n) => n.includes("tenant-egress"))).toEqual(["tenant-egress"]);
     await sleep(500);
     expect(await exists(join(root, "ready"))).toBe(false);
     await primaryWrites();
-    expect(await eventually("our entry", () => pluginsOf(), (p) => p.join() === "bridge,tenant-egress")).toEqual(["bridge", "tenant-egress"]);
-    await eventually("the ready file", () => exists(join(root, "ready")), (v) => v === true);
+    expect(
+      await eventually(
+        "our entry",
+        () => pluginsOf(),
+        (p) => p.join() === "bridge,tenant-egress",
+      ),
+    ).toEqual(["bridge", "tenant-egress"]);
+    await eventually(
+      "the ready file",
+      () => exists(join(root, "ready")),
+      (v) => v === true,
+    );
   });
 
   it("pods created from that config are steered (namespace → tenant), with the installed binary", async () => {
     const pod = await lab.addPodNamespace("acme");
     const network = { name: primary.name, confDir };
-    await cni("add", { node: lab.ns.nodeA, network, pod, cniPath: binDir, cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-prod;K8S_POD_NAME=web" });
+    await cni("add", {
+      node: lab.ns.nodeA,
+      network,
+      pod,
+      cniPath: binDir,
+      cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=acme-prod;K8S_POD_NAME=web",
+    });
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     expect(await nodeEnforcement()).toBe(1);
   });
 
   it("re-chains within 2 s when the primary rewrites its file, and then writes nothing more", async () => {
     await primaryWrites();
-    await eventually("our entry again", () => pluginsOf(), (p) => p.join() === "bridge,tenant-egress");
+    await eventually(
+      "our entry again",
+      () => pluginsOf(),
+      (p) => p.join() === "bridge,tenant-egress",
+    );
     const settled = (await stat(join(confDir, "10-k8s.conflist"))).mtimeMs;
     await sleep(1500);
     expect((await stat(join(confDir, "10-k8s.conflist"))).mtimeMs).toBe(settled);
   });
 
   it("follows the tenants file through a ConfigMap update; an invalid one keeps the last good entry", async () => {
-    const entry = async () => (JSON.parse(await readFile(join(confDir, "10-k8s.conflist"), "utf8")) as { plugins: Array<{ tenants?: Record<string, unknown> }> }).plugins[1]!;
-    const beta = { ...tenants(true).tenants[0]!, name: "beta", tunnel: { gateway: gw.ip, vni: 200, overlaySubnet: "172.17.0.0/24" }, namespaces: ["beta"] };
+    const entry = async () =>
+      (
+        JSON.parse(await readFile(join(confDir, "10-k8s.conflist"), "utf8")) as {
+          plugins: Array<{ tenants?: Record<string, unknown> }>;
+        }
+      ).plugins[1]!;
+    const beta = {
+      ...tenants(true).tenants[0]!,
+      name: "beta",
+      tunnel: { gateway: gw.ip, vni: 200, overlaySubnet: "172.17.0.0/24" },
+      namespaces: ["beta"],
+    };
     await publish(tenants(true, [beta]));
-    await eventually("tenant beta in the entry", async () => Object.keys((await entry()).tenants ?? {}), (k) => k.join() === "acme,beta");
+    await eventually(
+      "tenant beta in the entry",
+      async () => Object.keys((await entry()).tenants ?? {}),
+      (k) => k.join() === "acme,beta",
+    );
     await publish("{ this is not json");
     await sleep(1000);
     expect(Object.keys((await entry()).tenants ?? {})).toEqual(["acme", "beta"]);
@@ -137,18 +212,29 @@ describe("tenant-egress-install", () => {
     await sleep(1000);
     expect(Object.keys((await entry()).tenants ?? {})).toEqual(["acme", "beta"]);
     await publish(tenants(true));
-    await eventually("back to acme alone", async () => Object.keys((await entry()).tenants ?? {}), (k) => k.join() === "acme");
+    await eventually(
+      "back to acme alone",
+      async () => Object.keys((await entry()).tenants ?? {}),
+      (k) => k.join() === "acme",
+    );
   });
 
   it("only touches the chosen network; a .conf primary becomes a .conflist of the same name", async () => {
-    await writeFile(join(confDir, "20-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "ptp" }] }));
+    await writeFile(
+      join(confDir, "20-other.conflist"),
+      JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "ptp" }] }),
+    );
     await sleep(800);
     expect(await pluginsOf("20-other.conflist")).toEqual(["ptp"]);
     await rm(join(confDir, "20-other.conflist"));
     // Flannel-style: a single-plugin .conf that sorts first takes over as the runtime's choice.
     const { plugins, ...list } = primary;
     await writeFile(join(confDir, "05-flannel.conf"), JSON.stringify({ ...list, name: "cbr0", ...plugins[0] }));
-    await eventually("05-flannel.conflist", () => pluginsOf("05-flannel.conflist"), (p) => p.join() === "bridge,tenant-egress");
+    await eventually(
+      "05-flannel.conflist",
+      () => pluginsOf("05-flannel.conflist"),
+      (p) => p.join() === "bridge,tenant-egress",
+    );
     expect(await exists(join(confDir, "05-flannel.conf"))).toBe(false);
     await rm(join(confDir, "05-flannel.conflist"));
   });

@@ -32,7 +32,12 @@ afterAll(async () => {
 describe("CNI versions and main plugins", () => {
   it.each(["0.3.1", "0.4.0", "1.0.0"])("works chained after bridge at cniVersion %s", async (version) => {
     const tag = version.replaceAll(".", "");
-    const net = await writeBridgeConflist({ name: `${lab.prefix}-v${tag}`, dir: lab.dir, cniVersion: version, egress: { gateway: gw.ip } });
+    const net = await writeBridgeConflist({
+      name: `${lab.prefix}-v${tag}`,
+      dir: lab.dir,
+      cniVersion: version,
+      egress: { gateway: gw.ip },
+    });
     const pod = await lab.addPodNamespace(`v${tag}`);
     const call = { node: lab.ns.nodeA, network: net, pod };
     await cni("add", call);
@@ -60,7 +65,14 @@ describe("overlay address from an IPAM plugin", () => {
     const net = await writeBridgeConflist({
       name,
       dir: lab.dir,
-      egress: { gateway: gw.ip, ipam: { type: "host-local", dataDir, ranges: [[{ subnet: "172.16.0.0/16", rangeStart: "172.16.100.10", rangeEnd: "172.16.100.20" }]] } },
+      egress: {
+        gateway: gw.ip,
+        ipam: {
+          type: "host-local",
+          dataDir,
+          ranges: [[{ subnet: "172.16.0.0/16", rangeStart: "172.16.100.10", rangeEnd: "172.16.100.20" }]],
+        },
+      },
     });
     const pod = await lab.addPodNamespace("ipam");
     const call = { node: lab.ns.nodeA, network: net, pod };
@@ -69,7 +81,8 @@ describe("overlay address from an IPAM plugin", () => {
     expect(addr.stdout).toMatch(/inet 172\.16\.100\.1\d peer 172\.16\.0\.1\/32/);
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     await cni("check", call);
-    const leases = async () => (existsSync(join(dataDir, name)) ? (await readdir(join(dataDir, name))).filter((f) => f.startsWith("172.")) : []);
+    const leases = async () =>
+      existsSync(join(dataDir, name)) ? (await readdir(join(dataDir, name))).filter((f) => f.startsWith("172.")) : [];
     expect(await leases()).toHaveLength(1);
     await cni("del", call);
     expect(await leases()).toHaveLength(0);

@@ -8,11 +8,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, cnitool, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import type { Background } from "../../src/lab/process.js";
+import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { capture, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
@@ -61,7 +61,21 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
     const syns = (await seen.stop()).join("\n");
     expect(syns).toMatch(/mss 1410/);
     expect(await snmpCounter(pod, "Ip", "FragFails")).toBe(fragFailsBefore);
-    const counters = await run(["ip", "netns", "exec", pod, "iptables", "-w", "-t", "mangle", "-L", "TE-MSS-eth0", "-v", "-x", "-n"]);
+    const counters = await run([
+      "ip",
+      "netns",
+      "exec",
+      pod,
+      "iptables",
+      "-w",
+      "-t",
+      "mangle",
+      "-L",
+      "TE-MSS-eth0",
+      "-v",
+      "-x",
+      "-n",
+    ]);
     // The SYN-ACK arriving from the tunnel went through the clamp (pkts column of the -i rule).
     const inbound = counters.stdout.split("\n").find((l) => / te-eth0 +\* /.test(l) || /\bte-eth0\s+\*\s/.test(l));
     expect(Number(inbound?.trim().split(/\s+/)[0] ?? 0)).toBeGreaterThan(0);
@@ -75,7 +89,13 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
     expect(r.ok).toBe(false);
     expect(r.stderr + r.stdout).toMatch(/ip rule fwmark 0xa\/0xff lookup 200 is missing/);
     // A repeated ADD of our plugin converges (the bridge plugin itself is not re-runnable).
-    const again = await plugin(pod, "ADD", { cniVersion: "1.0.0", name: net.name, type: "tenant-egress", gateway: gw.ip, prevResult: pod1Result });
+    const again = await plugin(pod, "ADD", {
+      cniVersion: "1.0.0",
+      name: net.name,
+      type: "tenant-egress",
+      gateway: gw.ip,
+      prevResult: pod1Result,
+    });
     expect(again.exitCode).toBe(0);
     await cni("check", { node: lab.ns.nodeA, network: net, pod });
   });
@@ -116,4 +136,5 @@ describe("chained after bridge + host-local, driven by cnitool", () => {
   });
 });
 
-const plugin = (pod: string, command: string, conf: unknown) => runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, command, conf);
+const plugin = (pod: string, command: string, conf: unknown) =>
+  runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, command, conf);

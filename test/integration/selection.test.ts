@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, cnitool, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import type { Background } from "../../src/lab/process.js";
+import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
@@ -45,12 +45,20 @@ afterAll(async () => {
   await lab?.teardown();
 });
 
-const call = (pod: string, extra: Partial<Parameters<typeof cni>[1]> = {}) => ({ node: lab.ns.nodeA, network: net, pod, ...extra });
+const call = (pod: string, extra: Partial<Parameters<typeof cni>[1]> = {}) => ({
+  node: lab.ns.nodeA,
+  network: net,
+  pod,
+  ...extra,
+});
 
 describe("gateway selection through the runtime's inputs", () => {
   it("uses the pod annotation delivered as a capability", async () => {
     const pod = await lab.addPodNamespace("annotated");
-    await cni("add", call(pod, { capabilityArgs: { "io.kubernetes.cri.pod-annotations": { "tenant-egress/tenant": "red" } } }));
+    await cni(
+      "add",
+      call(pod, { capabilityArgs: { "io.kubernetes.cri.pod-annotations": { "tenant-egress/tenant": "red" } } }),
+    );
     expect(await sourceSeenBy(pod)).toBe(red.ip);
   });
 
@@ -68,7 +76,9 @@ describe("gateway selection through the runtime's inputs", () => {
 
   it("leaves a pod with no gateway untouched: its traffic leaves from its own address", async () => {
     const pod = await lab.addPodNamespace("plain");
-    const result = JSON.parse(await cni("add", call(pod, { cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default" }))) as { ips: Array<{ address: string }> };
+    const result = JSON.parse(
+      await cni("add", call(pod, { cniArgs: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default" })),
+    ) as { ips: Array<{ address: string }> };
     expect(await sourceSeenBy(pod)).toBe(result.ips[0]!.address.split("/")[0]);
     const links = await run(["ip", "-n", pod, "-o", "link"]);
     expect(links.stdout).not.toMatch(/te-eth0/);
@@ -82,10 +92,17 @@ describe("safety and atomicity", () => {
       name: "x",
       type: "tenant-egress",
       gateway: red.ip,
-      prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: "/x" }], ips: [{ address: "10.22.0.9/24", interface: 0 }] },
+      prevResult: {
+        cniVersion: "1.0.0",
+        interfaces: [{ name: "eth0", sandbox: "/x" }],
+        ips: [{ address: "10.22.0.9/24", interface: 0 }],
+      },
     });
     expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(/own \(host\) network namespace/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: 4,
+      msg: expect.stringMatching(/own \(host\) network namespace/),
+    });
   });
 
   it("rolls a failed ADD back to exactly what the main plugin left", async () => {
@@ -96,14 +113,26 @@ describe("safety and atomicity", () => {
     await run(["ip", "-n", pod, "link", "add", "te-eth0", "type", "veth", "peer", "name", "other0"]);
     await waitSettled(pod);
     const before = await netnsSnapshot(pod);
-    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", { cniVersion: "1.0.0", name: mainOnly.name, type: "tenant-egress", gateway: red.ip, prevResult });
+    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", {
+      cniVersion: "1.0.0",
+      name: mainOnly.name,
+      type: "tenant-egress",
+      gateway: red.ip,
+      prevResult,
+    });
     expect(r.exitCode).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 101, msg: expect.stringMatching(/File exists/) });
     expect(await netnsSnapshot(pod)).toBe(before);
   });
 
   it("reports a missing netns on ADD with code 4, and its DEL still succeeds", async () => {
-    const conf = { cniVersion: "1.0.0", name: "x", type: "tenant-egress", gateway: red.ip, prevResult: { ips: [{ address: "10.22.0.9/24" }] } };
+    const conf = {
+      cniVersion: "1.0.0",
+      name: "x",
+      type: "tenant-egress",
+      gateway: red.ip,
+      prevResult: { ips: [{ address: "10.22.0.9/24" }] },
+    };
     const add = await runPlugin(lab.ns.nodeA, "/run/netns/does-not-exist", "ADD", conf);
     expect(JSON.parse(add.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(/does not exist/) });
     const del = await runPlugin(lab.ns.nodeA, "/run/netns/does-not-exist", "DEL", conf);

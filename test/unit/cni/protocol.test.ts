@@ -2,12 +2,19 @@ import { describe, expect, it } from "vitest";
 import { checkVersion, parseCniArgs, readEnv, versionHas } from "../../../src/cni/protocol.js";
 import { podAddress } from "../../../src/cni/result.js";
 
-const env = { CNI_COMMAND: "ADD", CNI_CONTAINERID: "abc123", CNI_NETNS: "/run/netns/x", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin:/usr/lib/cni" };
+const env = {
+  CNI_COMMAND: "ADD",
+  CNI_CONTAINERID: "abc123",
+  CNI_NETNS: "/run/netns/x",
+  CNI_IFNAME: "eth0",
+  CNI_PATH: "/opt/cni/bin:/usr/lib/cni",
+};
 
 describe("versions", () => {
   it("matches exactly", () => {
     for (const v of ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) expect(checkVersion(v)).toBe(v);
-    for (const v of ["0.2.0", "1.0", "1.2.0", "0.4.1", "", undefined, 1]) expect(() => checkVersion(v)).toThrow(expect.objectContaining({ code: 1 }));
+    for (const v of ["0.2.0", "1.0", "1.2.0", "0.4.1", "", undefined, 1])
+      expect(() => checkVersion(v)).toThrow(expect.objectContaining({ code: 1 }));
   });
 
   it("knows which verbs each version defines", () => {
@@ -66,7 +73,17 @@ describe("podAddress", () => {
   });
 
   it("reads 0.3/0.4 results and results without interface indexes", () => {
-    expect(podAddress({ ips: [{ version: "6", address: "2001:db8::5/64" }, { version: "4", address: "10.1.0.5/16" }] }, "eth0")).toEqual({ ip: "10.1.0.5", prefix: 16 });
+    expect(
+      podAddress(
+        {
+          ips: [
+            { version: "6", address: "2001:db8::5/64" },
+            { version: "4", address: "10.1.0.5/16" },
+          ],
+        },
+        "eth0",
+      ),
+    ).toEqual({ ip: "10.1.0.5", prefix: 16 });
   });
 
   it("refuses a missing prevResult or one without an address on CNI_IFNAME", () => {

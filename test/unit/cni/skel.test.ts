@@ -26,12 +26,19 @@ describe("dispatch", () => {
 
   it("answers VERSION", async () => {
     const r = await invoke({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.0.0"}');
-    expect(JSON.parse(r.stdout)).toEqual({ cniVersion: "1.0.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
+    expect(JSON.parse(r.stdout)).toEqual({
+      cniVersion: "1.0.0",
+      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    });
   });
 
   it("prints the ADD result and nothing for DEL", async () => {
     const prev = { cniVersion: "1.0.0", ips: [] };
-    expect(JSON.parse((await invoke({ CNI_COMMAND: "ADD" }, JSON.stringify({ cniVersion: "1.0.0", prevResult: prev }))).stdout)).toEqual(prev);
+    expect(
+      JSON.parse(
+        (await invoke({ CNI_COMMAND: "ADD" }, JSON.stringify({ cniVersion: "1.0.0", prevResult: prev }))).stdout,
+      ),
+    ).toEqual(prev);
     expect(await invoke({ CNI_COMMAND: "DEL" }, '{"cniVersion":"1.0.0"}')).toMatchObject({ code: 0, stdout: "" });
   });
 
@@ -49,8 +56,15 @@ describe("dispatch", () => {
 
   it("turns verb errors into their CNI code, and unknown errors into 999", async () => {
     const failing: Verbs = { ...verbs, ADD: async () => Promise.reject(new CniError(7, "bad field", "why")) };
-    expect(JSON.parse((await invoke({ CNI_COMMAND: "ADD" }, '{"cniVersion":"1.0.0"}', failing)).stdout)).toEqual({ cniVersion: "1.0.0", code: 7, msg: "bad field", details: "why" });
+    expect(JSON.parse((await invoke({ CNI_COMMAND: "ADD" }, '{"cniVersion":"1.0.0"}', failing)).stdout)).toEqual({
+      cniVersion: "1.0.0",
+      code: 7,
+      msg: "bad field",
+      details: "why",
+    });
     const crashing: Verbs = { ...verbs, DEL: async () => Promise.reject(new Error("boom")) };
-    expect(JSON.parse((await invoke({ CNI_COMMAND: "DEL" }, '{"cniVersion":"1.0.0"}', crashing)).stdout)).toMatchObject({ code: 999, msg: "boom" });
+    expect(JSON.parse((await invoke({ CNI_COMMAND: "DEL" }, '{"cniVersion":"1.0.0"}', crashing)).stdout)).toMatchObject(
+      { code: 999, msg: "boom" },
+    );
   });
 });

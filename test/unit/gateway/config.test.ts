@@ -30,23 +30,65 @@ describe("rates", () => {
 describe("parseGatewayConfig", () => {
   it("fits 3 + 7 Mbit/s of uploads and downloads on a 10 Mbit/s link", () => {
     const t = (name: string, vni: number, third: number, rate: string) =>
-      tenant({ name, vni, overlaySubnet: `172.${third}.0.0/24`, upload: { rate, ceil: "10mbit" }, download: { rate, ceil: "10mbit" } });
-    expect(() => parseGatewayConfig({ linkRate: "10mbit", tenants: [t("a", 1, 16, "3mbit"), t("b", 2, 17, "7mbit")] })).not.toThrow();
+      tenant({
+        name,
+        vni,
+        overlaySubnet: `172.${third}.0.0/24`,
+        upload: { rate, ceil: "10mbit" },
+        download: { rate, ceil: "10mbit" },
+      });
+    expect(() =>
+      parseGatewayConfig({ linkRate: "10mbit", tenants: [t("a", 1, 16, "3mbit"), t("b", 2, 17, "7mbit")] }),
+    ).not.toThrow();
   });
 
   it("resolves defaults and stable class minors", () => {
     const c = parseGatewayConfig({ linkRate: "1gbit", tenants: [tenant()] });
-    expect(c.tenants[0]).toMatchObject({ port: 4789, gatewayOverlayIP: "172.16.0.1", snat: "masquerade", upload: { rate: 10e6, ceil: 10e6 }, download: { rate: 20e6, ceil: 50e6 }, classMinor: classMinorOf(100) });
+    expect(c.tenants[0]).toMatchObject({
+      port: 4789,
+      gatewayOverlayIP: "172.16.0.1",
+      snat: "masquerade",
+      upload: { rate: 10e6, ceil: 10e6 },
+      download: { rate: 20e6, ceil: 50e6 },
+      classMinor: classMinorOf(100),
+    });
     expect(c.linkRate).toBe(1e9);
   });
 
   it.each([
     [{ tenants: [tenant({ extra: 1 })] }, /tenants\[0\]: unknown key "extra"/],
     [{ tenants: [tenant({ upload: { rate: "10" } })] }, /tenants\[0\].upload.rate: "10" is not a rate with a tc unit/],
-    [{ tenants: [tenant({ upload: { rate: "10mbit", ceil: "5mbit" } })] }, /tenants\[0\].upload.ceil: 5mbit is below rate 10mbit/],
+    [
+      { tenants: [tenant({ upload: { rate: "10mbit", ceil: "5mbit" } })] },
+      /tenants\[0\].upload.ceil: 5mbit is below rate 10mbit/,
+    ],
     [{ linkRate: "15mbit", tenants: [tenant()] }, /download.ceil: 50mbit is above linkRate 15mbit/],
-    [{ linkRate: "100mbit", tenants: [tenant(), tenant({ name: "b", vni: 200, overlaySubnet: "172.17.0.0/24", upload: { rate: "90.5mbit" }, download: { rate: "30mbit" } })] }, /guaranteed upload rates add up to 100.5mbit, more than linkRate 100mbit/],
-    [{ linkRate: "100mbit", tenants: [tenant({ download: { rate: "60mbit" } }), tenant({ name: "b", vni: 200, overlaySubnet: "172.17.0.0/24", download: { rate: "50mbit" } })] }, /guaranteed download rates add up to 110mbit/],
+    [
+      {
+        linkRate: "100mbit",
+        tenants: [
+          tenant(),
+          tenant({
+            name: "b",
+            vni: 200,
+            overlaySubnet: "172.17.0.0/24",
+            upload: { rate: "90.5mbit" },
+            download: { rate: "30mbit" },
+          }),
+        ],
+      },
+      /guaranteed upload rates add up to 100.5mbit, more than linkRate 100mbit/,
+    ],
+    [
+      {
+        linkRate: "100mbit",
+        tenants: [
+          tenant({ download: { rate: "60mbit" } }),
+          tenant({ name: "b", vni: 200, overlaySubnet: "172.17.0.0/24", download: { rate: "50mbit" } }),
+        ],
+      },
+      /guaranteed download rates add up to 110mbit/,
+    ],
     [{ tenants: [tenant(), tenant({ name: "b" })] }, /tenants\[1\].vni: 100 is also used by tenants\[0\]/],
     [{ tenants: [tenant(), tenant({ vni: 200 })] }, /tenants\[1\].name: acme is also used/],
     [{ tenants: [tenant(), tenant({ name: "b", vni: 200, overlaySubnet: "172.16.0.128/25" })] }, /overlaps/],

@@ -16,7 +16,8 @@ describe("run's options", () => {
     expect(parseListen("127.0.0.1:9464")).toEqual({ host: "127.0.0.1", port: 9464 });
     expect(parseListen(":9464")).toEqual({ host: "0.0.0.0", port: 9464 });
     expect(parseListen("[::1]:80")).toEqual({ host: "::1", port: 80 });
-    for (const bad of ["9464", "host:99999", "a:b", "::1:80"]) expect(() => parseListen(bad)).toThrow(/--listen takes ADDR:PORT/);
+    for (const bad of ["9464", "host:99999", "a:b", "::1:80"])
+      expect(() => parseListen(bad)).toThrow(/--listen takes ADDR:PORT/);
   });
 });
 
@@ -28,7 +29,10 @@ describe("the daemon's log lines", () => {
     const log = makeLogger("text", (l) => lines.push(l), at);
     log("info", "reconcile", "resync: nothing to change", { reason: "resync" });
     log("warn", "mac-contract", "pod at VTEP 10.22.0.7 …", { vtep: "10.22.0.7" });
-    expect(lines).toEqual(["2026-12-01T21:00:00.000Z resync: nothing to change\n", "2026-12-01T21:00:00.000Z WARN pod at VTEP 10.22.0.7 …\n"]);
+    expect(lines).toEqual([
+      "2026-12-01T21:00:00.000Z resync: nothing to change\n",
+      "2026-12-01T21:00:00.000Z WARN pod at VTEP 10.22.0.7 …\n",
+    ]);
   });
 
   it("json: one object per line with the same facts as fields", () => {
@@ -36,6 +40,12 @@ describe("the daemon's log lines", () => {
     makeLogger("json", (l) => lines.push(l), at)("error", "config", "refused f: bad", { generation: 2 });
     expect(lines).toHaveLength(1);
     expect(lines[0]!.endsWith("\n")).toBe(true);
-    expect(JSON.parse(lines[0]!)).toEqual({ time: "2026-12-01T21:00:00.000Z", level: "error", event: "config", msg: "refused f: bad", generation: 2 });
+    expect(JSON.parse(lines[0]!)).toEqual({
+      time: "2026-12-01T21:00:00.000Z",
+      level: "error",
+      event: "config",
+      msg: "refused f: bad",
+      generation: 2,
+    });
   });
 });

@@ -1,17 +1,40 @@
 import { describe, expect, it } from "vitest";
-import { countPerTunnel, type GatewaySample, type DirectionSample } from "../../../src/gateway/commands.js";
+import { countPerTunnel, type DirectionSample, type GatewaySample } from "../../../src/gateway/commands.js";
 import { parseListen } from "../../../src/gateway/http.js";
-import { createMetrics, type ReconcileEvent, type ReconcileSource, sharedInFlight } from "../../../src/gateway/metrics.js";
+import {
+  createMetrics,
+  type ReconcileEvent,
+  type ReconcileSource,
+  sharedInFlight,
+} from "../../../src/gateway/metrics.js";
 import { pageHtml, renderTenants } from "../../../src/gateway/page.js";
 import { run } from "../../../src/net/run.js";
 
-const dir = (dev: string, rate: number, ceil: number, bytes: number): DirectionSample => ({ classid: "7e:1f4", dev, rate, ceil, bytes, packets: bytes / 1000, drops: 2, overlimits: 7, backlogBytes: 3000, backlogPackets: 2 });
+const dir = (dev: string, rate: number, ceil: number, bytes: number): DirectionSample => ({
+  classid: "7e:1f4",
+  dev,
+  rate,
+  ceil,
+  bytes,
+  packets: bytes / 1000,
+  drops: 2,
+  overlimits: 7,
+  backlogBytes: 3000,
+  backlogPackets: 2,
+});
 
 const sampleOf = (tenants: string[], bytes = 1_000_000): GatewaySample => ({
   uplink: "eth0",
   at: 0n,
   directPackets: 0,
-  tenants: tenants.map((name, i) => ({ name, vni: 500 + i, upload: dir("eth0", 20e6, 30e6, bytes), download: dir(`tev${500 + i}`, 40e6, 40e6, bytes * 2), neighbours: 253, podsLearned: 3 })),
+  tenants: tenants.map((name, i) => ({
+    name,
+    vni: 500 + i,
+    upload: dir("eth0", 20e6, 30e6, bytes),
+    download: dir(`tev${500 + i}`, 40e6, 40e6, bytes * 2),
+    neighbours: 253,
+    podsLearned: 3,
+  })),
 });
 
 class Source implements ReconcileSource {
@@ -53,7 +76,8 @@ describe("gateway metrics", () => {
     expect(value(text, "tenant_egress_config_generation")).toBe(2);
     expect(value(text, "tenant_egress_config_error")).toBe(0);
     expect(value(text, "tenant_egress_last_successful_reconcile_timestamp_seconds")).toBe(1_700_000_000);
-    for (const result of ["changed", "unchanged", "invalid_config", "failed"]) expect(value(text, `tenant_egress_reconciles_total{result="${result}"}`)).toBe(0);
+    for (const result of ["changed", "unchanged", "invalid_config", "failed"])
+      expect(value(text, `tenant_egress_reconciles_total{result="${result}"}`)).toBe(0);
     expect(text).toMatch(/# TYPE tenant_egress_bytes_total counter/);
     expect(text).toMatch(/# TYPE tenant_egress_rate_bytes_per_second gauge/);
     expect(text).toMatch(/# TYPE tenant_egress_reconcile_duration_seconds histogram/);
@@ -83,7 +107,10 @@ describe("gateway metrics", () => {
     let reads = 0;
     let tenants = ["acme", "globex"];
     let bytes = 5000;
-    const m = createMetrics(new Source(), async () => (reads++, sampleOf(tenants, bytes)));
+    const m = createMetrics(new Source(), async () => {
+      reads++;
+      return sampleOf(tenants, bytes);
+    });
     await m.render();
     expect(reads).toBe(1);
     // A class rebuilt by hand restarts its counters: the metric shows the kernel's value (Prometheus handles the reset).
@@ -105,9 +132,22 @@ describe("gateway metrics", () => {
 
 describe("countPerTunnel", () => {
   it("counts neighbours per tunnel device, and only pod-learned FDB entries", () => {
-    const neigh = ["172.40.0.2 dev tev500 lladdr 02:7e:ac:28:00:02 PERMANENT", "172.40.0.3 dev tev500 lladdr 02:7e:ac:28:00:03 PERMANENT", "10.23.0.1 dev eth0 lladdr 9a:1b:00:00:00:01 REACHABLE", "172.41.0.2 dev tev600 lladdr 02:7e:ac:29:00:02 PERMANENT"].join("\n");
-    expect([...countPerTunnel(neigh)]).toEqual([["tev500", 2], ["tev600", 1]]);
-    const fdb = ["02:7e:ac:28:00:02 dev tev500 dst 10.22.0.2 self", "02:7e:ac:28:00:01 dev tev500 self permanent", "00:00:00:00:00:00 dev tev600 dst 10.22.0.9 self permanent", "33:33:00:00:00:01 dev eth0 self permanent"].join("\n");
+    const neigh = [
+      "172.40.0.2 dev tev500 lladdr 02:7e:ac:28:00:02 PERMANENT",
+      "172.40.0.3 dev tev500 lladdr 02:7e:ac:28:00:03 PERMANENT",
+      "10.23.0.1 dev eth0 lladdr 9a:1b:00:00:00:01 REACHABLE",
+      "172.41.0.2 dev tev600 lladdr 02:7e:ac:29:00:02 PERMANENT",
+    ].join("\n");
+    expect([...countPerTunnel(neigh)]).toEqual([
+      ["tev500", 2],
+      ["tev600", 1],
+    ]);
+    const fdb = [
+      "02:7e:ac:28:00:02 dev tev500 dst 10.22.0.2 self",
+      "02:7e:ac:28:00:01 dev tev500 self permanent",
+      "00:00:00:00:00:00 dev tev600 dst 10.22.0.9 self permanent",
+      "33:33:00:00:00:01 dev eth0 self permanent",
+    ].join("\n");
     expect([...countPerTunnel(fdb, true)]).toEqual([["tev500", 1]]);
   });
 });
@@ -119,7 +159,8 @@ describe("parseListen", () => {
     expect(parseListen("localhost:80")).toEqual({ host: "localhost", port: 80 });
     expect(parseListen(":9464")).toEqual({ host: "0.0.0.0", port: 9464 });
     expect(parseListen("127.0.0.1:0")).toEqual({ host: "127.0.0.1", port: 0 });
-    for (const bad of ["9464", "10.0.0.1:70000", "::9464", "a b:1", "10.0.0.1:"]) expect(() => parseListen(bad), bad).toThrow(/ADDR:PORT/);
+    for (const bad of ["9464", "10.0.0.1:70000", "::9464", "a b:1", "10.0.0.1:"])
+      expect(() => parseListen(bad), bad).toThrow(/ADDR:PORT/);
   });
 });
 
@@ -131,7 +172,15 @@ describe("the page", () => {
     generation: 1,
     configError: null,
     lastSuccess: null,
-    tenants: [{ name: "acme", vni: 500, neighbours: 253, podsLearned: 1, upload: { ...dir("eth0", 20e6, 40e6, 1), achieved: 10e6 } }],
+    tenants: [
+      {
+        name: "acme",
+        vni: 500,
+        neighbours: 253,
+        podsLearned: 1,
+        upload: { ...dir("eth0", 20e6, 40e6, 1), achieved: 10e6 },
+      },
+    ],
   };
 
   it("draws a bar per direction against rate and ceil, and says when a class is missing", () => {
@@ -146,7 +195,11 @@ describe("the page", () => {
   });
 
   it("escapes what it shows and needs nothing from elsewhere", () => {
-    const html = pageHtml({ ...status, configError: "</script><img src=x>", tenants: [{ ...status.tenants[0]!, name: "a<b" }] });
+    const html = pageHtml({
+      ...status,
+      configError: "</script><img src=x>",
+      tenants: [{ ...status.tenants[0]!, name: "a<b" }],
+    });
     expect(html).not.toMatch(/<\/script><img/);
     expect(renderTenants({ ...status, tenants: [{ ...status.tenants[0]!, name: "a<b" }] })).toContain("a&#60;b");
     const plain = pageHtml(status);

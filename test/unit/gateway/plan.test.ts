@@ -1,16 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
 import { CONNTRACK_CHAIN, gatewayScope, learnedPods, planGateway, tenantScope } from "../../../src/gateway/plan.js";
+import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
-import { vniMatch } from "../../../src/net/vxlan.js";
-import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
+import { vniMatch } from "../../../src/net/vxlan.js";
 
 const config = parseGatewayConfig({
   linkRate: "100mbit",
   tenants: [
-    { name: "red", vni: 300, overlaySubnet: "172.30.0.0/24", allowedSources: ["10.22.0.0/24"], snat: "198.51.100.2", upload: { rate: "10mbit", ceil: "20mbit" }, download: { rate: "10mbit" } },
+    {
+      name: "red",
+      vni: 300,
+      overlaySubnet: "172.30.0.0/24",
+      allowedSources: ["10.22.0.0/24"],
+      snat: "198.51.100.2",
+      upload: { rate: "10mbit", ceil: "20mbit" },
+      download: { rate: "10mbit" },
+    },
   ],
 });
 // Two pods of red learned from their traffic, one MAC that is no derived MAC of red's overlay,
@@ -21,13 +29,31 @@ const fdb = [
   { dev: "tev300", mac: "52:54:00:12:34:56", dst: "10.22.0.7" },
   { dev: "tev999", mac: "02:7e:ac:1e:00:06", dst: "10.22.0.6" },
 ];
-const facts = { uplink: "eth0", uplinkIP: "10.23.0.2", uplinkMtu: 1500, leaf: "tbf" as const, fdb, tracked: [] as string[] };
+const facts = {
+  uplink: "eth0",
+  uplinkIP: "10.23.0.2",
+  uplinkMtu: 1500,
+  leaf: "tbf" as const,
+  fdb,
+  tracked: [] as string[],
+};
 
 describe("planGateway", () => {
   const s = planGateway(config, facts);
 
   it("makes one tunnel per tenant that learns pods and keeps them", () => {
-    expect(s.links).toEqual([expect.objectContaining({ name: "tev300", vni: 300, local: "10.23.0.2", dev: "eth0", mtu: 1450, learning: true, alias: "tenant-egress:red", mac: "02:7e:ac:1e:00:01" })]);
+    expect(s.links).toEqual([
+      expect.objectContaining({
+        name: "tev300",
+        vni: 300,
+        local: "10.23.0.2",
+        dev: "eth0",
+        mtu: 1450,
+        learning: true,
+        alias: "tenant-egress:red",
+        mac: "02:7e:ac:1e:00:01",
+      }),
+    ]);
     expect(s.links[0]!.ageing).toBeGreaterThan(86400);
   });
 
@@ -58,7 +84,18 @@ describe("planGateway", () => {
   });
 
   it("holds no neighbour state without learned pods, however large the subnet", () => {
-    const big = parseGatewayConfig({ tenants: [{ name: "big", vni: 7, overlaySubnet: "10.200.0.0/16", allowedSources: ["10.22.0.0/24"], upload: { rate: "1mbit" }, download: { rate: "1mbit" } }] });
+    const big = parseGatewayConfig({
+      tenants: [
+        {
+          name: "big",
+          vni: 7,
+          overlaySubnet: "10.200.0.0/16",
+          allowedSources: ["10.22.0.0/24"],
+          upload: { rate: "1mbit" },
+          download: { rate: "1mbit" },
+        },
+      ],
+    });
     expect(planGateway(big, { ...facts, fdb: [] }).neighbours).toEqual([]);
   });
 
@@ -84,7 +121,9 @@ describe("planGateway", () => {
     expect(changes.delNeighbours).toEqual([{ dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" }]);
     expect(changes.addNeighbours).toEqual([]);
     expect(changes.problems).toEqual(["1 permanent neighbour entry left over: 172.30.0.5 on tev300"]);
-    expect(diff(s, { ...s, neighbours: [] }, gatewayScope("eth0")).problems).toEqual(["2 permanent neighbour entries missing or wrong: 172.30.0.5 on tev300, 172.30.0.9 on tev300"]);
+    expect(diff(s, { ...s, neighbours: [] }, gatewayScope("eth0")).problems).toEqual([
+      "2 permanent neighbour entries missing or wrong: 172.30.0.5 on tev300, 172.30.0.9 on tev300",
+    ]);
     expect(diff(EMPTY_STATE, EMPTY_STATE, gatewayScope("eth0")).problems).toEqual([]);
   });
 
@@ -103,33 +142,56 @@ describe("planGateway", () => {
   });
 
   it("accepts the tenant's VNI only from its allowed sources and SNATs to its address", () => {
-    expect(s.jumps).toContainEqual(expect.objectContaining({ hook: "INPUT", match: `-p udp -m udp --dport 4789 ${vniMatch(300)}`, chain: "TEG-IN-300" }));
+    expect(s.jumps).toContainEqual(
+      expect.objectContaining({
+        hook: "INPUT",
+        match: `-p udp -m udp --dport 4789 ${vniMatch(300)}`,
+        chain: "TEG-IN-300",
+      }),
+    );
     expect(vniMatch(300)).toBe('-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x12c"');
     expect(s.chains.find((c) => c.name === "TEG-IN-300")!.rules).toEqual(["-s 10.22.0.0/24 -j RETURN", "-j DROP"]);
-    expect(s.chains.find((c) => c.name === "TEG-SNAT-300")!.rules).toEqual(["-s 172.30.0.0/24 -o eth0 -j SNAT --to-source 198.51.100.2"]);
+    expect(s.chains.find((c) => c.name === "TEG-SNAT-300")!.rules).toEqual([
+      "-s 172.30.0.0/24 -o eth0 -j SNAT --to-source 198.51.100.2",
+    ]);
   });
 
   it("shapes upload on the uplink and download on the tunnel, with a real default class", () => {
     const classes = s.classes.map((c) => `${c.dev} ${c.classid} ${c.parent} ${c.rate}/${c.ceil}`);
     expect(classes).toEqual(
-      expect.arrayContaining(["eth0 7e:1 7e: 100000000/100000000", "eth0 7e:2 7e:1 1000000/100000000", "eth0 7e:3 7e:1 10000000/100000000", "eth0 7e:13b 7e:1 10000000/20000000", "tev300 7e:13b 7e: 10000000/10000000"]),
+      expect.arrayContaining([
+        "eth0 7e:1 7e: 100000000/100000000",
+        "eth0 7e:2 7e:1 1000000/100000000",
+        "eth0 7e:3 7e:1 10000000/100000000",
+        "eth0 7e:13b 7e:1 10000000/20000000",
+        "tev300 7e:13b 7e: 10000000/10000000",
+      ]),
     );
     expect(s.qdiscs.filter((q) => q.parent === "root")).toEqual([
       { dev: "tev300", parent: "root", handle: "7e:", kind: "htb", defaultClass: 0x13b },
       { dev: "eth0", parent: "root", handle: "7e:", kind: "htb", defaultClass: 2 },
     ]);
-    expect(s.chains.find((c) => c.name === "TEG-CLS-300")!.rules).toEqual(["-i tev300 -o eth0 -j CLASSIFY --set-class 007e:013b"]);
+    expect(s.chains.find((c) => c.name === "TEG-CLS-300")!.rules).toEqual([
+      "-i tev300 -o eth0 -j CLASSIFY --set-class 007e:013b",
+    ]);
   });
 
   it("keeps connection tracking on with a chain no gateway scope owns, dropping INVALID replies", () => {
-    expect(s.chains.find((c) => c.name === CONNTRACK_CHAIN)!.rules).toEqual(["-i eth0 -m conntrack --ctstate INVALID -j DROP"]);
+    expect(s.chains.find((c) => c.name === CONNTRACK_CHAIN)!.rules).toEqual([
+      "-i eth0 -m conntrack --ctstate INVALID -j DROP",
+    ]);
     expect(s.jumps).toContainEqual({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
     expect(gatewayScope("eth0").chain("filter", CONNTRACK_CHAIN)).toBe(false);
     expect(tenantScope("eth0", 300, 0x13b).chain("filter", CONNTRACK_CHAIN)).toBe(false);
   });
 
   it("owns nothing when it serves no tenant", () => {
-    expect(planGateway(parseGatewayConfig({ tenants: [] }), facts)).toMatchObject({ links: [], qdiscs: [], chains: [], sysctls: [] });
+    expect(planGateway(parseGatewayConfig({ tenants: [] }), facts)).toMatchObject({
+      links: [],
+      qdiscs: [],
+      chains: [],
+      sysctls: [],
+    });
   });
 });
 
@@ -142,9 +204,21 @@ describe("shaping", () => {
 
   it("bounds a tbf leaf's queue to ~12 ms of the class rate and segments GSO (bucket < 64 KB)", () => {
     const leaf = leafQdisc("tbf", htbClass("d", "7e:10", "7e:1", 10e6, 10e6));
-    expect(leaf).toMatchObject({ kind: "tbf", handle: "10:", parent: "7e:10", rate: 12_500_000, burst: 3028, limit: 15000 });
+    expect(leaf).toMatchObject({
+      kind: "tbf",
+      handle: "10:",
+      parent: "7e:10",
+      rate: 12_500_000,
+      burst: 3028,
+      limit: 15000,
+    });
     expect(leafQdisc("tbf", htbClass("d", "7e:10", "7e:1", 1e9, 1e9)).limit).toBe(1_500_000);
-    expect(leafQdisc("fq_codel", htbClass("d", "7e:10", "7e:1", 1e9, 1e9))).toEqual({ dev: "d", parent: "7e:10", handle: "10:", kind: "fq_codel" });
+    expect(leafQdisc("fq_codel", htbClass("d", "7e:10", "7e:1", 1e9, 1e9))).toEqual({
+      dev: "d",
+      parent: "7e:10",
+      handle: "10:",
+      kind: "fq_codel",
+    });
   });
 });
 
@@ -158,9 +232,26 @@ class htb 7e:13b parent 7e:1 leaf 13b: prio 0 quantum 12500 rate 3333Kbit ceil 1
  backlog 3028b 2p requeues 0
 `;
     const [root, leaf] = parseClasses("eth0", text);
-    expect(root!.cls).toEqual({ dev: "eth0", classid: "7e:1", parent: "7e:", rate: 100e6, ceil: 100e6, burst: 12500, cburst: 12500, quantum: 0 });
+    expect(root!.cls).toEqual({
+      dev: "eth0",
+      classid: "7e:1",
+      parent: "7e:",
+      rate: 100e6,
+      ceil: 100e6,
+      burst: 12500,
+      cburst: 12500,
+      quantum: 0,
+    });
     expect(leaf!.cls).toMatchObject({ parent: "7e:1", rate: 3333000, quantum: 12500, burst: 1599 });
-    expect(leaf!.stats).toEqual({ classid: "7e:13b", bytes: 123456, packets: 100, drops: 7, overlimits: 30, backlogBytes: 3028, backlogPackets: 2 });
+    expect(leaf!.stats).toEqual({
+      classid: "7e:13b",
+      bytes: 123456,
+      packets: 100,
+      drops: 7,
+      overlimits: 30,
+      backlogBytes: 3028,
+      backlogPackets: 2,
+    });
   });
 
   it("reads qdiscs from tc's JSON, keeping only the kinds we manage", () => {

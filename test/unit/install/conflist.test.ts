@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { choosePrimary, parseConfFile, planChain } from "../../../src/install/conflist.js";
 
-const bridge = { cniVersion: "1.0.0", name: "k8s-pod-network", plugins: [{ type: "bridge", bridge: "cni0" }, { type: "portmap", capabilities: { portMappings: true } }] };
+const bridge = {
+  cniVersion: "1.0.0",
+  name: "k8s-pod-network",
+  plugins: [
+    { type: "bridge", bridge: "cni0" },
+    { type: "portmap", capabilities: { portMappings: true } },
+  ],
+};
 const ours = { type: "tenant-egress", enforce: true };
 const text = (o: unknown) => JSON.stringify(o);
 
@@ -25,7 +32,10 @@ describe("choosing the primary config as the runtime does", () => {
   });
 
   it("takes CNI_CONF_NAME when set, and reports it (untouched) when it is invalid", () => {
-    const files = [{ name: "10-a.conflist", text: text(bridge) }, { name: "20-b.conflist", text: "[]" }];
+    const files = [
+      { name: "10-a.conflist", text: text(bridge) },
+      { name: "20-b.conflist", text: "[]" },
+    ];
     expect(choosePrimary(files, "10-a.conflist").primary?.name).toBe("10-a.conflist");
     const bad = choosePrimary(files, "20-b.conflist");
     expect(bad.primary).toBeUndefined();
@@ -34,7 +44,12 @@ describe("choosing the primary config as the runtime does", () => {
   });
 
   it("reads a single-plugin .conf as a list of one", () => {
-    expect(parseConfFile({ name: "10-flannel.conf", text: text({ cniVersion: "0.3.1", name: "cbr0", type: "flannel", delegate: {} }) })).toEqual({
+    expect(
+      parseConfFile({
+        name: "10-flannel.conf",
+        text: text({ cniVersion: "0.3.1", name: "cbr0", type: "flannel", delegate: {} }),
+      }),
+    ).toEqual({
       ok: true,
       name: "10-flannel.conf",
       wrapped: true,
@@ -53,12 +68,19 @@ describe("chaining tenant-egress into it", () => {
   it("appends our entry last", () => {
     const plan = planChain(primary(bridge), ours);
     expect(plan.change).toBe("appended tenant-egress to 10-calico.conflist");
-    expect(JSON.parse(plan.write!.text).plugins.map((p: { type: string }) => p.type)).toEqual(["bridge", "portmap", "tenant-egress"]);
+    expect(JSON.parse(plan.write!.text).plugins.map((p: { type: string }) => p.type)).toEqual([
+      "bridge",
+      "portmap",
+      "tenant-egress",
+    ]);
     expect(plan.remove).toBeUndefined();
   });
 
   it("never leaves two entries: an older one anywhere in the list is dropped, ours goes last", () => {
-    const twice = { ...bridge, plugins: [{ type: "tenant-egress", old: 1 }, ...bridge.plugins, { type: "tenant-egress", old: 2 }] };
+    const twice = {
+      ...bridge,
+      plugins: [{ type: "tenant-egress", old: 1 }, ...bridge.plugins, { type: "tenant-egress", old: 2 }],
+    };
     const plan = planChain(primary(twice), ours);
     expect(plan.change).toBe("updated tenant-egress in 10-calico.conflist");
     expect(JSON.parse(plan.write!.text).plugins).toEqual([...bridge.plugins, ours]);
@@ -74,7 +96,11 @@ describe("chaining tenant-egress into it", () => {
     const plan = planChain(p, ours);
     expect(plan.write!.name).toBe("10-flannel.conflist");
     expect(plan.remove).toBe("10-flannel.conf");
-    expect(JSON.parse(plan.write!.text)).toEqual({ cniVersion: "0.3.1", name: "cbr0", plugins: [{ type: "flannel" }, ours] });
+    expect(JSON.parse(plan.write!.text)).toEqual({
+      cniVersion: "0.3.1",
+      name: "cbr0",
+      plugins: [{ type: "flannel" }, ours],
+    });
   });
 
   it("removes only our entry on uninstall, and leaves an unchained file alone", () => {

@@ -35,7 +35,14 @@ describe(MANIFEST, () => {
     const ds = new DaemonSet((await load())[0] as never);
     const pod = ds.spec!.template.spec!;
     const c = pod.containers[0]!;
-    expect(c.command).toEqual(["tenant-egress-gateway", "run", "-f", "/etc/tenant-egress/tenants.json", "--listen", "0.0.0.0:9464"]);
+    expect(c.command).toEqual([
+      "tenant-egress-gateway",
+      "run",
+      "-f",
+      "/etc/tenant-egress/tenants.json",
+      "--listen",
+      "0.0.0.0:9464",
+    ]);
     expect(pod.hostNetwork).toBe(true);
     expect(c.securityContext?.capabilities?.add).toContain("NET_ADMIN");
     expect(c.securityContext?.privileged).toBeUndefined();
@@ -45,7 +52,11 @@ describe(MANIFEST, () => {
     const mount = c.volumeMounts!.find((m) => m.mountPath === "/etc/tenant-egress")!;
     expect(mount.subPath).toBeUndefined();
     expect(pod.volumes!.find((v) => v.name === mount.name)?.configMap?.name).toBe("tenant-egress-tenants");
-    expect(ds.spec!.template.metadata!.annotations).toEqual({ "prometheus.io/scrape": "true", "prometheus.io/port": "9464", "prometheus.io/path": "/metrics" });
+    expect(ds.spec!.template.metadata!.annotations).toEqual({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "9464",
+      "prometheus.io/path": "/metrics",
+    });
     expect(ds.spec!.selector.matchLabels).toEqual(ds.spec!.template.metadata!.labels);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../../../src/net/desired-state.js";
 import { renderIpBatch, renderIptables } from "../../../src/net/apply.js";
+import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../../../src/net/desired-state.js";
 
 const scope: Scope = {
   link: (n) => n.startsWith("te-"),
@@ -13,7 +13,20 @@ const scope: Scope = {
 };
 
 const desired: NetState = {
-  links: [{ name: "te-eth0", vni: 100, port: 4789, local: "10.0.0.2", remote: "10.0.0.9", dev: "eth0", mtu: 1450, mac: "02:7e:ac:10:00:02", learning: false, ageing: 300 }],
+  links: [
+    {
+      name: "te-eth0",
+      vni: 100,
+      port: 4789,
+      local: "10.0.0.2",
+      remote: "10.0.0.9",
+      dev: "eth0",
+      mtu: 1450,
+      mac: "02:7e:ac:10:00:02",
+      learning: false,
+      ageing: 300,
+    },
+  ],
   addresses: [{ dev: "te-eth0", local: "172.16.0.2", prefix: 32, peer: "172.16.0.1" }],
   rules: [{ priority: 1000, fwmark: "0xa/0xff", table: 200 }],
   routes: [{ table: 200, type: "throw", dst: "10.0.0.9" }],

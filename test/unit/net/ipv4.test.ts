@@ -4,7 +4,8 @@ import { broadcastOf, cidrContains, explainNotIPv4, formatIPv4, parseCidr, parse
 describe("ipv4", () => {
   it("parses strictly", () => {
     expect(parseIPv4("203.0.113.10")).toBe(0xcb00710a);
-    for (const bad of ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.-1", " 1.2.3.4", "::1"]) expect(parseIPv4(bad)).toBeUndefined();
+    for (const bad of ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.-1", " 1.2.3.4", "::1"])
+      expect(parseIPv4(bad)).toBeUndefined();
   });
 
   it("round-trips and does CIDR math", () => {

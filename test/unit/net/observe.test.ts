@@ -4,13 +4,35 @@ import { parseIptablesSave, parseObservation } from "../../../src/net/observe.js
 // Captured from `ip -json -details -batch -` and iptables-save (nf_tables 1.8.9) in a pod after ADD.
 const ip = [
   JSON.stringify([
-    { ifname: "lo", mtu: 65536, address: "00:00:00:00:00:00", addr_info: [{ family: "inet", local: "127.0.0.1", prefixlen: 8 }] },
-    { ifname: "eth0", mtu: 1500, address: "1e:d5:34:38:3e:45", linkinfo: { info_kind: "veth" }, addr_info: [{ family: "inet", local: "10.22.0.2", prefixlen: 24 }] },
+    {
+      ifname: "lo",
+      mtu: 65536,
+      address: "00:00:00:00:00:00",
+      addr_info: [{ family: "inet", local: "127.0.0.1", prefixlen: 8 }],
+    },
+    {
+      ifname: "eth0",
+      mtu: 1500,
+      address: "1e:d5:34:38:3e:45",
+      linkinfo: { info_kind: "veth" },
+      addr_info: [{ family: "inet", local: "10.22.0.2", prefixlen: 24 }],
+    },
     {
       ifname: "te-eth0",
       mtu: 1450,
       address: "02:7e:ac:10:00:02",
-      linkinfo: { info_kind: "vxlan", info_data: { id: 100, remote: "10.23.0.2", local: "10.22.0.2", link: "eth0", port: 4789, learning: false, ageing: 300 } },
+      linkinfo: {
+        info_kind: "vxlan",
+        info_data: {
+          id: 100,
+          remote: "10.23.0.2",
+          local: "10.22.0.2",
+          link: "eth0",
+          port: 4789,
+          learning: false,
+          ageing: 300,
+        },
+      },
       addr_info: [
         { family: "inet", local: "172.16.0.2", address: "172.16.0.1", prefixlen: 32 },
         { family: "inet6", local: "fe80::7e:acff:fe10:2", prefixlen: 64 },
@@ -57,7 +79,18 @@ describe("parseObservation", () => {
 
   it("reads vxlan links with their tunnel settings", () => {
     expect(state.links).toEqual([
-      { name: "te-eth0", vni: 100, port: 4789, local: "10.22.0.2", remote: "10.23.0.2", dev: "eth0", mtu: 1450, mac: "02:7e:ac:10:00:02", learning: false, ageing: 300 },
+      {
+        name: "te-eth0",
+        vni: 100,
+        port: 4789,
+        local: "10.22.0.2",
+        remote: "10.23.0.2",
+        dev: "eth0",
+        mtu: 1450,
+        mac: "02:7e:ac:10:00:02",
+        learning: false,
+        ageing: 300,
+      },
     ]);
     expect(links.find((l) => l.ifname === "eth0")?.mtu).toBe(1500);
   });

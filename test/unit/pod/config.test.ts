@@ -16,7 +16,14 @@ function errorOf(conf: unknown): CniError {
 describe("parseConfig", () => {
   it("fills the documented defaults", () => {
     const c = parseConfig(base);
-    expect(c).toMatchObject({ vni: 100, vxlanPort: 4789, overlaySubnet: "172.16.0.0/16", routeTable: 200, mark: "0xa/0xff", rulePriority: 1000 });
+    expect(c).toMatchObject({
+      vni: 100,
+      vxlanPort: 4789,
+      overlaySubnet: "172.16.0.0/16",
+      routeTable: 200,
+      mark: "0xa/0xff",
+      rulePriority: 1000,
+    });
     expect(c.defaults.gatewayOverlayIP).toBe("172.16.0.1");
   });
 
@@ -27,7 +34,14 @@ describe("parseConfig", () => {
 
   it("accepts the standard CNI keys and capabilities", () => {
     expect(() =>
-      parseConfig({ ...base, capabilities: { "io.kubernetes.cri.pod-annotations": true }, runtimeConfig: {}, args: {}, prevResult: {}, ipam: { type: "host-local", subnet: "x" } }),
+      parseConfig({
+        ...base,
+        capabilities: { "io.kubernetes.cri.pod-annotations": true },
+        runtimeConfig: {},
+        args: {},
+        prevResult: {},
+        ipam: { type: "host-local", subnet: "x" },
+      }),
     ).not.toThrow();
   });
 
@@ -55,7 +69,10 @@ describe("parseConfig", () => {
     [{ excludeCIDRs: ["1.2.3.4"] }, /excludeCIDRs.0/],
     [{ namespaces: { team: "nope" } }, /namespaces.team: tenant "nope" is not defined/],
     [{ type: "other" }, /type must be "tenant-egress"/],
-    [{ tenants: { a: { gateway: "1.2.3.4", overlaySubnet: "10.9.0.0/24", gatewayOverlayIP: "10.8.0.1" } } }, /tenants.a.gatewayOverlayIP/],
+    [
+      { tenants: { a: { gateway: "1.2.3.4", overlaySubnet: "10.9.0.0/24", gatewayOverlayIP: "10.8.0.1" } } },
+      /tenants.a.gatewayOverlayIP/,
+    ],
   ])("rejects %j with code 7 naming the field", (extra, message) => {
     const e = errorOf({ ...base, ...extra });
     expect(e).toBeInstanceOf(CniError);

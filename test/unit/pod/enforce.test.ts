@@ -1,15 +1,28 @@
 import { describe, expect, it } from "vitest";
-import { canonicalNftRule, diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { renderNft } from "../../../src/net/apply.js";
+import { canonicalNftRule, diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { parseNftRuleset } from "../../../src/net/observe.js";
 import { parseConfig } from "../../../src/pod/config.js";
 import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "../../../src/pod/enforce.js";
 import { enforceNames } from "../../../src/pod/names.js";
 import { selectGateway } from "../../../src/pod/select-gateway.js";
 
-const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", vni: 300, enforce: true, excludeCIDRs: ["198.18.0.0/15", "10.96.0.0/12"] });
+const config = parseConfig({
+  cniVersion: "1.0.0",
+  type: "tenant-egress",
+  gateway: "10.23.0.2",
+  vni: 300,
+  enforce: true,
+  excludeCIDRs: ["198.18.0.0/15", "10.96.0.0/12"],
+});
 const a = selectGateway(config, new Map())!;
-const pod = { network: "net", containerId: "abc", ifname: "eth0", identity: { ipv4: ["10.22.0.5"], ipv6: ["fd00:22::5"], mac: "0a:58:0a:16:00:05" }, hostDevice: "veth1234" };
+const pod = {
+  network: "net",
+  containerId: "abc",
+  ifname: "eth0",
+  identity: { ipv4: ["10.22.0.5"], ipv6: ["fd00:22::5"], mac: "0a:58:0a:16:00:05" },
+  hostDevice: "veth1234",
+};
 
 describe("planEnforcement", () => {
   const s = planEnforcement(config, a, pod);
@@ -19,7 +32,13 @@ describe("planEnforcement", () => {
 
   it("hooks the host side's ingress, dropping what it does not accept", () => {
     expect(t).toMatchObject({ family: "netdev", name: "tenant-egress" });
-    expect(ch).toMatchObject({ name: enforceNames("net", "abc", "eth0").chain, comment: "tenant-egress:net:abc/eth0", hook: "ingress", device: "veth1234", policy: "drop" });
+    expect(ch).toMatchObject({
+      name: enforceNames("net", "abc", "eth0").chain,
+      comment: "tenant-egress:net:abc/eth0",
+      hook: "ingress",
+      device: "veth1234",
+      policy: "drop",
+    });
   });
 
   it("pins the MAC and the sources, then lets only the pod's own tunnel and private traffic through, in that order", () => {
@@ -40,16 +59,48 @@ describe("planEnforcement", () => {
   });
 
   it("compares equal to what nft prints back (sorted sets, one element without braces)", () => {
-    const printed = { ...t, chains: [{ ...ch, rules: rules.map((r) => r.replace("{ 10.22.0.5 }", "10.22.0.5").replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }")) }] };
-    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([ch.name]))).problems).toEqual([]);
+    const printed = {
+      ...t,
+      chains: [
+        {
+          ...ch,
+          rules: rules.map((r) =>
+            r
+              .replace("{ 10.22.0.5 }", "10.22.0.5")
+              .replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }"),
+          ),
+        },
+      ],
+    };
+    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([ch.name]))).problems).toEqual(
+      [],
+    );
     expect(canonicalNftRule("ip daddr { b, a } accept")).toBe("ip daddr { a, b } accept");
   });
 
   it("renders one idempotent transaction, and parses back what nft lists", () => {
     const c = diff(s, EMPTY_STATE, enforcementScope(new Set([ch.name])));
     const at = `netdev tenant-egress ${ch.name}`;
-    expect(renderNft(c).split("\n").slice(0, 5)).toEqual(["add table netdev tenant-egress", `add chain ${at}`, `flush chain ${at}`, `delete chain ${at}`, expect.stringMatching(/^add chain .* \{ type filter hook ingress device "veth1234" priority -500; policy drop; comment "tenant-egress:net:abc\/eth0"; \}$/)]);
-    const listed = ["table netdev tenant-egress {", `\tchain ${ch.name} {`, `\t\tcomment "${ch.comment}"`, '\t\ttype filter hook ingress device "veth1234" priority -500; policy drop;', ...rules.map((r) => `\t\t${r}`), "\t}", "\tchain other {", "\t}", "}"].join("\n");
+    expect(renderNft(c).split("\n").slice(0, 5)).toEqual([
+      "add table netdev tenant-egress",
+      `add chain ${at}`,
+      `flush chain ${at}`,
+      `delete chain ${at}`,
+      expect.stringMatching(
+        /^add chain .* \{ type filter hook ingress device "veth1234" priority -500; policy drop; comment "tenant-egress:net:abc\/eth0"; \}$/,
+      ),
+    ]);
+    const listed = [
+      "table netdev tenant-egress {",
+      `\tchain ${ch.name} {`,
+      `\t\tcomment "${ch.comment}"`,
+      '\t\ttype filter hook ingress device "veth1234" priority -500; policy drop;',
+      ...rules.map((r) => `\t\t${r}`),
+      "\t}",
+      "\tchain other {",
+      "\t}",
+      "}",
+    ].join("\n");
     expect(parseNftRuleset(listed)[0]!.chains[0]).toEqual(ch);
   });
 });
@@ -68,11 +119,27 @@ describe("hostSide", () => {
 });
 
 describe("staleEnforcement", () => {
-  const chain = (network: string, owner: string, i: number) => ({ name: `te-${i}`, hook: "ingress" as const, device: "v", priority: -500, policy: "drop" as const, comment: `tenant-egress:${network}:${owner}`, rules: [] });
+  const chain = (network: string, owner: string, i: number) => ({
+    name: `te-${i}`,
+    hook: "ingress" as const,
+    device: "v",
+    priority: -500,
+    policy: "drop" as const,
+    comment: `tenant-egress:${network}:${owner}`,
+    rules: [],
+  });
 
   it("names this network's chains whose attachment is not valid, never another network's", () => {
-    const chains = [chain("net", "a/eth0", 0), chain("net", "b/eth0", 1), chain("net", "a/net1", 2), chain("other", "z/eth0", 3)];
+    const chains = [
+      chain("net", "a/eth0", 0),
+      chain("net", "b/eth0", 1),
+      chain("net", "a/net1", 2),
+      chain("other", "z/eth0", 3),
+    ];
     const observed = { ...EMPTY_STATE, nftTables: [{ family: "netdev" as const, name: "tenant-egress", chains }] };
-    expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual(["te-1", "te-2"]);
+    expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual([
+      "te-1",
+      "te-2",
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../../src/pod/config.js";
 import { overlayMac } from "../../../src/net/vxlan.js";
+import { parseConfig } from "../../../src/pod/config.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "../../../src/pod/overlay-address.js";
 
 const t = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress" }).defaults;

@@ -1,12 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { renderIpBatch, renderIptables, renderSysctls } from "../../../src/net/apply.js";
+import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { parseConfig } from "../../../src/pod/config.js";
 import { names } from "../../../src/pod/names.js";
 import { planPod, podScope } from "../../../src/pod/plan.js";
 import { selectGateway } from "../../../src/pod/select-gateway.js";
 
-const config = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", excludeCIDRs: ["203.0.113.128/25"] });
+const config = parseConfig({
+  cniVersion: "1.0.0",
+  type: "tenant-egress",
+  gateway: "10.23.0.2",
+  excludeCIDRs: ["203.0.113.128/25"],
+});
 const attachment = selectGateway(config, new Map())!;
 const inputs = { ifname: "eth0", podIP: "10.22.0.5", overlayIP: "172.16.0.5", underlayMtu: 1500 };
 
@@ -15,7 +20,18 @@ describe("planPod", () => {
 
   it("creates the tunnel to the gateway with a derived MAC and MTU = underlay - 50", () => {
     expect(state.links).toEqual([
-      { name: "te-eth0", vni: 100, port: 4789, local: "10.22.0.5", remote: "10.23.0.2", dev: "eth0", mtu: 1450, mac: "02:7e:ac:10:00:05", learning: false, ageing: 300 },
+      {
+        name: "te-eth0",
+        vni: 100,
+        port: 4789,
+        local: "10.22.0.5",
+        remote: "10.23.0.2",
+        dev: "eth0",
+        mtu: 1450,
+        mac: "02:7e:ac:10:00:05",
+        learning: false,
+        ageing: 300,
+      },
     ]);
   });
 
@@ -40,7 +56,9 @@ describe("planPod", () => {
       "-o te-eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1410",
       "-i te-eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1410",
     ]);
-    expect(state.chains.find((c) => c.name === "TE-SNAT-eth0")!.rules).toEqual(["-o te-eth0 -j SNAT --to-source 172.16.0.5"]);
+    expect(state.chains.find((c) => c.name === "TE-SNAT-eth0")!.rules).toEqual([
+      "-o te-eth0 -j SNAT --to-source 172.16.0.5",
+    ]);
   });
 
   it("honours explicit mtu and mss", () => {

@@ -7,19 +7,37 @@ const config = (extra: Record<string, unknown> = {}) =>
     cniVersion: "1.0.0",
     type: "tenant-egress",
     gateway: "192.0.2.1",
-    tenants: { red: { gateway: "192.0.2.10", vni: 200, overlaySubnet: "172.20.0.0/16" }, blue: { gateway: "192.0.2.20" } },
+    tenants: {
+      red: { gateway: "192.0.2.10", vni: 200, overlaySubnet: "172.20.0.0/16" },
+      blue: { gateway: "192.0.2.20" },
+    },
     namespaces: { "team-blue": "blue" },
     ...extra,
   });
-const args = (s: string) => new Map(s.split(";").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+const args = (s: string) =>
+  new Map(
+    s
+      .split(";")
+      .filter(Boolean)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
 
 describe("selectGateway", () => {
   it("falls back to the conflist default", () => {
-    expect(selectGateway(config(), args(""))).toMatchObject({ gateway: "192.0.2.1", vni: 100, gatewayOverlayIP: "172.16.0.1", source: "gateway in the network configuration" });
+    expect(selectGateway(config(), args(""))).toMatchObject({
+      gateway: "192.0.2.1",
+      vni: 100,
+      gatewayOverlayIP: "172.16.0.1",
+      source: "gateway in the network configuration",
+    });
   });
 
   it("maps the pod's namespace to its tenant and the tenant's tunnel settings", () => {
-    expect(selectGateway(config(), args("K8S_POD_NAMESPACE=team-blue"))).toMatchObject({ gateway: "192.0.2.20", tenant: "blue", vni: 100 });
+    expect(selectGateway(config(), args("K8S_POD_NAMESPACE=team-blue"))).toMatchObject({
+      gateway: "192.0.2.20",
+      tenant: "blue",
+      vni: 100,
+    });
   });
 
   it("prefers CNI_ARGS over the namespace map", () => {

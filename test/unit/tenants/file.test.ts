@@ -9,8 +9,24 @@ const acme = {
   download: { rate: "40mbit", ceil: "80mbit" },
   allowedSources: ["10.22.0.0/16"],
 };
-const globex = { ...acme, name: "globex", tunnel: { gateway: "10.23.0.3", vni: 200, port: 4790, overlaySubnet: "172.17.0.0/16", gatewayOverlayIP: "172.17.0.254" }, namespaces: ["globex"], snat: "198.51.100.7" };
-const file = { plugin: { enforce: true, excludeCIDRs: ["100.100.0.0/16"] }, gateway: { uplink: "eth0", linkRate: "1gbit" }, tenants: [acme, globex] };
+const globex = {
+  ...acme,
+  name: "globex",
+  tunnel: {
+    gateway: "10.23.0.3",
+    vni: 200,
+    port: 4790,
+    overlaySubnet: "172.17.0.0/16",
+    gatewayOverlayIP: "172.17.0.254",
+  },
+  namespaces: ["globex"],
+  snat: "198.51.100.7",
+};
+const file = {
+  plugin: { enforce: true, excludeCIDRs: ["100.100.0.0/16"] },
+  gateway: { uplink: "eth0", linkRate: "1gbit" },
+  tenants: [acme, globex],
+};
 
 describe("the tenants file", () => {
   it("renders the plugin's conflist entry: tenants, namespaces, the annotations capability", () => {
@@ -20,8 +36,20 @@ describe("the tenants file", () => {
       enforce: true,
       excludeCIDRs: ["100.100.0.0/16"],
       tenants: {
-        acme: { gateway: "10.23.0.2", vni: 100, vxlanPort: 4789, overlaySubnet: "172.16.0.0/16", gatewayOverlayIP: "172.16.0.1" },
-        globex: { gateway: "10.23.0.3", vni: 200, vxlanPort: 4790, overlaySubnet: "172.17.0.0/16", gatewayOverlayIP: "172.17.0.254" },
+        acme: {
+          gateway: "10.23.0.2",
+          vni: 100,
+          vxlanPort: 4789,
+          overlaySubnet: "172.16.0.0/16",
+          gatewayOverlayIP: "172.16.0.1",
+        },
+        globex: {
+          gateway: "10.23.0.3",
+          vni: 200,
+          vxlanPort: 4790,
+          overlaySubnet: "172.17.0.0/16",
+          gatewayOverlayIP: "172.17.0.254",
+        },
       },
       namespaces: { "acme-prod": "acme", "acme-ci": "acme", globex: "globex" },
     });
@@ -33,21 +61,49 @@ describe("the tenants file", () => {
     const gw = gatewayConfig(parsed);
     for (const t of gw.tenants) {
       const p = pod.tenants[t.name]!;
-      expect([p.vni, p.vxlanPort, p.overlaySubnet, p.gatewayOverlayIP]).toEqual([t.vni, t.port, t.overlaySubnet, t.gatewayOverlayIP]);
+      expect([p.vni, p.vxlanPort, p.overlaySubnet, p.gatewayOverlayIP]).toEqual([
+        t.vni,
+        t.port,
+        t.overlaySubnet,
+        t.gatewayOverlayIP,
+      ]);
     }
-    expect(gw).toMatchObject({ uplink: "eth0", linkRate: 1e9, tenants: [{ name: "acme", snat: "masquerade", download: { rate: 40e6, ceil: 80e6 } }, { name: "globex", snat: "198.51.100.7" }] });
+    expect(gw).toMatchObject({
+      uplink: "eth0",
+      linkRate: 1e9,
+      tenants: [
+        { name: "acme", snat: "masquerade", download: { rate: 40e6, ceil: 80e6 } },
+        { name: "globex", snat: "198.51.100.7" },
+      ],
+    });
   });
 
   it("a default tenant becomes the conflist's default gateway", () => {
-    expect(pluginEntry(parseTenantsFile({ ...file, plugin: { defaultTenant: "globex" } }))).toMatchObject({ gateway: "10.23.0.3", vni: 200, vxlanPort: 4790 });
+    expect(pluginEntry(parseTenantsFile({ ...file, plugin: { defaultTenant: "globex" } }))).toMatchObject({
+      gateway: "10.23.0.3",
+      vni: 200,
+      vxlanPort: 4790,
+    });
   });
 
   it.each([
     [{ ...file, tenants: [acme, { ...acme }] }, /tenants\[1\]\.name: "acme" is defined twice/],
-    [{ ...file, tenants: [acme, { ...globex, namespaces: ["acme-ci"] }] }, /namespace "acme-ci" already belongs to tenant "acme"/],
-    [{ ...file, tenants: [{ ...acme, tunnel: { ...acme.tunnel, vni: 0 } }] }, /tenants\.0\.tunnel\.vni: a VXLAN VNI is 1-16777215/],
-    [{ ...file, tenants: [{ ...acme, upload: { rate: "fast" } }] }, /as the gateway's configuration: .*"fast" is not a rate/],
-    [{ ...file, tenants: [{ ...acme, tunnel: { ...acme.tunnel, gatewayOverlayIP: "172.18.0.1" } }] }, /as the plugin's conflist entry: .*gatewayOverlayIP: 172.18.0.1 is not a host address inside overlaySubnet/],
+    [
+      { ...file, tenants: [acme, { ...globex, namespaces: ["acme-ci"] }] },
+      /namespace "acme-ci" already belongs to tenant "acme"/,
+    ],
+    [
+      { ...file, tenants: [{ ...acme, tunnel: { ...acme.tunnel, vni: 0 } }] },
+      /tenants\.0\.tunnel\.vni: a VXLAN VNI is 1-16777215/,
+    ],
+    [
+      { ...file, tenants: [{ ...acme, upload: { rate: "fast" } }] },
+      /as the gateway's configuration: .*"fast" is not a rate/,
+    ],
+    [
+      { ...file, tenants: [{ ...acme, tunnel: { ...acme.tunnel, gatewayOverlayIP: "172.18.0.1" } }] },
+      /as the plugin's conflist entry: .*gatewayOverlayIP: 172.18.0.1 is not a host address inside overlaySubnet/,
+    ],
     [{ ...file, plugin: { defaultTenant: "nobody" } }, /plugin\.defaultTenant: tenant "nobody" is not defined/],
     [{ ...file, extra: 1 }, /unknown key "extra"/],
   ])("refuses what either half would refuse (%#)", (input, message) => {
