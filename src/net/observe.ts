@@ -101,6 +101,8 @@ export interface ObserveWhat {
   tables: readonly number[];
   /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
   neighbours?: boolean;
+  /** Skip iptables (what a metrics scrape reads needs links, routes and tc only). */
+  withoutIptables?: boolean;
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
@@ -114,7 +116,7 @@ export async function observe(netns: string | undefined, what: ObserveWhat): Pro
   ].join("\n");
   const [ip, ipt] = await Promise.all([
     run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
-    run(["iptables-save"], { netns }),
+    what.withoutIptables ? { stdout: "" } : run(["iptables-save"], { netns }),
   ]);
   return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
 }
