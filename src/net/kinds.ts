@@ -14,6 +14,7 @@
  * The order of DESCRIPTORS is the order kinds are compared in: containers before contents.
  */
 import type { AnyChange, Change, Kind, ObjectOf, Scope } from "./desired-state.js";
+import { canonicalRule, rulesDifference } from "./iptables-rule.js";
 import type { Neighbour, NftChain, Qdisc, Route, TcClass, VxlanLink } from "./objects.js";
 
 /** The process a line goes to; `group` splits a tool's batch (iptables: one block per table). */
@@ -213,8 +214,11 @@ export const jumpSpec = (j: { match: string; chain: string }) => `${j.match ? `$
 const chains: Descriptor<"chains"> = {
   kind: "chains",
   key: (c) => `ipv4 ${c.table} ${c.name}`,
-  compare: (have, want) =>
-    have.rules.join("\n") !== want.rules.join("\n") ? { op: "replace", why: "is different" } : undefined,
+  // By meaning: another iptables version or backend prints the same rules in another form.
+  compare: (have, want) => {
+    const why = rulesDifference(have.rules, want.rules);
+    return why ? { op: "replace", why } : undefined;
+  },
   describe: (c) => `iptables chain ${c.name} (${c.table})`,
   owned: (s, c) => !!s.chain?.(c.table, c.name),
   // Declaring a chain in iptables-restore creates it, or flushes it if it exists: either way it is then empty.
@@ -228,7 +232,7 @@ const chains: Descriptor<"chains"> = {
 
 const jumps: Descriptor<"jumps"> = {
   kind: "jumps",
-  key: (j) => `ipv4 ${j.table} ${j.hook} ${jumpSpec(j)}`,
+  key: (j) => `ipv4 ${j.table} ${j.hook} ${canonicalRule(jumpSpec(j))}`,
   compare: () => undefined,
   describe: (j) => `iptables jump ${j.hook} ${jumpSpec(j)} (${j.table})`,
   owned: (s, j) => !!s.chain?.(j.table, j.chain),

@@ -66,14 +66,14 @@ export type IptTable = "filter" | "mangle" | "nat";
 export interface Chain {
   table: IptTable;
   name: string;
-  /** Rule specs in iptables-save's normal form, without the leading "-A <chain>". */
+  /** Rule specs without the leading "-A <chain>", in any form iptables accepts: compared by meaning (iptables-rule.ts). */
   rules: string[];
 }
 
 export interface Jump {
   table: IptTable;
   hook: "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING";
-  /** Match before "-j", in iptables-save's normal form; "" for none. */
+  /** Match before "-j", in any form iptables accepts (keyed by meaning); "" for none. */
   match: string;
   chain: string;
   /** Insert at the top of the hook (must run before other components' rules). */

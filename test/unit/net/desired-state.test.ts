@@ -112,7 +112,9 @@ describe("diff", () => {
   it("rewrites a chain whose rules differ", () => {
     const c = diff(desired, { ...desired, chains: [{ ...desired.chains[0]!, rules: [] }] }, scope);
     expect(ops(c)).toEqual(["chains replace"]);
-    expect(problems(c)).toEqual(["iptables chain TE-SNAT (nat) is different"]);
+    expect(problems(c)).toEqual([
+      'iptables chain TE-SNAT (nat) has 0 rules, want 1: rule 1 "-o te-eth0 -j SNAT --to-source 172.16.0.2" is missing',
+    ]);
   });
 
   it("orders traffic control: roots before classes, parents before children, deletions first", () => {
