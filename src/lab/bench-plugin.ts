@@ -5,10 +5,11 @@
  * same way and to `node -e 0`, the floor of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
  * ADDs and DELs through the whole chain all succeed and leave nothing behind?
  */
-import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../net/run.js";
 import { cni, distDir, type Network, REFERENCE_PLUGINS, writeBridgeConflist } from "./cni-client.js";
+import { bridgePorts, leftovers } from "./leftovers.js";
+import { pluginEnv } from "./plugin-runner.js";
 import type { Lab } from "./topology.js";
 import { percentile } from "./traffic.js";
 
@@ -139,14 +140,8 @@ export async function benchPlugins(
       verbs: ["VERSION", "ADD", "DEL"],
     },
   ];
-  const env = (verb: string): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH,
-    CNI_COMMAND: verb,
-    CNI_CONTAINERID: "bench0",
-    CNI_NETNS: `/run/netns/${pod}`,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: REFERENCE_PLUGINS,
-  });
+  const env = (verb: string) =>
+    pluginEnv({ CNI_COMMAND: verb, CNI_CONTAINERID: "bench0", CNI_NETNS: `/run/netns/${pod}` });
   // The floor of any Node plugin, started the way ours is (without the variables that slow Node down).
   const nodeStart = () =>
     timed(
@@ -240,12 +235,6 @@ async function detachMany(lab: Lab, network: Network, pods: string[], concurrenc
   }
 }
 
-/** Host-side veths on node-a's bridge: one per attached pod. */
-async function bridgePorts(lab: Lab): Promise<number> {
-  const r = await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "master", "cni0"], { allowFailure: true });
-  return r.stdout.split("\n").filter((l) => l.trim()).length;
-}
-
 async function parallelChain(lab: Lab, network: Network, count: number): Promise<PluginBench["parallel"]> {
   const portsBefore = await bridgePorts(lab);
   const pods = await Promise.all(Array.from({ length: count }, (_, i) => lab.addPodNamespace(`p${i}`)));
@@ -256,23 +245,13 @@ async function parallelChain(lab: Lab, network: Network, count: number): Promise
   };
   const add = await wall("add");
   const del = await wall("del");
-  const leftovers: string[] = [];
-  for (const pod of pods) {
-    const links = await run(["ip", "-n", pod, "-o", "link"]);
-    if (/te-eth0|eth0@/.test(links.stdout)) leftovers.push(`${pod}: interfaces left`);
-  }
-  const leases = (await readdir(join(lab.dir, "ipam", network.name)).catch(() => [] as string[])).filter((f) =>
-    /^\d+\.\d+\.\d+\.\d+$/.test(f),
-  );
-  if (leases.length) leftovers.push(`${leases.length} IPAM leases not released`);
-  const portsAfter = await bridgePorts(lab);
-  if (portsAfter !== portsBefore) leftovers.push(`${portsAfter - portsBefore} host-side veths left on node-a`);
+  const left = await leftovers(lab, network, pods, portsBefore);
   return {
     pods: count,
     addWallMs: add.ms,
     delWallMs: del.ms,
     addFailures: add.failures,
     delFailures: del.failures,
-    leftovers,
+    leftovers: left,
   };
 }

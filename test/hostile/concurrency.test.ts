@@ -4,12 +4,10 @@
  * adds and removes chains in one nftables table of the node's namespace), five times over. Every call must succeed, none may
  * have waited on or failed for a lock, and nothing may be left behind.
  */
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cnitool, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { leftovers } from "../../src/lab/leftovers.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
-import { run } from "../../src/net/run.js";
 
 let lab: Lab;
 let net: Network;
@@ -42,26 +40,8 @@ describe(`${PODS} parallel ADDs and DELs, ${ROUNDS} rounds`, () => {
         expect({ round, verb, failed }).toEqual({ round, verb, failed: [] });
         expect(results.filter((r) => /lock|temporarily unavailable/i.test(r.stderr))).toEqual([]);
       }
-      const leftovers: string[] = [];
-      for (const pod of pods) {
-        const links = await run(["ip", "-n", pod, "-o", "link"]);
-        if (/te-eth0|eth0@/.test(links.stdout)) leftovers.push(`${pod}: interfaces`);
-      }
-      const node = (
-        await run(["ip", "netns", "exec", lab.ns.nodeA, "nft", "list", "table", "netdev", "tenant-egress"], {
-          allowFailure: true,
-        })
-      ).stdout;
-      if (/chain te-/.test(node)) leftovers.push("enforcement chains on the node");
-      const ports = (
-        await run(["ip", "-n", lab.ns.nodeA, "-o", "link", "show", "master", "cni0"], { allowFailure: true })
-      ).stdout.trim();
-      if (ports) leftovers.push(`bridge ports: ${ports.split("\n").length}`);
-      const leases = (await readdir(join(lab.dir, "ipam", net.name)).catch(() => [] as string[])).filter((f) =>
-        /^\d+\.\d+\.\d+\.\d+$/.test(f),
-      );
-      if (leases.length) leftovers.push(`${leases.length} IPAM leases`);
-      expect({ round, leftovers }).toEqual({ round, leftovers: [] });
+      const left = await leftovers(lab, net, pods);
+      expect({ round, left }).toEqual({ round, left: [] });
     }
   });
 });

@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { applyGateway, gatewayCli } from "../../src/lab/gateway-cli.js";
+import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
-import { runPlugin } from "../integration/plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;

@@ -8,10 +8,10 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { invokePlugin } from "../../src/lab/plugin-runner.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { deleteNamespaces, ipIn, uniquePrefix } from "../../src/lab/topology.js";
 import { run } from "../../src/net/run.js";
-import { PLUGIN } from "../integration/plugin-driver.js";
 
 const prefix = uniquePrefix("h");
 const node = `${prefix}-node`;
@@ -39,17 +39,10 @@ const env = (over: Record<string, string | undefined> = {}): Record<string, stri
   CNI_COMMAND: "ADD",
   CNI_CONTAINERID: "hostile0",
   CNI_NETNS: `/run/netns/${pod}`,
-  CNI_IFNAME: "eth0",
-  CNI_PATH: "/usr/lib/cni",
   ...over,
 });
 
-async function invoke(e: Record<string, string | undefined>, stdin: string) {
-  const clean = Object.fromEntries(
-    Object.entries({ PATH: process.env.PATH, ...e }).filter(([, v]) => v !== undefined),
-  ) as NodeJS.ProcessEnv;
-  return run([PLUGIN], { netns: `/run/netns/${node}`, env: clean, input: stdin, allowFailure: true });
-}
+const invoke = (e: Record<string, string | undefined>, stdin: string) => invokePlugin(node, e, stdin);
 
 beforeAll(async () => {
   for (const ns of [node, pod]) {

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, type Network, writeBridgeConflist, writePtpConflist } from "../../src/lab/cni-client.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
+import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { sendRawUdp } from "../../src/lab/raw-frames.js";
 import {
@@ -25,7 +26,6 @@ import {
 } from "../../src/lab/topology.js";
 import { capture, ping, sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
-import { runPlugin } from "../integration/plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;

@@ -8,12 +8,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, type Network, writeBridgeConflist, writePtpConflist } from "../../src/lab/cni-client.js";
+import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, INET_IP, ipIn, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { plainGateway } from "./plain-gateway.js";
-import { runPlugin } from "./plugin-driver.js";
 
 /** The internet host's second address, routed through net1. */
 const INET_IP_2 = "203.0.113.11";

@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { runPlugin } from "../../src/lab/plugin-runner.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
 let gw: { ns: string; ip: string };

@@ -12,10 +12,10 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
+import { PLUGIN, pluginEnv } from "../../src/lab/plugin-runner.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { run } from "../../src/net/run.js";
-import { PLUGIN } from "./plugin-driver.js";
 
 const GATEWAY = resolve("dist/tenant-egress-gateway");
 const PATH_WITHOUT_NODE = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -90,14 +90,12 @@ describe("single executables", () => {
     const call = (verb: string) =>
       withoutNode([PLUGIN], {
         netns: `/run/netns/${lab.ns.nodeA}`,
-        env: {
+        env: pluginEnv({
           PATH: PATH_WITHOUT_NODE,
           CNI_COMMAND: verb,
           CNI_CONTAINERID: "nonode",
           CNI_NETNS: `/run/netns/${pod}`,
-          CNI_IFNAME: "eth0",
-          CNI_PATH: "/usr/lib/cni",
-        },
+        }),
         input: conf,
       });
     const add = await call("ADD");

@@ -7,13 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, cnitool, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { capture, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
-import { runPlugin } from "./plugin-driver.js";
 
 let lab: Lab;
 let servers: Background;
