@@ -49,7 +49,7 @@ configured rate and ceil, bytes, packets, drops, overlimits, backlog and the ach
 Removes one tenant's tunnel, rules and classes; the other tenants are not touched. Remove it
 from the configuration file too, or the next apply brings it back.`,
   run: `Usage: tenant-egress-gateway run -f FILE [--netns PATH] [--listen ADDR:PORT] [--resync 30s]
-                                  [--log-format text|json] [--cleanup-on-exit]
+                                  [--log-format text|json] [--cleanup-on-exit] [--ha-dir DIR]
 
 Applies FILE, then keeps the namespace matching it: re-applies within a second of a change to
 FILE (its directory is watched, so a ConfigMap's symlink swap counts), repairs drift every
@@ -63,7 +63,11 @@ Signals: SIGHUP re-reads FILE and reconciles; SIGTERM/SIGINT exit leaving the ke
   /readyz      200 when the last reconcile succeeded and the kernel matches FILE, else 503 and why
   /api/status  JSON: per tenant and direction, rate, ceil, counters, achieved bits/s
   /            a page showing each tenant's upload and download against rate and ceil
-One daemon per namespace: a second one refuses to start.`,
+One daemon per namespace: a second one refuses to start.
+With an "ha" block in FILE the daemon is one instance of an active/standby pair (README "High
+availability"): it runs keepalived and conntrackd inside this namespace, with their files in
+--ha-dir (default: a directory per instance under the temporary directory), and moves the
+shared and egress addresses as keepalived decides; it must run inside the namespace (no --netns).`,
   reset: `Usage: tenant-egress-gateway reset [--netns PATH]
 
 Removes every device, chain and qdisc tree tenant-egress-gateway owns. Everything else in the
@@ -184,6 +188,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         resync: { type: "string" },
         "log-format": { type: "string" },
         "cleanup-on-exit": { type: "boolean" },
+        "ha-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -234,6 +239,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             ...netns,
             resyncMs,
             cleanupOnExit: !!values["cleanup-on-exit"],
+            ...(values["ha-dir"] ? { haDir: values["ha-dir"] } : {}),
             log: makeLogger(format, io.out),
           },
           values.listen,

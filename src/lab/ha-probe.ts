@@ -1,0 +1,101 @@
+/**
+ * The eyes of the failover tests and benchmark, run inside a pod: a Node process that, for as
+ * long as it runs, opens a new connection to the internet host every 50 ms (each with a short
+ * timeout, so an attempt lost in the outage does not hide the recovery behind TCP's 1 s SYN
+ * retry), keeps one HTTP keep-alive connection busy with a request every 100 ms, and holds one
+ * idle connection the server pushes to after a delay. Every event carries the wall-clock time
+ * (the lab's namespaces share one clock), so "when did new connections work again" and "how long
+ * did a flow stall" are read from what the pod saw, not from the gateways' logs.
+ */
+import { execa, type ResultPromise } from "execa";
+import { execIn } from "./traffic.js";
+
+const SCRIPT = `
+const net = require("net"), http = require("http");
+const o = JSON.parse(process.argv[1]);
+const out = { connects: [], http: { done: [], errors: [], sockets: 0 }, push: { got: "", error: "" } };
+let stopping = false;
+const attempt = () => {
+  const start = Date.now();
+  const s = net.connect({ host: o.host, port: o.echoPort });
+  const t = setTimeout(() => { s.destroy(); out.connects.push([start, Date.now(), 0]); }, 250);
+  s.on("connect", () => { clearTimeout(t); out.connects.push([start, Date.now(), 1]); s.destroy(); });
+  s.on("error", () => { clearTimeout(t); out.connects.push([start, Date.now(), 0]); });
+};
+const connector = setInterval(attempt, 50);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const seen = new WeakSet();
+const request = () => {
+  if (stopping) return;
+  const req = http.get({ host: o.host, port: o.httpPort, agent, path: "/" }, (res) => {
+    if (!seen.has(req.socket)) { seen.add(req.socket); out.http.sockets++; }
+    res.resume();
+    res.on("end", () => { out.http.done.push(Date.now()); setTimeout(request, 100); });
+  });
+  req.on("error", (e) => { out.http.errors.push(e.code || e.message); setTimeout(request, 100); });
+};
+request();
+const push = net.connect({ host: o.host, port: o.pushPort }, () => push.write(o.pushAfterS + "\\n"));
+push.on("data", (d) => { out.push.got += String(d).trim(); });
+push.on("error", (e) => { out.push.error = e.code || e.message; });
+const finish = () => {
+  stopping = true;
+  clearInterval(connector);
+  setTimeout(() => { process.stdout.write(JSON.stringify(out)); process.exit(0); }, 300);
+};
+process.on("SIGINT", finish);
+console.error("ready");
+`;
+
+export interface ProbeOptions {
+  host: string;
+  echoPort: number;
+  httpPort: number;
+  pushPort: number;
+  /** The server pushes on the idle connection this long after it opened. */
+  pushAfterS: number;
+}
+
+export interface ProbeResult {
+  /** [started, ended, ok] epoch ms of every new-connection attempt. */
+  connects: Array<[number, number, number]>;
+  http: { done: number[]; errors: string[]; sockets: number };
+  push: { got: string; error: string };
+}
+
+export interface Probe {
+  stop(): Promise<ProbeResult>;
+}
+
+export async function startProbe(ns: string, o: ProbeOptions): Promise<Probe> {
+  const child: ResultPromise = execa(
+    execIn(ns)[0]!,
+    [...execIn(ns).slice(1), "env", "-u", "NODE_OPTIONS", "node", "-e", SCRIPT, JSON.stringify(o)],
+    { reject: false, cleanup: true, stdin: "ignore", buffer: { stdout: true, stderr: false }, stderr: "pipe" },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.once("data", () => resolve());
+    void child.then((r) => reject(new Error(`the probe in ${ns} ended before it started: ${r.exitCode}`)));
+  });
+  return {
+    async stop() {
+      child.kill("SIGINT");
+      const r = await child;
+      return JSON.parse(String(r.stdout)) as ProbeResult;
+    },
+  };
+}
+
+/** ms from `t0` to the end of the first successful new connection that was started at or after `t0`. */
+export function firstNewConnection(r: ProbeResult, t0: number): number | undefined {
+  const ok = r.connects.filter(([s, , k]) => k && s >= t0).map(([, e]) => e);
+  return ok.length ? Math.min(...ok) - t0 : undefined;
+}
+
+/** The longest stretch without a completed keep-alive request that overlaps `t0`, ms. */
+export function httpStall(r: ProbeResult, t0: number): number {
+  const done = [...r.http.done].sort((a, b) => a - b);
+  const before = done.filter((t) => t <= t0).at(-1) ?? t0;
+  const after = done.find((t) => t > t0);
+  return after === undefined ? Number.POSITIVE_INFINITY : after - before;
+}
