@@ -17,6 +17,7 @@ import {
 } from "./commands.js";
 import { GatewayConfigError, readGatewayConfig } from "./config.js";
 import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
+import { describeHa, readHaStatus } from "./ha/describe.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
 import { LockedError } from "./lock.js";
 import { makeLogger } from "./log.js";
@@ -40,10 +41,12 @@ Every command takes --netns PATH to act on another namespace, and --help.`,
 Reconciles the namespace with FILE (JSON, see the README): creates what is missing, changes
 what differs in place (a rate change is a 'tc class change': no flow is reset), and removes
 what belongs to tenants no longer in the file. --dry-run prints the differences only.`,
-  status: `Usage: tenant-egress-gateway status [--json] [--interval SECONDS] [--netns PATH]
+  status: `Usage: tenant-egress-gateway status [--json] [--interval SECONDS] [--netns PATH] [-f FILE [--ha-dir DIR]]
 
 Samples the counters twice, SECONDS apart (default 1), and prints per tenant and direction the
-configured rate and ceil, bytes, packets, drops, overlimits, backlog and the achieved rate.`,
+configured rate and ceil, bytes, packets, drops, overlimits, backlog and the achieved rate.
+With -f FILE of an HA pair, also this instance's role, the peer's last advertisement, sync
+health and the number of replicated connections, as the running daemon last wrote them.`,
   delete: `Usage: tenant-egress-gateway delete --tenant NAME [--netns PATH]
 
 Removes one tenant's tunnel, rules and classes; the other tenants are not touched. Remove it
@@ -215,7 +218,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         if (!(interval > 0 && interval <= 60))
           throw new UsageError("--interval takes seconds, more than 0 and at most 60");
         const s = await status({ ...netns, intervalSeconds: interval });
-        io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+        const config = values.file ? await readGatewayConfig(values.file) : undefined;
+        const ha = config?.ha
+          ? await readHaStatus(config, s.uplink, { ...netns, ...(values["ha-dir"] ? { dir: values["ha-dir"] } : {}) })
+          : undefined;
+        if (values.json) io.out(`${JSON.stringify(ha ? { ...s, ha } : s, null, 2)}\n`);
+        else io.out(`${formatStatus(s)}${ha ? `\n${describeHa(ha)}` : ""}\n`);
         return 0;
       }
       case "run": {

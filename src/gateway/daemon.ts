@@ -120,7 +120,7 @@ export class GatewayDaemon extends EventEmitter {
   private monitor?: ChildProcess;
   private monitorRestart?: NodeJS.Timeout;
   private stopping = false;
-  private ha?: HaController;
+  private pair?: HaController;
   private haGeneration = 0;
 
   constructor(options: DaemonOptions) {
@@ -140,7 +140,7 @@ export class GatewayDaemon extends EventEmitter {
 
   /** A copy: readers cannot change the daemon's state. */
   state(): DaemonState {
-    return { ...structuredClone(this.s), ...(this.ha ? { ha: this.ha.status() } : {}) };
+    return { ...structuredClone(this.s), ...(this.pair ? { ha: this.pair.status() } : {}) };
   }
 
   /** The last reconcile succeeded and the file in force is the file as it is now. */
@@ -158,6 +158,11 @@ export class GatewayDaemon extends EventEmitter {
 
   get configError(): string | undefined {
     return this.s.configError?.message;
+  }
+
+  /** The pair's side, when the configuration in force asks for HA. */
+  get ha(): HaStatus | undefined {
+    return this.pair?.status();
   }
 
   get lastSuccess(): Date | undefined {
@@ -233,8 +238,8 @@ export class GatewayDaemon extends EventEmitter {
     this.watcher?.close();
     this.monitor?.kill("SIGTERM");
     await this.idle();
-    await this.ha?.stop();
-    this.ha = undefined;
+    await this.pair?.stop();
+    this.pair = undefined;
     if (this.o.cleanupOnExit && this.lock) {
       try {
         const r = await reset(this.o.netns ? { netns: this.o.netns } : {});
@@ -366,15 +371,15 @@ export class GatewayDaemon extends EventEmitter {
     if (this.stopping) return;
     try {
       if (!config.ha) {
-        await this.ha?.stop();
-        this.ha = undefined;
+        await this.pair?.stop();
+        this.pair = undefined;
         return;
       }
       if (this.o.netns)
         throw new Error(
           "HA mode runs inside the gateway's namespace (start `run` there, without --netns): keepalived, conntrackd and the learned-pod exchange are its own processes and sockets",
         );
-      if (!this.ha) {
+      if (!this.pair) {
         const ha = new HaController({
           log: this.o.log,
           ...(this.o.haDir ? { dir: this.o.haDir } : {}),
@@ -386,9 +391,9 @@ export class GatewayDaemon extends EventEmitter {
           await ha.stop();
           throw e;
         }
-        this.ha = ha;
+        this.pair = ha;
       } else if (this.haGeneration !== this.s.generation) {
-        await this.ha.update(config, uplink);
+        await this.pair.update(config, uplink);
       }
       this.haGeneration = this.s.generation;
     } catch (e) {
@@ -461,7 +466,7 @@ export class GatewayDaemon extends EventEmitter {
 
   private finish(reason: Reason, started: number, o: Outcome): void {
     const pods = this.track(o.learned);
-    if (pods.podsLearned.length || pods.podsForgotten.length) this.ha?.podsChanged();
+    if (pods.podsLearned.length || pods.podsForgotten.length) this.pair?.podsChanged();
     const r: ReconcileRecord = {
       at: new Date().toISOString(),
       reason,

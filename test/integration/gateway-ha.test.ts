@@ -11,6 +11,7 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HaStatus, haDir, haStatusFile } from "../../src/gateway/ha/controller.js";
+import { gatewayCli } from "../../src/lab/gateway-cli.js";
 import { firstNewConnection, type ProbeResult, startProbe } from "../../src/lab/ha-probe.js";
 import {
   buildHaScene,
@@ -22,7 +23,7 @@ import {
   waitUntil,
 } from "../../src/lab/ha-scene.js";
 import { INET_IP, uniquePrefix } from "../../src/lab/topology.js";
-import { ECHO_PORT, HTTP_PORT, IPERF_PORTS, PUSH_PORT } from "../../src/lab/traffic.js";
+import { ECHO_PORT, HTTP_PORT, httpGet, IPERF_PORTS, PUSH_PORT } from "../../src/lab/traffic.js";
 import { parseRate } from "../../src/net/rates.js";
 import { run } from "../../src/net/run.js";
 
@@ -136,6 +137,27 @@ describe("a gateway pair", () => {
     expect(await movingHeldBy(failed)).toEqual([]);
     expect(await waitUntil(async () => !!(await haStatus(failed))?.sync.healthy, 10_000)).toBe(true);
   }, 60_000);
+
+  it("shows the role, the peer's last advertisement, sync health and replicated connections", async () => {
+    const [active, standby] = await activeAndStandby();
+    const flows = await openFlows(3, 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    const st = await gatewayCli(standby.ns, ["status", "-f", scene.file, "--interval", "0.2"]);
+    expect(st.stdout).toContain(`ha: instance ${standby.name} is standby (keepalived BACKUP)`);
+    expect(st.stdout).toMatch(/peer \S+: last VRRP advertisement \d+\.\d s ago at priority \d+/);
+    expect(st.stdout).toMatch(/sync healthy; (\d+) replicated connections/);
+    expect(Number(/sync healthy; (\d+) replicated/.exec(st.stdout)?.[1])).toBeGreaterThanOrEqual(20);
+    const metrics = (await httpGet(active.ns, "http://127.0.0.1:9180/metrics")).body;
+    expect(metrics).toContain(`tenant_egress_ha_role{instance="${active.name}",role="active"} 1`);
+    expect(metrics).toContain(`tenant_egress_ha_addresses_held{instance="${active.name}"} 3`);
+    expect(metrics).toContain(`tenant_egress_ha_sync_healthy{instance="${active.name}"} 1`);
+    const page = (await httpGet(standby.ns, "http://127.0.0.1:9180/")).body;
+    expect(page).toContain('<div id="ha"></div>');
+    const api = JSON.parse((await httpGet(standby.ns, "http://127.0.0.1:9180/api/status")).body) as { ha: HaStatus };
+    expect(api.ha).toMatchObject({ instance: standby.name, role: "standby", sync: { healthy: true } });
+    expect(Date.now() - Date.parse(api.ha.peerAdvert!.at)).toBeLessThan(1000);
+    expectNoResets(await flows.finish());
+  }, 30_000);
 
   it("hands over when only the active's keepalived dies, and the old active stops forwarding", async () => {
     const [active, standby] = await activeAndStandby();
