@@ -38,10 +38,16 @@ request();
 const push = net.connect({ host: o.host, port: o.pushPort }, () => push.write(o.pushAfterS + "\\n"));
 push.on("data", (d) => { out.push.got += String(d).trim(); });
 push.on("error", (e) => { out.push.error = e.code || e.message; });
+// The push is an event of its own: waited for (within a bound) rather than cut off by the end
+// of the other flows, so a push that TCP had to retransmit still counts as delivered.
+const report = () => { process.stdout.write(JSON.stringify(out)); process.exit(0); };
 const finish = () => {
   stopping = true;
   clearInterval(connector);
-  setTimeout(() => { process.stdout.write(JSON.stringify(out)); process.exit(0); }, 300);
+  if (out.push.got || out.push.error) return setTimeout(report, 300);
+  push.on("data", () => setTimeout(report, 50));
+  push.on("close", () => setTimeout(report, 50));
+  setTimeout(report, 1000 * o.pushWaitS);
 };
 process.on("SIGINT", finish);
 console.error("ready");
@@ -54,6 +60,8 @@ export interface ProbeOptions {
   pushPort: number;
   /** The server pushes on the idle connection this long after it opened. */
   pushAfterS: number;
+  /** How long stop() still waits for a push that has not arrived (default 10 s). */
+  pushWaitS?: number;
 }
 
 export interface ProbeResult {
@@ -70,7 +78,16 @@ export interface Probe {
 export async function startProbe(ns: string, o: ProbeOptions): Promise<Probe> {
   const child: ResultPromise = execa(
     execIn(ns)[0]!,
-    [...execIn(ns).slice(1), "env", "-u", "NODE_OPTIONS", "node", "-e", SCRIPT, JSON.stringify(o)],
+    [
+      ...execIn(ns).slice(1),
+      "env",
+      "-u",
+      "NODE_OPTIONS",
+      "node",
+      "-e",
+      SCRIPT,
+      JSON.stringify({ pushWaitS: 10, ...o }),
+    ],
     { reject: false, cleanup: true, stdin: "ignore", buffer: { stdout: true, stderr: false }, stderr: "pipe" },
   );
   await new Promise<void>((resolve, reject) => {
@@ -86,9 +103,15 @@ export async function startProbe(ns: string, o: ProbeOptions): Promise<Probe> {
   };
 }
 
-/** ms from `t0` to the end of the first successful new connection that was started at or after `t0`. */
+/**
+ * ms from `t0` until new connections work again: the end of the first successful attempt started
+ * after the last failed one (so an instance still forwarding for a moment after `t0`, then
+ * dropping out, is not mistaken for a recovery); the first success after `t0` if none failed.
+ */
 export function firstNewConnection(r: ProbeResult, t0: number): number | undefined {
-  const ok = r.connects.filter(([s, , k]) => k && s >= t0).map(([, e]) => e);
+  const after = r.connects.filter(([s]) => s >= t0);
+  const lastFailed = Math.max(t0 - 1, ...after.filter(([, , k]) => !k).map(([s]) => s));
+  const ok = after.filter(([s, , k]) => k && s > lastFailed).map(([, e]) => e);
   return ok.length ? Math.min(...ok) - t0 : undefined;
 }
 

@@ -48,6 +48,16 @@ export const HA_TENANTS: HaTenant[] = [
     upload: "5mbit",
     download: "10mbit",
   },
+  // Carries no bulk flow in the tests: its new connections measure the failover alone, where a
+  // saturated tenant's own queue drops some SYNs by design.
+  {
+    name: "initech",
+    vni: 300,
+    overlaySubnet: "172.19.0.0/24",
+    egress: "198.51.100.3",
+    upload: "5mbit",
+    download: "5mbit",
+  },
 ];
 
 export interface Instance {
@@ -68,12 +78,12 @@ export interface HaScene {
   start(i: Instance): Promise<void>;
   /** The instance holding the shared address, once exactly one does (undefined if none or both). */
   holders(): Promise<Instance[]>;
-  /** Node failure: every process in its namespace SIGKILLed, its links down. */
-  killNode(i: Instance): Promise<void>;
-  /** Boots it again: daemon first, links second. */
-  restore(i: Instance): Promise<void>;
-  /** Only keepalived dies (SIGKILL), the rest of the instance stays up. */
-  killKeepalived(i: Instance): Promise<number[]>;
+  /** Node failure: its links down, every process in its namespace SIGKILLed; resolves with when the links went down. */
+  killNode(i: Instance): Promise<number>;
+  /** Boots it again: daemon first, links second; resolves with when the links came up. */
+  restore(i: Instance): Promise<number>;
+  /** Only keepalived dies (SIGKILL), the rest of the instance stays up; resolves with the PIDs killed and when. */
+  killKeepalived(i: Instance): Promise<{ pids: number[]; at: number }>;
   teardown(): Promise<void>;
 }
 
@@ -194,20 +204,24 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
         // Links first: a dying process must not get a last word out (keepalived's child, losing
         // its parent, would announce priority 0 and make the takeover look faster than a crash).
         await ipIn(i.ns, ["link set eth0 down", `link set ${SYNC_IF} down`]);
+        const at = Date.now();
         // Everything in the namespace is ours: the daemon and the children it started.
-        for (const pid of await pidsIn(i.ns)) await run(["kill", "-KILL", String(pid)], { allowFailure: true });
+        const pids = await pidsIn(i.ns);
+        if (pids.length) await run(["kill", "-KILL", ...pids.map(String)], { allowFailure: true });
         await i.daemon?.exited;
         i.daemon = undefined;
+        return at;
       },
       async restore(i) {
         await start(i);
         await ipIn(i.ns, ["link set eth0 up", `link set ${SYNC_IF} up`, "route replace default via 10.23.0.1"]);
+        return Date.now();
       },
       async killKeepalived(i) {
         const pids: number[] = [];
         for (const pid of await pidsIn(i.ns)) if ((await comm(pid)) === "keepalived") pids.push(pid);
-        for (const pid of pids) await run(["kill", "-KILL", String(pid)], { allowFailure: true });
-        return pids;
+        if (pids.length) await run(["kill", "-KILL", ...pids.map(String)], { allowFailure: true });
+        return { pids, at: Date.now() };
       },
       teardown,
     };
@@ -219,6 +233,8 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
 }
 
 export interface IperfRun {
+  /** Epoch ms the client was started: its intervals' `start` counts from about then. */
+  startedAt: number;
   /** Resolves with iperf3's JSON (or its error) once it has ended. */
   done: Promise<{ ok: boolean; error?: string; intervals: Array<{ start: number; bytes: number }>; bps: number }>;
 }
@@ -244,6 +260,7 @@ export function iperfBackground(
     String(o.streams ?? 1),
     ...(o.reverse ? ["-R"] : []),
   ];
+  const startedAt = Date.now();
   const child: ResultPromise = execa(argv[0]!, argv.slice(1), { reject: false, cleanup: true, stdin: "ignore" });
   const done = child.then((r) => {
     let json: {
@@ -264,16 +281,29 @@ export function iperfBackground(
       bps: json.end?.sum_received?.bits_per_second ?? 0,
     };
   });
-  return { done };
+  return { startedAt, done };
 }
 
-/** The longest run of empty 0.1 s intervals, in seconds. */
-export function longestStall(intervals: ReadonlyArray<{ start: number; bytes: number }>): number {
+/**
+ * The longest run of empty 0.1 s intervals, in seconds; with `within` (seconds since the
+ * client's start), only runs that overlap that window count.
+ */
+export function longestStall(
+  intervals: ReadonlyArray<{ start: number; bytes: number }>,
+  within?: { from: number; to: number },
+): number {
   let run = 0;
+  let runStart = 0;
   let longest = 0;
   for (const i of intervals) {
-    run = i.bytes === 0 ? run + 1 : 0;
-    longest = Math.max(longest, run);
+    if (i.bytes !== 0) {
+      run = 0;
+      continue;
+    }
+    if (run === 0) runStart = i.start;
+    run++;
+    const overlaps = !within || (runStart <= within.to && i.start + 0.1 >= within.from);
+    if (overlaps) longest = Math.max(longest, run);
   }
   return longest / 10;
 }

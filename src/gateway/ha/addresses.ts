@@ -3,7 +3,9 @@
  * point at it) and each tenant's egress address (the internet answers to it). Whoever is active
  * holds all of them on the uplink, the standby none; after adding them the new holder announces
  * them with gratuitous ARP, so the segment's router and switches send to it at once instead of
- * after their neighbour entries age out (tens of seconds). Removal is unconditional and
+ * after their neighbour entries age out (tens of seconds), and keeps announcing them while it is
+ * active (`announce`), so that a peer that held them for a moment (a split brain that healed)
+ * cannot keep the segment sending to it. Removal is unconditional and
  * idempotent: it runs on every step down, whenever keepalived dies, and before anything else at
  * start, because addresses left by a killed process would leave two holders.
  */
@@ -35,10 +37,22 @@ export async function claim(
     ...nsOpt(netns),
     input: `${addrs.map((a) => `address replace ${a.local}/${a.prefix} dev ${uplink}`).join("\n")}\n`,
   });
-  // Two announcements a second apart (arping's own pacing); the first leaves at once, so a
-  // takeover does not wait for them.
+  announce(addrs, uplink, log, 2, netns);
+}
+
+/**
+ * Gratuitous ARP for each address, `count` a second apart (arping's own pacing); the first
+ * leaves at once, so a takeover does not wait for the rest.
+ */
+export function announce(
+  addrs: readonly MovingAddress[],
+  uplink: string,
+  log: Logger,
+  count: number,
+  netns?: string,
+): void {
   for (const a of addrs) {
-    const argv = ["arping", "-q", "-U", "-c", "2", "-I", uplink, "-s", a.local, a.local];
+    const argv = ["arping", "-q", "-U", "-c", String(count), "-I", uplink, "-s", a.local, a.local];
     const full = netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
     const child = spawn(full[0]!, full.slice(1), { stdio: "ignore" });
     child.on("error", (e) => log("error", "announce", `cannot announce ${a.local} (${argv.join(" ")}): ${e.message}`));

@@ -20,7 +20,7 @@ import { run } from "../../net/run.js";
 import type { GatewayConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { tunnelDevice } from "../plan.js";
-import { claim, held, type MovingAddress, movingAddresses, release } from "./addresses.js";
+import { announce, claim, held, type MovingAddress, movingAddresses, release } from "./addresses.js";
 import { Supervised } from "./child.js";
 import {
   type ConntrackdFiles,
@@ -59,6 +59,10 @@ export interface HaStatus {
 }
 
 const POLL_MS = 1000;
+/** The active re-announces its addresses every this many polls. */
+const ANNOUNCE_EVERY = 2;
+/** At most one extra announcement per this long while the peer contests the role. */
+const CONTESTED_EVERY_MS = 300;
 const STATUS_FILE = "status.json";
 
 /** Where an instance keeps its files by default: per instance, in the temporary directory. */
@@ -95,6 +99,10 @@ export class HaController {
   private renderedKeepalived = "";
   private renderedConntrackd = "";
   private stopped = false;
+  /** keepalived's reports so far: a queued transition acts only if no newer one follows it. */
+  private reported = 0;
+  private polls = 0;
+  private lastContested = 0;
   private s: Omit<HaStatus, "instance" | "peer" | "children" | "podsMirrored" | "peerDaemon"> = {
     role: "starting",
     since: new Date().toISOString(),
@@ -288,15 +296,37 @@ export class HaController {
 
   private advertLine(line: string): void {
     const m = /^(\d+\.\d+) .*VRRPv\d, Advertisement, vrid \d+, prio (\d+)/.exec(line);
-    if (m) this.s.peerAdvert = { at: new Date(Number(m[1]) * 1000).toISOString(), priority: Number(m[2]) };
+    if (!m) return;
+    this.s.peerAdvert = { at: new Date(Number(m[1]) * 1000).toISOString(), priority: Number(m[2]) };
+    // Only a master advertises. Hearing the peer while active means it believes it is active
+    // too (it missed our advertisements, or was partitioned) and may have announced our
+    // addresses: announce them again at once, so the segment comes back to us as soon as
+    // VRRP settles who is active, instead of at the next periodic announcement.
+    const now = Date.now();
+    if (this.s.role === "active" && Number(m[2]) > 0 && now - this.lastContested > CONTESTED_EVERY_MS) {
+      this.lastContested = now;
+      this.o.log(
+        "warn",
+        "ha",
+        `peer ${this.me?.peer.name} advertises (priority ${m[2]}) while this instance is active; announcing the addresses again`,
+      );
+      announce(this.moving, this.uplink, this.o.log, 1);
+    }
   }
 
   private enqueue(why: string, state: VrrpState): void {
-    this.queue = this.queue.then(() =>
-      this.transition(why, state).catch((e) =>
+    const seq = ++this.reported;
+    this.queue = this.queue.then(() => {
+      // A loaded machine can fall behind keepalived: acting on a MASTER that keepalived has
+      // already left would claim addresses the peer holds. Only the newest report counts.
+      if (seq !== this.reported) {
+        this.o.log("info", "ha", `${why}: superseded by a newer report before it was handled; skipped`);
+        return;
+      }
+      return this.transition(why, state).catch((e) =>
         this.o.log("error", "ha", `${why}: handling it failed: ${(e as Error).message}`),
-      ),
-    );
+      );
+    });
   }
 
   private async transition(why: string, state: VrrpState): Promise<void> {
@@ -311,10 +341,11 @@ export class HaController {
       const committed = performance.now();
       await claim(this.moving, this.uplink, this.o.log);
       const claimed = performance.now();
+      const at = new Date().toISOString();
       this.setRole(role);
       this.share?.send();
       this.s.lastTakeover = {
-        at: new Date().toISOString(),
+        at,
         commitMs: Math.round(committed - started),
         claimMs: Math.round(claimed - committed),
       };
@@ -354,6 +385,8 @@ export class HaController {
   }
 
   private async poll(): Promise<void> {
+    if (this.s.role === "active" && ++this.polls % ANNOUNCE_EVERY === 0)
+      announce(this.moving, this.uplink, this.o.log, 1);
     try {
       const [stats, have] = await Promise.all([
         conntrackdCtl(this.cFiles, "-s").then((r) => (r.exitCode ? undefined : parseSyncStats(r.stdout))),

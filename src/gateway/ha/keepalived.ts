@@ -40,6 +40,8 @@ global_defs {
   router_id ${me.self.name}
   vrrp_version 3
   notify_fifo ${files.fifo}
+  # Sub-second advertisements must not wait behind a busy node's other work.
+  vrrp_rt_priority 50
 }
 
 vrrp_instance tenant-egress {
