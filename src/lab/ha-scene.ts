@@ -233,8 +233,6 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
 }
 
 export interface IperfRun {
-  /** Epoch ms the client was started: its intervals' `start` counts from about then. */
-  startedAt: number;
   /** Resolves with iperf3's JSON (or its error) once it has ended. */
   done: Promise<{ ok: boolean; error?: string; intervals: Array<{ start: number; bytes: number }>; bps: number }>;
 }
@@ -260,7 +258,6 @@ export function iperfBackground(
     String(o.streams ?? 1),
     ...(o.reverse ? ["-R"] : []),
   ];
-  const startedAt = Date.now();
   const child: ResultPromise = execa(argv[0]!, argv.slice(1), { reject: false, cleanup: true, stdin: "ignore" });
   const done = child.then((r) => {
     let json: {
@@ -281,29 +278,16 @@ export function iperfBackground(
       bps: json.end?.sum_received?.bits_per_second ?? 0,
     };
   });
-  return { startedAt, done };
+  return { done };
 }
 
-/**
- * The longest run of empty 0.1 s intervals, in seconds; with `within` (seconds since the
- * client's start), only runs that overlap that window count.
- */
-export function longestStall(
-  intervals: ReadonlyArray<{ start: number; bytes: number }>,
-  within?: { from: number; to: number },
-): number {
+/** The longest run of empty 0.1 s intervals, in seconds. */
+export function longestStall(intervals: ReadonlyArray<{ start: number; bytes: number }>): number {
   let run = 0;
-  let runStart = 0;
   let longest = 0;
   for (const i of intervals) {
-    if (i.bytes !== 0) {
-      run = 0;
-      continue;
-    }
-    if (run === 0) runStart = i.start;
-    run++;
-    const overlaps = !within || (runStart <= within.to && i.start + 0.1 >= within.from);
-    if (overlaps) longest = Math.max(longest, run);
+    run = i.bytes === 0 ? run + 1 : 0;
+    longest = Math.max(longest, run);
   }
   return longest / 10;
 }

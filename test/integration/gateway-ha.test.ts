@@ -157,7 +157,7 @@ describe("a gateway pair", () => {
     expect(api.ha).toMatchObject({ instance: standby.name, role: "standby", sync: { healthy: true } });
     expect(Date.now() - Date.parse(api.ha.peerAdvert!.at)).toBeLessThan(1000);
     expectNoResets(await flows.finish());
-  }, 30_000);
+  }, 60_000);
 
   it("hands over when only the active's keepalived dies, and the old active stops forwarding", async () => {
     const [active, standby] = await activeAndStandby();

@@ -65,9 +65,15 @@ ${ignored.map((a) => `      IPv4_address ${a}`).join("\n")}
 
 export const conntrackdArgv = (files: ConntrackdFiles) => ["conntrackd", "-C", files.config];
 
+/** A conntrackd that does not answer must not hold up a takeover or a status reading for long. */
+const CTL_TIMEOUT_S = 5;
+
 /** One control request to the running conntrackd (through its UNIX socket). */
 export async function conntrackdCtl(files: ConntrackdFiles, flag: string, netns?: string): Promise<RunResult> {
-  return run(["conntrackd", "-C", files.config, flag], { allowFailure: true, ...(netns ? { netns } : {}) });
+  return run(["timeout", String(CTL_TIMEOUT_S), "conntrackd", "-C", files.config, flag], {
+    allowFailure: true,
+    ...(netns ? { netns } : {}),
+  });
 }
 
 export interface SyncStats {

@@ -102,6 +102,8 @@ export class HaController {
   /** keepalived's reports so far: a queued transition acts only if no newer one follows it. */
   private reported = 0;
   private polls = 0;
+  private polling = false;
+  private ctlChain = Promise.resolve();
   private lastContested = 0;
   private s: Omit<HaStatus, "instance" | "peer" | "children" | "podsMirrored" | "peerDaemon"> = {
     role: "starting",
@@ -195,7 +197,7 @@ export class HaController {
       name: "keepalived",
       argv: keepalivedArgv(this.kFiles, this.me.self.name),
       log,
-      onExit: (how) => this.enqueue(`keepalived ended (${how})`, "STOP"),
+      onExit: (how) => this.keepalivedDied(how),
       // A keepalived back before the peer noticed the silence (3 × interval + skew) could win
       // the election the peer was about to: give the peer the role first.
       firstBackoffMs: 1000 + 4 * ha.advertCentiseconds * 10,
@@ -253,6 +255,7 @@ export class HaController {
     clearInterval(this.poller);
     await this.keepalived?.stop();
     await this.queue;
+    await this.ctlChain;
     if (this.uplink) await release(this.moving, this.uplink);
     this.s.role = "stopped";
     this.share?.stop();
@@ -303,7 +306,8 @@ export class HaController {
     // addresses: announce them again at once, so the segment comes back to us as soon as
     // VRRP settles who is active, instead of at the next periodic announcement.
     const now = Date.now();
-    if (this.s.role === "active" && Number(m[2]) > 0 && now - this.lastContested > CONTESTED_EVERY_MS) {
+    const stillMaster = this.s.role === "active" && this.s.vrrpState === "MASTER" && !!this.keepalived?.pid;
+    if (stillMaster && Number(m[2]) > 0 && now - this.lastContested > CONTESTED_EVERY_MS) {
       this.lastContested = now;
       this.o.log(
         "warn",
@@ -356,8 +360,8 @@ export class HaController {
         { role, was, ...this.s.lastTakeover },
       );
       // As conntrack-tools' primary-backup script: start the caches afresh from the kernel and
-      // send the peer the whole table.
-      for (const flag of ["-f", "-R", "-B"]) await ctl(flag);
+      // send the peer the whole table. Not awaited: the next transition must not wait for it.
+      this.followUp(["-f", "-R", "-B"]);
       return;
     }
     await release(this.moving, this.uplink);
@@ -373,7 +377,27 @@ export class HaController {
     );
     if (state === "STOP" && !this.stopped) return;
     // Entries the kernel still holds from an active past expire soon; then ask for the active's table.
-    for (const flag of ["-t", "-n"]) await ctl(flag);
+    this.followUp(["-t", "-n"]);
+  }
+
+  /** conntrackd requests after a transition, in order among themselves, off the transition path. */
+  private followUp(flags: string[]): void {
+    this.ctlChain = this.ctlChain.then(async () => {
+      for (const flag of flags) await conntrackdCtl(this.cFiles, flag);
+    });
+  }
+
+  /**
+   * keepalived is gone, so nothing decides this instance is active any more: it stops being
+   * active at once, outside the queue of transitions (which may be busy), and drops the
+   * addresses a killed keepalived cannot drop itself; the queued STOP only records it.
+   */
+  private keepalivedDied(how: string): void {
+    if (this.s.role === "active") this.setRole("standby");
+    release(this.moving, this.uplink).catch((e) =>
+      this.o.log("error", "ha", `keepalived ended (${how}): cannot release the addresses: ${(e as Error).message}`),
+    );
+    this.enqueue(`keepalived ended (${how})`, "STOP");
   }
 
   private setRole(role: Role): void {
@@ -387,6 +411,17 @@ export class HaController {
   private async poll(): Promise<void> {
     if (this.s.role === "active" && ++this.polls % ANNOUNCE_EVERY === 0)
       announce(this.moving, this.uplink, this.o.log, 1);
+    // On a loaded node one reading can outlast the interval: never two at once.
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await this.readStatus();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async readStatus(): Promise<void> {
     try {
       const [stats, have] = await Promise.all([
         conntrackdCtl(this.cFiles, "-s").then((r) => (r.exitCode ? undefined : parseSyncStats(r.stdout))),
