@@ -189,7 +189,19 @@ export class HaController {
     });
     this.watcher = new Supervised({
       name: "advert-watch",
-      argv: ["tcpdump", "-l", "-n", "-tt", "-i", uplink, `ip proto 112 and src host ${this.me.peer.address}`],
+      // -Z root: tcpdump otherwise switches to its own user, and a process that changes user
+      // loses its parent-death signal, so a killed daemon would leave it running.
+      argv: [
+        "tcpdump",
+        "-Z",
+        "root",
+        "-l",
+        "-n",
+        "-tt",
+        "-i",
+        uplink,
+        `ip proto 112 and src host ${this.me.peer.address}`,
+      ],
       log,
       onLine: (line) => this.advertLine(line),
     });
