@@ -8,6 +8,7 @@ import * as z from "zod/mini";
 import { broadcastOf, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
 import { formatRate, parseRate, parseSize } from "../net/rates.js";
 import { cidr, ipv4, port, vni } from "../net/schema.js";
+import { HaSchema, type HaSettings, HaSettingsError, requireEgressAddresses, resolveHa } from "./ha/settings.js";
 
 export class GatewayConfigError extends Error {}
 
@@ -46,6 +47,8 @@ const Tenant = z.strictObject({
 const Schema = z.strictObject({
   uplink: z.optional(ifname),
   linkRate: z.optional(rate),
+  /** An active/standby pair (README "High availability"); absent: a single gateway. */
+  ha: z.optional(HaSchema),
   tenants: z.array(Tenant),
 });
 
@@ -78,6 +81,7 @@ export interface GatewayConfig {
   linkRate: number;
   linkRateGiven: boolean;
   tenants: GatewayTenant[];
+  ha?: HaSettings;
 }
 
 /** Without linkRate the root class does not shape; it only bounds ceilings. */
@@ -192,11 +196,22 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       }
     }
   }
+  let ha: HaSettings | undefined;
+  try {
+    if (raw.ha) {
+      ha = resolveHa(raw.ha);
+      requireEgressAddresses(tenants);
+    }
+  } catch (e) {
+    if (e instanceof HaSettingsError) throw new GatewayConfigError(e.message);
+    throw e;
+  }
   return {
     ...(raw.uplink ? { uplink: raw.uplink } : {}),
     linkRate,
     linkRateGiven: raw.linkRate !== undefined,
     tenants,
+    ...(ha ? { ha } : {}),
   };
 }
 

@@ -218,7 +218,10 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       name: dev,
       vni: t.vni,
       port: t.port,
-      local: f.uplinkIP,
+      // A pair terminates VXLAN on the shared address, so replies reach pods from the address
+      // they send to whichever instance is active (on the standby it is not yet local, which is
+      // fine: the standby sends nothing into the tunnels).
+      local: config.ha?.vip ?? f.uplinkIP,
       dev: uplink,
       mtu: f.uplinkMtu - VXLAN_OVERHEAD,
       mac: overlayMac(t.gatewayOverlayIP),

@@ -3,6 +3,7 @@
  * quotes, in a lab of its own (namespaces tebench-*, removed on exit, failure or Ctrl-C).
  */
 import { cpus, release } from "node:os";
+import { benchFailover } from "./bench-failover.js";
 import { benchGateway } from "./bench-gateway.js";
 import { benchGatewayScale } from "./bench-gateway-scale.js";
 import { benchPlugins } from "./bench-plugin.js";
@@ -13,8 +14,8 @@ import { startInetServers } from "./traffic.js";
 export const BENCH_PREFIX = "tebench";
 
 export interface BenchOptions {
-  /** "scale": only the gateway's scale part. */
-  only?: "plugin" | "gateway" | "scale";
+  /** "scale": only the gateway's scale part; "failover": only the HA pair's failover (n repetitions, its own lab). */
+  only?: "plugin" | "gateway" | "scale" | "failover";
   seconds: number;
   /** The gateway's scale part: tenants (/16 overlays each) and active pods at the largest step. */
   tenants: number;
@@ -24,6 +25,7 @@ export interface BenchOptions {
 }
 
 export async function bench(o: BenchOptions): Promise<number> {
+  if (o.only === "failover") return benchFailover({ n: o.n, out: o.out });
   const say = (s: string) => process.stdout.write(`  · ${s}\n`);
   await deleteNamespaces(`${BENCH_PREFIX}-`);
   const onSignal = () => void deleteNamespaces(`${BENCH_PREFIX}-`).finally(() => process.exit(130));

@@ -62,7 +62,15 @@ const Schema = z.strictObject({
     { enforce: false, excludeCIDRs: [] },
   ),
   /** Gateway-wide settings. */
-  gateway: z._default(z.strictObject({ uplink: z.optional(z.string()), linkRate: z.optional(z.string()) }), {}),
+  gateway: z._default(
+    z.strictObject({
+      uplink: z.optional(z.string()),
+      linkRate: z.optional(z.string()),
+      /** An active/standby pair; checked by the gateway's own parser. */
+      ha: z.optional(z.unknown()),
+    }),
+    {},
+  ),
   tenants: z.array(Tenant),
 });
 
@@ -93,6 +101,14 @@ export function parseTenantsFile(input: unknown): TenantsFile {
       if (other) fail(`tenants[${i}].namespaces`, `namespace "${ns}" already belongs to tenant "${other}"`);
       owners.set(ns, t.name);
     }
+  });
+  // Pods must send to the pair's shared address: an instance's own address stops answering the
+  // moment it fails.
+  const ha = file.gateway.ha as { vip?: unknown } | undefined;
+  const vip = typeof ha?.vip === "string" ? ha.vip.split("/")[0] : undefined;
+  file.tenants.forEach((t, i) => {
+    if (vip && t.tunnel.gateway !== vip)
+      fail(`tenants[${i}].tunnel.gateway`, `${t.tunnel.gateway} is not gateway.ha.vip's address ${vip}`);
   });
   if (file.plugin.defaultTenant && !names.has(file.plugin.defaultTenant))
     fail("plugin.defaultTenant", `tenant "${file.plugin.defaultTenant}" is not defined`);

@@ -110,3 +110,31 @@ describe("the tenants file", () => {
     expect(() => parseTenantsFile(input)).toThrow(message);
   });
 });
+
+describe("a tenants file for a gateway pair", () => {
+  const ha = {
+    vip: "10.23.0.100/24",
+    syncInterface: "sync0",
+    instances: [
+      { name: "gw-a", address: "10.23.0.2", syncAddress: "198.51.100.253" },
+      { name: "gw-b", address: "10.23.0.3", syncAddress: "198.51.100.254" },
+    ],
+  };
+  const pair = (gateway: string, snat = "198.51.100.1") => ({
+    gateway: { uplink: "eth0", ha },
+    tenants: [{ ...acme, tunnel: { ...acme.tunnel, gateway }, snat }],
+  });
+
+  it("gives the gateway its ha block and points pods at the shared address", () => {
+    const parsed = parseTenantsFile(pair("10.23.0.100"));
+    expect(gatewayConfig(parsed).ha).toMatchObject({ vip: "10.23.0.100", vipPrefix: 24 });
+    expect(pluginConfig(parsed).tenants.acme!.gateway).toBe("10.23.0.100");
+  });
+
+  it("refuses pods pointed at one instance, and tenants that masquerade", () => {
+    expect(() => parseTenantsFile(pair("10.23.0.2"))).toThrow(
+      "tenants[0].tunnel.gateway: 10.23.0.2 is not gateway.ha.vip's address 10.23.0.100",
+    );
+    expect(() => parseTenantsFile(pair("10.23.0.100", "masquerade"))).toThrow(/snat: in HA mode/);
+  });
+});
