@@ -165,8 +165,9 @@ export interface Capture {
 /** Captures on `dev` inside `ns` with a pcap filter; resolves once tcpdump is listening. */
 export async function capture(ns: string, dev: string, filter: string, verbose = false): Promise<Capture> {
   const bg = startIn(ns, ["tcpdump", "-n", "-l", "-U", ...(verbose ? ["-v"] : []), "-i", dev, filter]);
-  // tcpdump needs a moment to attach; there is no readiness signal on stdout.
-  await sleep(600);
+  // tcpdump says "listening on <dev>" on stderr once its capture is attached and filtered:
+  // only then is the first packet of what is measured sure to be seen.
+  await bg.stderrMatches(/listening on /);
   return {
     async stop() {
       await sleep(300);
