@@ -15,7 +15,7 @@ import { podAddress, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
+import { type Observed, observeNftTable, observeVeths, type PendingObservation, startObserve } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -33,6 +33,8 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
+  /** The pod namespace's observation if the main started it already; gives it once. */
+  early?: () => PendingObservation | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -64,12 +66,14 @@ function applyError(verb: string, e: unknown): CniError {
   return new CniError(e instanceof CommandError ? ErrorCode.ApplyFailed : ErrorCode.Internal, `${verb} failed: ${msg}`);
 }
 
-function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
+/** The pod's namespace. Its first observation may already be under way (started by the main). */
+function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
+  const { netns, ifname } = inv.env;
   return {
     netns,
     where: "",
     scope: podScope(config, ifname),
-    observe: () => observe(netns, { tables: [config.routeTable] }),
+    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: [config.routeTable] }),
     desired,
   };
 }
@@ -169,10 +173,10 @@ function attachedTargets(
   podIP: string,
   overlayIP: string | ((o: Observed) => string),
 ): Target[] {
-  const { ifname, netns, containerId } = inv.env;
+  const { ifname, containerId } = inv.env;
   const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
   const targets = [
-    podTarget(config, netns, ifname, (o) =>
+    podTarget(inv, config, (o) =>
       planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }),
     ),
   ];
@@ -236,7 +240,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     false,
   );
   try {
-    await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
+    await reconcile("DEL", status === "present" ? [node, podTarget(inv, config, () => EMPTY_STATE)] : [node]);
   } catch (e) {
     // The namespace may vanish between the check and the commands: then there is nothing left to remove in it.
     if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
@@ -251,7 +255,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const pod = podAddress(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
-  let targets: Target[] = [podTarget(config, netns, ifname, () => EMPTY_STATE)];
+  let targets: Target[] = [podTarget(inv, config, () => EMPTY_STATE)];
   if (a) {
     let overlayIP: string | ((o: Observed) => string);
     if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");
