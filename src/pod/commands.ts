@@ -177,7 +177,13 @@ function attachedTargets(
   const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
   const targets = [
     podTarget(inv, config, (o) =>
-      planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }),
+      planPod(config, a, {
+        ifname,
+        podIP,
+        overlayIP: overlay(o),
+        underlayMtu: underlayMtu(o, ifname, podIP),
+        allRpFilter: o.state.sysctls.find((s) => s.dev === "all" && s.name === "rp_filter")?.value,
+      }),
     ),
   ];
   if (config.enforce) {
