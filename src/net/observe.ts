@@ -49,6 +49,8 @@ interface IpRule {
 
 interface IpRoute {
   type?: string;
+  /** Only with `table all`: a number or the kernel's names; absent for the main table. */
+  table?: string;
   dst: string;
   gateway?: string;
   dev?: string;
@@ -98,10 +100,12 @@ function toInterface(l: IpLink): Interface {
 }
 
 export interface ObserveWhat {
-  /** Routing tables to read. */
-  tables: readonly number[];
+  /** Routing tables to read, or all of them (one command either way). */
+  tables: readonly number[] | "all";
   /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
   neighbours?: boolean;
+  /** Skip iptables (what a metrics scrape reads needs links, routes and tc only). */
+  withoutIptables?: boolean;
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
@@ -127,12 +131,16 @@ export function startObserve(netns: string | undefined): PendingObservation {
       const batch = [
         "addr show",
         "rule show",
-        ...what.tables.map((t) => `route show table ${t}`),
+        ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
         "netconf show",
         ...(what.neighbours ? ["neigh show nud permanent"] : []),
         "",
       ].join("\n");
-      const [ipOut, iptOut] = await Promise.all([ip.finish(batch), ipt.finish("")]);
+      if (what.withoutIptables) ipt.cancel();
+      const [ipOut, iptOut] = await Promise.all([
+        ip.finish(batch),
+        what.withoutIptables ? { stdout: "" } : ipt.finish(""),
+      ]);
       return parseObservation({ ip: ipOut.stdout, iptables: iptOut.stdout }, what);
     },
     cancel() {
@@ -207,7 +215,7 @@ export async function observeIptables(netns: string | undefined, table: IptTable
 }
 
 export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {
-  const { tables } = what;
+  const tables = what.tables === "all" ? [undefined] : what.tables;
   const expected = tables.length + 3 + (what.neighbours ? 1 : 0);
   const docs = raw.ip
     .split("\n")
@@ -228,7 +236,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
       rules: rules.flatMap(toRule),
-      routes: routeDocs.flatMap((rs, i) => rs.map((r) => toRoute(r, tables[i] as number))),
+      routes: routeDocs.flatMap((rs, i) => rs.flatMap((r) => toRoute(r, tables[i]))),
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
@@ -284,15 +292,22 @@ function toRule(r: IpRule): Rule[] {
   return [{ priority: r.priority, fwmark: `${r.fwmark}/${r.fwmask ?? "0xffffffff"}`, table }];
 }
 
-function toRoute(r: IpRoute, table: number): Route {
-  return {
-    table,
-    type: r.type === "throw" ? "throw" : "unicast",
-    dst: r.dst,
-    ...(r.gateway ? { gateway: r.gateway } : {}),
-    ...(r.dev ? { dev: r.dev } : {}),
-    ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
-  };
+const TABLE_NAMES: Record<string, number> = { main: 254, local: 255, default: 253 };
+
+/** A route of the table asked for, or (table all) of the table it names; local-table routes are never ours. */
+function toRoute(r: IpRoute, asked: number | undefined): Route[] {
+  const table = asked ?? (r.table === undefined ? 254 : (TABLE_NAMES[r.table] ?? Number(r.table)));
+  if (!Number.isInteger(table) || table === 255) return [];
+  return [
+    {
+      table,
+      type: r.type === "throw" ? "throw" : "unicast",
+      dst: r.dst,
+      ...(r.gateway ? { gateway: r.gateway } : {}),
+      ...(r.dev ? { dev: r.dev } : {}),
+      ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
+    },
+  ];
 }
 
 const RP_FILTER: Record<string, number> = { off: 0, strict: 1, loose: 2 };

@@ -24,6 +24,9 @@ import { ENFORCE_TABLE, enforceNames, names } from "./names.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "./overlay-address.js";
 import { planPod, podScope } from "./plan.js";
 import { type Attachment, selectGateway } from "./select-gateway.js";
+import { chooseSlot, recordedSlot, type Slot } from "./slots.js";
+
+const MAIN_TABLE = 254;
 
 export interface Invocation {
   env: CniEnv;
@@ -42,7 +45,8 @@ interface Target {
   netns: string | undefined;
   /** Prefix for CHECK's problems, so an operator knows where to look. */
   where: string;
-  scope: Scope;
+  /** What is ours, from what this target observed (a pod's attachment records its slot in the kernel). */
+  scope(observed: Observed): Scope;
   observe(): Promise<Observed>;
   /** From what this target observed; the node's enforcement also needs what the pod's target observed. */
   desired(observed: Observed, pod: Observed | undefined): NetState;
@@ -66,14 +70,30 @@ function applyError(verb: string, e: unknown): CniError {
   return new CniError(e instanceof CommandError ? ErrorCode.ApplyFailed : ErrorCode.Internal, `${verb} failed: ${msg}`);
 }
 
-/** The pod's namespace. Its first observation may already be under way (started by the main). */
+/** The slots whose rules and tables are this attachment's: the one it holds, and the one ADD would give it. */
+function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
+  const held = recordedSlot(o.state, ifname);
+  let wanted: Slot | undefined;
+  try {
+    wanted = chooseSlot(config, o.state, ifname);
+  } catch {
+    // No free slot: then only what the attachment already holds is its own.
+  }
+  return [held, wanted].filter((s): s is Slot => s !== undefined);
+}
+
+/**
+ * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
+ * find the table the attachment recorded, whatever the configuration says now. Its first
+ * observation may already be under way (started by the main).
+ */
 function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
   const { netns, ifname } = inv.env;
   return {
     netns,
     where: "",
-    scope: podScope(config, ifname),
-    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: [config.routeTable] }),
+    scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
+    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: "all" }),
     desired,
   };
 }
@@ -87,7 +107,7 @@ function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean
     ]);
     return { state: stateOf({ nftChains }), interfaces };
   };
-  return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
+  return { netns: undefined, where: "on the node: ", scope: () => scope, observe: observeNode, desired };
 }
 
 const podObservation = (targets: Target[], observed: Observed[]) =>
@@ -96,21 +116,22 @@ const podObservation = (targets: Target[], observed: Observed[]) =>
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
   const before = await Promise.all(targets.map((t) => t.observe()));
+  const scopes = targets.map((t, i) => t.scope(before[i]!));
   try {
     const pod = podObservation(targets, before);
-    const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, t.scope));
+    const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, scopes[i]!));
     await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!)));
   } catch (e) {
-    await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, t.scope))));
+    await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, scopes[i]!), scopes[i]!)));
     throw applyError(verb, e);
   }
 }
 
 /** Reconciles back to `target` after a failed ADD; logs (never throws) so the ADD's own error is what the runtime sees. */
-async function rollback(t: Target, target: NetState): Promise<void> {
+async function rollback(t: Target, target: NetState, scope: Scope): Promise<void> {
   try {
     const now = await t.observe();
-    await apply(t.netns, diff(target, now.state, t.scope));
+    await apply(t.netns, diff(target, now.state, scope));
   } catch (e) {
     log(`rolling back a failed ADD: ${(e as Error).message}`);
   }
@@ -182,6 +203,8 @@ function attachedTargets(
         podIP,
         overlayIP: overlay(o),
         underlayMtu: underlayMtu(o, ifname, podIP),
+        defaultRoute: o.state.routes.some((r) => r.table === MAIN_TABLE && r.dst === "default" && r.dev === ifname),
+        slot: chooseSlot(config, o.state, ifname),
         allRpFilter: o.state.sysctls.find((s) => s.dev === "all" && s.name === "rp_filter")?.value,
       }),
     ),
@@ -280,7 +303,9 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);
   const wrong = targets.flatMap((t, i) =>
-    problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope)).map((p) => `${t.where}${p}`),
+    problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope(observed[i]!))).map(
+      (p) => `${t.where}${p}`,
+    ),
   );
   if (wrong.length) {
     throw new CniError(
