@@ -142,6 +142,8 @@ function diffKind<K extends Kind>(
     wanted.add(key);
     const have = seen.get(key);
     if (!have) {
+      const inherited = d.inherited?.(want, (k) => seen.get(k));
+      if (inherited && !d.compare(inherited, want)) continue;
       mine.push({ kind: d.kind, op: "add", object: want, ...(gone(want) ? { quiet: true } : {}) });
       continue;
     }

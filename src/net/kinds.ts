@@ -35,6 +35,11 @@ export interface Descriptor<K extends Kind> {
   livesIn?(o: ObjectOf<K>): string[];
   resets?(c: Change<K>): string[];
   render(changes: Change<K>[]): Line[];
+  /**
+   * What the kernel gives a wanted object that is not there, from what is (looked up by key):
+   * when that already compares equal, nothing is written.
+   */
+  inherited?(want: ObjectOf<K>, lookup: (key: string) => ObjectOf<K> | undefined): ObjectOf<K> | undefined;
   /** Many changes as few messages (a gateway can hold thousands of neighbour entries). */
   summarize?(changes: Change<K>[]): string[];
 }
@@ -194,12 +199,22 @@ const neighbours: Descriptor<"neighbours"> = {
   },
 };
 
-/** Set when different, never reverted: sysctls belong to the namespace's owner too, so no scope owns one. */
+/**
+ * Set when different, never reverted: sysctls belong to the namespace's owner too, so no scope
+ * owns one. A device the kernel creates starts with conf/default's values, so a sysctl of a
+ * device that does not exist yet is only written when that value will not do.
+ */
 const sysctls: Descriptor<"sysctls"> = {
   kind: "sysctls",
   key: (s) => `inet ${s.dev} ${s.name}`,
   compare: (have, want) =>
-    have.value !== want.value ? { op: "change", why: `is ${have.value}, want ${want.value}` } : undefined,
+    have.value === want.value || want.accept?.includes(have.value)
+      ? undefined
+      : { op: "change", why: `is ${have.value}, want ${[want.value, ...(want.accept ?? [])].join(" or ")}` },
+  inherited: (want, lookup) => {
+    const template = want.dev === "all" || want.dev === "default" ? undefined : lookup(`inet default ${want.name}`);
+    return template && { dev: want.dev, name: want.name, value: template.value };
+  },
   describe: (s) => `sysctl ${s.name} on ${s.dev}`,
   owned: () => false,
   livesIn: (s) => [dev(s.dev)],

@@ -1,7 +1,8 @@
 /**
  * Reads a namespace's network state back into the desired-state vocabulary, with two
  * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
- * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel.
+ * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel, and
+ * can be started before the caller knows which tables it wants.
  * nftables tables (the node's enforcement) are read with one `nft list ruleset <family>`.
  *
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
@@ -21,7 +22,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
-import { run } from "./run.js";
+import { run, start } from "./run.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
 interface IpLink {
@@ -108,19 +109,45 @@ export interface ObserveWhat {
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  const batch = [
-    "addr show",
-    "rule show",
-    ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
-    "netconf show",
-    ...(what.neighbours ? ["neigh show nud permanent"] : []),
-    "",
-  ].join("\n");
-  const [ip, ipt] = await Promise.all([
-    run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
-    what.withoutIptables ? { stdout: "" } : run(["iptables-save"], { netns }),
-  ]);
-  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
+  return startObserve(netns).read(what);
+}
+
+/** An observation whose processes are already running; what to read is given once it is known. */
+export interface PendingObservation {
+  read(what: ObserveWhat): Promise<Observed>;
+  cancel(): void;
+}
+
+/**
+ * Starts the two observing processes before the caller knows which tables to read: `ip` waits
+ * for its batch on stdin, `iptables-save` needs none. A plugin calls this before it has even
+ * loaded its configuration code, so their start-up runs while it does.
+ */
+export function startObserve(netns: string | undefined): PendingObservation {
+  const ip = start(["ip", "-json", "-details", "-batch", "-"], { netns });
+  const ipt = start(["iptables-save"], { netns });
+  return {
+    async read(what) {
+      const batch = [
+        "addr show",
+        "rule show",
+        ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
+        "netconf show",
+        ...(what.neighbours ? ["neigh show nud permanent"] : []),
+        "",
+      ].join("\n");
+      if (what.withoutIptables) ipt.cancel();
+      const [ipOut, iptOut] = await Promise.all([
+        ip.finish(batch),
+        what.withoutIptables ? { stdout: "" } : ipt.finish(""),
+      ]);
+      return parseObservation({ ip: ipOut.stdout, iptables: iptOut.stdout }, what);
+    },
+    cancel() {
+      ip.cancel();
+      ipt.cancel();
+    },
+  };
 }
 
 /** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */

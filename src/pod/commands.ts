@@ -15,7 +15,7 @@ import { podAddress, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
+import { type Observed, observeNftTable, observeVeths, type PendingObservation, startObserve } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -36,6 +36,8 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
+  /** The pod namespace's observation if the main started it already; gives it once. */
+  early?: () => PendingObservation | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -82,14 +84,16 @@ function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
 
 /**
  * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
- * find the table the attachment recorded, whatever the configuration says now.
+ * find the table the attachment recorded, whatever the configuration says now. Its first
+ * observation may already be under way (started by the main).
  */
-function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
+function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
+  const { netns, ifname } = inv.env;
   return {
     netns,
     where: "",
     scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
-    observe: () => observe(netns, { tables: "all" }),
+    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: "all" }),
     desired,
   };
 }
@@ -190,10 +194,10 @@ function attachedTargets(
   podIP: string,
   overlayIP: string | ((o: Observed) => string),
 ): Target[] {
-  const { ifname, netns, containerId } = inv.env;
+  const { ifname, containerId } = inv.env;
   const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
   const targets = [
-    podTarget(config, netns, ifname, (o) =>
+    podTarget(inv, config, (o) =>
       planPod(config, a, {
         ifname,
         podIP,
@@ -201,6 +205,7 @@ function attachedTargets(
         underlayMtu: underlayMtu(o, ifname, podIP),
         defaultRoute: o.state.routes.some((r) => r.table === MAIN_TABLE && r.dst === "default" && r.dev === ifname),
         slot: chooseSlot(config, o.state, ifname),
+        allRpFilter: o.state.sysctls.find((s) => s.dev === "all" && s.name === "rp_filter")?.value,
       }),
     ),
   ];
@@ -264,10 +269,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     false,
   );
   try {
-    await reconcile(
-      "DEL",
-      status === "present" ? [node, podTarget(config, netns, ifname, () => emptyState())] : [node],
-    );
+    await reconcile("DEL", status === "present" ? [node, podTarget(inv, config, () => emptyState())] : [node]);
   } catch (e) {
     // The namespace may vanish between the check and the commands: then there is nothing left to remove in it.
     if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
@@ -282,7 +284,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const pod = podAddress(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
-  let targets: Target[] = [podTarget(config, netns, ifname, () => emptyState())];
+  let targets: Target[] = [podTarget(inv, config, () => emptyState())];
   if (a) {
     let overlayIP: string | ((o: Observed) => string);
     if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");

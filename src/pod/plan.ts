@@ -24,7 +24,10 @@
  *   route lookup (the pod's eth0 address), and the reroute after marking keeps it; without SNAT
  *   the gateway would answer the pod's eth0 address over the underlay, bypassing the tunnel;
  * - MSS clamp on SYN and SYN-ACK in both directions of the tunnel;
- * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
+ * - rp_filter not strict on the tunnel: replies arrive there while the main table points
+ *   elsewhere. The kernel filters by the larger of conf/all and the device's own value, so with
+ *   `all` off or loose the device may be off as well (what it gets from conf/default in most
+ *   namespaces: then nothing is written); only 2 is written when something must be.
  */
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
 import { formatCidr } from "../net/ipv4.js";
@@ -47,6 +50,15 @@ export interface PodInputs {
   /** Whether CNI_IFNAME holds the pod's default route (then forwarded traffic is this attachment's). */
   defaultRoute: boolean;
   slot: Slot;
+  /** The pod namespace's conf/all rp_filter, as observed (strict if unknown). */
+  allRpFilter?: number;
+}
+
+const STRICT = 1;
+
+/** The tunnel's rp_filter values that leave it not strict, given conf/all's (the kernel takes the larger). */
+function looseEnough(all: number): number[] {
+  return [0, 1, 2].filter((v) => Math.max(all, v) !== STRICT);
 }
 
 /** What the attachment on `ifname` owns: its device and chains by name, the rules and tables of its slots. */
@@ -130,7 +142,14 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
       },
       { table, type: "throw", dst: a.gateway },
     ],
-    sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],
+    sysctls: [
+      {
+        dev: n.device,
+        name: "rp_filter",
+        value: 2,
+        accept: looseEnough(p.allRpFilter ?? STRICT).filter((v) => v !== 2),
+      },
+    ],
     chains: [markChain, mssChain, snatChain],
     jumps,
     neighbours: [],
