@@ -36,7 +36,7 @@
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
 import type { Chain, Jump, Neighbour, NetState, Qdisc, Scope, TcClass } from "../net/desired-state.js";
-import { broadcastOf, cidrContains, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
 import { overlayIPOfMac, overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
@@ -135,15 +135,10 @@ export interface LearnedPods {
   strangers: Stranger[];
 }
 
-const isHost = (t: GatewayTenant, addr: number | undefined): addr is number => {
-  const subnet = parseCidr(t.overlaySubnet)!;
-  return (
-    addr !== undefined &&
-    cidrContains(subnet, addr) &&
-    addr !== subnet.network &&
-    addr !== broadcastOf(subnet) &&
-    addr !== parseIPv4(t.gatewayOverlayIP)
-  );
+/** Whether `ip` can be one of the tenant's pods: a host of its overlay that is not the gateway's own address. */
+const isHost = (t: GatewayTenant, ip: string): boolean => {
+  const addr = parseIP(ip, 4);
+  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet)!, addr) && ip !== t.gatewayOverlayIP;
 };
 
 /** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
@@ -154,8 +149,7 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
     const t = byDev.get(e.dev);
     if (!t) continue;
     const ip = overlayIPOfMac(e.mac);
-    if (ip !== undefined && isHost(t, parseIPv4(ip)))
-      out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
+    if (ip !== undefined && isHost(t, ip)) out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
     else out.strangers.push({ tenant: t.name, dev: e.dev, mac: e.mac, vtep: e.dst });
   }
   return out;
@@ -174,7 +168,7 @@ export function podNeighbours(
   for (const p of learnedPods(config, fdb).pods)
     out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
   for (const ip of tracked) {
-    const t = config.tenants.find((x) => isHost(x, parseIPv4(ip)));
+    const t = config.tenants.find((x) => isHost(x, ip));
     if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
   }
   return [...out.values()];

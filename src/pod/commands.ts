@@ -11,9 +11,10 @@
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
-import { podAddress, podIdentity } from "../cni/result.js";
+import { type PodAddresses, podAddresses, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
+import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
 import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
@@ -112,25 +113,59 @@ async function rollback(t: Target, target: NetState): Promise<void> {
   }
 }
 
-/** The overlay address for ADD (allocating through IPAM if configured) and whether ADD allocated it. */
+/** The pod's overlay addresses: IPv4, and IPv6 when the pod has IPv6. */
+export interface OverlayAddresses {
+  ip: string;
+  ip6?: string;
+}
+
+/** The overlay addresses that need no allocator: pinned, else derived (of each family the pod has). */
+function overlayWithoutIpam(a: Attachment, pod: PodAddresses, family: 4 | 6): string {
+  if (family === 4)
+    return a.overlayIP !== undefined
+      ? checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP")
+      : deriveOverlayAddress(pod.ipv4.ip, a);
+  return a.overlayIP6 !== undefined
+    ? checkOverlayAddress(a.overlayIP6, a, "EGRESS_OVERLAY_IP6", ErrorCode.InvalidEnvironment, 6)
+    : deriveOverlayAddress(pod.ipv6!.ip, a, 6);
+}
+
+/**
+ * The overlay addresses for ADD (allocating through IPAM if configured: one IPAM call gives
+ * both families, as host-local does with one range per family) and whether ADD allocated them.
+ * A pinned address of a family wins over IPAM's.
+ */
 async function overlayForAdd(
   inv: Invocation,
   config: PluginConfig,
   a: Attachment,
-  podIP: string,
-): Promise<{ ip: string; allocated: boolean }> {
-  if (a.overlayIP !== undefined)
-    return { ip: checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP"), allocated: false };
-  if (!config.ipam) return { ip: deriveOverlayAddress(podIP, a), allocated: false };
+  pod: PodAddresses,
+): Promise<OverlayAddresses & { allocated: boolean }> {
+  const dual = pod.ipv6 !== undefined;
+  if (!config.ipam || (a.overlayIP !== undefined && (!dual || a.overlayIP6 !== undefined))) {
+    const ip = overlayWithoutIpam(a, pod, 4);
+    return { ip, ...(dual ? { ip6: overlayWithoutIpam(a, pod, 6) } : {}), allocated: false };
+  }
   const result = (await delegate("ADD", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path)) as {
     ips?: Array<{ address?: string }>;
   };
-  const address = result.ips?.[0]?.address?.split("/")[0] ?? "";
+  const origin = `IPAM plugin ${config.ipam.type}`;
+  const of = (family: 4 | 6) =>
+    (result.ips ?? []).map((x) => x.address?.split("/")[0] ?? "").find((x) => familyOf(x) === family);
   try {
-    return {
-      ip: checkOverlayAddress(address, a, `IPAM plugin ${config.ipam.type}`, ErrorCode.InvalidConfig),
-      allocated: true,
-    };
+    const ip =
+      a.overlayIP !== undefined
+        ? overlayWithoutIpam(a, pod, 4)
+        : checkOverlayAddress(of(4) ?? "", a, origin, ErrorCode.InvalidConfig);
+    if (!dual) return { ip, allocated: true };
+    if (a.overlayIP6 !== undefined) return { ip, ip6: overlayWithoutIpam(a, pod, 6), allocated: true };
+    const ip6 = of(6);
+    if (ip6 === undefined)
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        `${origin} returned no IPv6 address for the dual-stack pod (${pod.ipv6!.ip}): give the ipam block an IPv6 range inside overlaySubnet6, or pin one with EGRESS_OVERLAY_IP6`,
+      );
+    return { ip, ip6: checkOverlayAddress(ip6, a, origin, ErrorCode.InvalidConfig, 6), allocated: true };
   } catch (e) {
     await releaseIpam(inv, config);
     throw e;
@@ -199,15 +234,15 @@ function attachedTargets(
 
 export async function cmdAdd(inv: Invocation): Promise<unknown> {
   const config = parseConfig(inv.conf);
-  const pod = podAddress(config.prevResult, inv.env.ifname);
+  const pod = podAddresses(config.prevResult, inv.env.ifname);
   const a = selectGateway(config, inv.env.args);
   if (!a) return config.prevResult;
   await requireNetns(inv.env.netns);
-  if (a.gateway === pod.ip)
+  if (a.gateway === pod.ipv4.ip)
     throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
-  const overlay = await overlayForAdd(inv, config, a, pod.ip);
+  const overlay = await overlayForAdd(inv, config, a, pod);
   try {
-    await reconcile("ADD", attachedTargets(inv, config, a, pod.ip, overlay.ip));
+    await reconcile("ADD", attachedTargets(inv, config, a, pod.ipv4.ip, overlay.ip));
   } catch (e) {
     if (overlay.allocated)
       await releaseIpam(inv, config).catch((r: Error) =>
@@ -248,24 +283,24 @@ export async function cmdDel(inv: Invocation): Promise<void> {
 export async function cmdCheck(inv: Invocation): Promise<void> {
   const config = parseConfig(inv.conf);
   const { ifname, netns } = inv.env;
-  const pod = podAddress(config.prevResult, ifname);
+  const pod = podAddresses(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
   let targets: Target[] = [podTarget(config, netns, ifname, () => EMPTY_STATE)];
   if (a) {
     let overlayIP: string | ((o: Observed) => string);
-    if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");
-    else if (config.ipam) {
+    if (a.overlayIP !== undefined || !config.ipam) overlayIP = overlayWithoutIpam(a, pod, 4);
+    else {
       await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
       const device = names(ifname).device;
       overlayIP = (o) => {
-        const found = o.state.addresses.find((x) => x.dev === device)?.local;
+        const found = o.state.addresses.find((x) => x.dev === device && familyOf(x.local) === 4)?.local;
         if (!found)
           throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
         return found;
       };
-    } else overlayIP = deriveOverlayAddress(pod.ip, a);
-    targets = attachedTargets(inv, config, a, pod.ip, overlayIP);
+    }
+    targets = attachedTargets(inv, config, a, pod.ipv4.ip, overlayIP);
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);

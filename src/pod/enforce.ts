@@ -22,7 +22,7 @@ import { CniError, ErrorCode } from "../cni/errors.js";
 import type { PodIdentity } from "../cni/result.js";
 import type { NetState, NftTable, Scope } from "../net/desired-state.js";
 import { EMPTY_STATE } from "../net/desired-state.js";
-import { cidrContains, parseCidr } from "../net/ipv4.js";
+import { cidrContains, parseCidr } from "../net/ip.js";
 import type { IpLink } from "../net/observe.js";
 import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";

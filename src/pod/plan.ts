@@ -23,7 +23,7 @@
  * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
  */
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
-import { formatCidr } from "../net/ipv4.js";
+import { formatCidr } from "../net/ip.js";
 import { overlayMac, VXLAN_OVERHEAD } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
