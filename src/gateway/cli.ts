@@ -15,7 +15,7 @@ import {
   reset,
   status,
 } from "./commands.js";
-import { GatewayConfigError, readGatewayConfig } from "./config.js";
+import { type GatewayConfig, GatewayConfigError, parseGatewayConfig, readGatewayConfig } from "./config.js";
 import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
 import { LockedError } from "./lock.js";
@@ -34,7 +34,9 @@ Commands:
   reset              remove everything tenant-egress-gateway created, and nothing else
   run -f FILE        keep the namespace matching FILE: follow the file, the pods and drift
 
-Every command takes --netns PATH to act on another namespace, and --help.`,
+FILE is the gateway's configuration or the cluster's tenants file (the same file the node
+installer reads; its plugin section is ignored here). Every command takes --netns PATH to act
+on another namespace, and --help.`,
   apply: `Usage: tenant-egress-gateway apply -f FILE [--dry-run] [--netns PATH]
 
 Reconciles the namespace with FILE (JSON, see the README): creates what is missing, changes
@@ -163,7 +165,15 @@ async function runDaemon(options: DaemonOptions, listen: string | undefined): Pr
   }
 }
 
-export async function main(argv: string[], io: CliIo): Promise<number> {
+/**
+ * `parse` turns a configuration file's JSON into the gateway's configuration; the executable
+ * passes one that also reads the cluster's tenants file (src/tenants sits above both halves).
+ */
+export async function main(
+  argv: string[],
+  io: CliIo,
+  parse: (json: unknown) => GatewayConfig = parseGatewayConfig,
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (!command || command === "--help" || command === "-h" || command === "help") {
@@ -196,7 +206,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     switch (command) {
       case "apply": {
         if (!values.file) throw new UsageError(`apply needs -f FILE\n\n${HELP.apply}`);
-        const config = await readGatewayConfig(values.file);
+        const config = await readGatewayConfig(values.file, parse);
         const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
         io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
         for (const st of outcome.learned.strangers)
@@ -231,6 +241,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await runDaemon(
           {
             file: values.file,
+            parse,
             ...netns,
             resyncMs,
             cleanupOnExit: !!values["cleanup-on-exit"],

@@ -222,12 +222,15 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
 }
 
 /** Reads and validates a configuration file; every failure is a GatewayConfigError naming the file or the field. */
-export async function readGatewayConfig(file: string): Promise<GatewayConfig> {
+export async function readGatewayConfig(
+  file: string,
+  parse: (json: unknown) => GatewayConfig = parseGatewayConfig,
+): Promise<GatewayConfig> {
   let json: unknown;
   try {
     json = JSON.parse(await readFile(file, "utf8"));
   } catch (e) {
     throw new GatewayConfigError(`cannot read ${file} as JSON: ${(e as Error).message}`);
   }
-  return parseGatewayConfig(json);
+  return parse(json);
 }

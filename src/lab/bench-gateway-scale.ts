@@ -1,7 +1,8 @@
 /**
  * The gateway at scale: many tenants with /16 overlays and many active pods, served by the
  * `run` daemon. What it reports: the first apply, a no-op reconcile, the daemon's RSS, and how
- * long the daemon takes to hold a neighbour entry for every pod that transmitted, and how
+ * long the daemon takes to hold a neighbour entry for every pod that transmitted, a metrics
+ * scrape, and how
  * each grows from one tenant to all of them and from a few pods to all of them.
  *
  * Pods are real senders: a namespace on the gateways' node sends one real VXLAN packet per pod
@@ -27,6 +28,8 @@ export interface ScaleRow {
   /** Median of five SIGHUP reconciles that find nothing to change, ms. */
   noopMs: number;
   rssMB: number;
+  /** Median of five GETs of /metrics (curl's time_total, inside the gateway's namespace), ms. */
+  scrapeMs: number;
   neighbours: number;
 }
 
@@ -37,6 +40,8 @@ export interface ScaleBench {
 }
 
 const VTEPS = 20;
+const LISTEN = "127.0.0.1:9464";
+const METRICS = `http://${LISTEN}/metrics`;
 const overlay = (t: number) => `10.${100 + t}.0.0/16`;
 const vni = (t: number) => 1000 + t;
 /** Pod k: tenant k mod T, the (k div T)-th host of its /16 after the gateway's own address. */
@@ -79,6 +84,15 @@ async function noopReconcile(d: DaemonProcess): Promise<number> {
     const line = await d.waitFor(/"reason":"sighup"/, 60_000, from);
     if (!line.includes('"changes":[]')) throw new Error(`a reconcile with nothing to change was expected: ${line}`);
     samples.push(durationOf(line));
+  }
+  return samples.sort((a, b) => a - b)[2]!;
+}
+
+async function scrapeMs(ns: string): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await run(["ip", "netns", "exec", ns, "curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", METRICS]);
+    samples.push(Number(r.stdout) * 1000);
   }
   return samples.sort((a, b) => a - b)[2]!;
 }
@@ -133,6 +147,8 @@ export async function benchGatewayScale(
       "--resync",
       "10m",
       "--cleanup-on-exit",
+      "--listen",
+      LISTEN,
     ]);
     const first = durationOf(await d.waitFor(/"reason":"start"/, 120_000));
     return { d, first };
@@ -150,6 +166,7 @@ export async function benchGatewayScale(
         firstApplyMs: first,
         noopMs: await noopReconcile(d),
         rssMB: await rssMB(d.pid),
+        scrapeMs: await scrapeMs(gw.ns),
         neighbours: await neighbourCount(gw.ns),
       });
     } finally {
@@ -175,6 +192,7 @@ export async function benchGatewayScale(
         learnMs,
         noopMs: await noopReconcile(d),
         rssMB: await rssMB(d.pid),
+        scrapeMs: await scrapeMs(gw.ns),
         neighbours: await neighbourCount(gw.ns),
       });
     }

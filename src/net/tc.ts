@@ -108,16 +108,33 @@ export async function observeQdiscs(netns: string | undefined): Promise<Observed
   return parseQdiscs((await run(["tc", "-json", "qdisc", "show"], { netns })).stdout);
 }
 
-/** Reads the classes (with counters) of the devices given, one `tc` per device, in parallel. */
+/**
+ * Reads the classes (with counters) of the devices given in one `tc -batch`, whatever their
+ * number: a gateway has a tunnel device per tenant, and a process per device made every
+ * reconcile and scrape grow with the tenants. `class show` does not print its device, so each
+ * device's classes are preceded by its `qdisc show`, which lists the device's root qdisc first
+ * (every device has one, `noqueue` at least): each `root` qdisc line begins the next device.
+ */
 export async function observeClasses(
   netns: string | undefined,
   devices: readonly string[],
 ): Promise<Omit<TcObservation, "qdiscs">> {
-  const perDev = await Promise.all(devices.map((d) => run(["tc", "-d", "-s", "class", "show", "dev", d], { netns })));
   const stats = new Map<string, ClassStats[]>();
   const classes: TcClass[] = [];
+  if (!devices.length) return { classes, stats };
+  const input = devices.map((d) => `qdisc show dev ${d}\nclass show dev ${d}\n`).join("");
+  const out = (await run(["tc", "-d", "-s", "-batch", "-"], { netns, input })).stdout;
+  const text = devices.map((): string[] => []);
+  let at = -1;
+  for (const line of out.split("\n")) {
+    // A qdisc's own statistics lines land before the device's first class, where no class block begins.
+    if (/^qdisc \S+ \S+ root /.test(line)) at++;
+    else text[at]?.push(line);
+  }
+  if (at !== devices.length - 1)
+    throw new Error(`unexpected output from tc -batch: ${at + 1} root qdiscs for ${devices.length} devices`);
   devices.forEach((dev, i) => {
-    const parsed = parseClasses(dev, perDev[i]!.stdout);
+    const parsed = parseClasses(dev, text[i]!.join("\n"));
     classes.push(...parsed.map((p) => p.cls));
     stats.set(
       dev,

@@ -180,6 +180,30 @@ function gatewayConfigObject(file: TenantsFile): Record<string, unknown> {
   };
 }
 
+/**
+ * What the gateway executable reads from `-f`: the cluster's tenants file (what the gateway
+ * manifest mounts) or a gateway configuration of its own. A tenants file is told apart by its
+ * tenants' `tunnel` objects (or a `plugin` section), which a gateway configuration never has.
+ */
+export function gatewayConfigOf(json: unknown): GatewayConfig {
+  if (!isTenantsFile(json)) return parseGatewayConfig(json);
+  try {
+    return gatewayConfig(parseTenantsFile(json));
+  } catch (e) {
+    if (e instanceof TenantsFileError) throw new GatewayConfigError(`as a tenants file: ${e.message}`);
+    throw e;
+  }
+}
+
+function isTenantsFile(json: unknown): boolean {
+  if (typeof json !== "object" || json === null) return false;
+  const o = json as { plugin?: unknown; tenants?: unknown };
+  return (
+    o.plugin !== undefined ||
+    (Array.isArray(o.tenants) && o.tenants.some((t) => typeof t === "object" && t !== null && "tunnel" in t))
+  );
+}
+
 /** The gateway's configuration from the same tenants. */
 export function gatewayConfig(file: TenantsFile): GatewayConfig {
   return parseGatewayConfig(gatewayConfigObject(file));

@@ -7,6 +7,7 @@
  * is read directly, as the HTTP side reads it; the second runs the built CLI inside the
  * gateway's namespace, as a gateway pod would.
  */
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DaemonState, GatewayDaemon, type ReconcileEvent } from "../../src/gateway/daemon.js";
@@ -322,6 +323,33 @@ describe("tenant-egress-gateway run (the process)", () => {
     await daemon.stop();
     // A daemon that stops removes its lock file (one that was killed leaves it, unlocked).
     expect((await run(["test", "-e", lock!], { allowFailure: true })).exitCode).toBe(1);
+  });
+
+  it("reads the cluster's tenants file (what the gateway manifest mounts) as its gateway half", async () => {
+    // The same tenant as `red("10mbit")`, as an operator writes it once for both halves.
+    const tenant = {
+      name: "red",
+      tunnel: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
+      allowedSources: ["10.22.0.0/24"],
+      upload: { rate: "10mbit" },
+      download: { rate: "20mbit" },
+    };
+    const file = join(lab.dir, "tenants.json");
+    await writeFile(file, JSON.stringify({ plugin: { enforce: true }, tenants: [tenant] }));
+    const dry = await gatewayCli(gw.ns, ["apply", "--dry-run", "-f", file]);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toMatch(/nothing to change/);
+    const daemon = startGatewayDaemon(gw.ns, ["-f", file]);
+    processes.push(daemon);
+    expect(await daemon.waitFor(/ start: /)).toMatch(/start: nothing to change; 1 learned pod/);
+    await daemon.stop();
+
+    await writeFile(file, JSON.stringify({ tenants: [{ ...tenant, upload: { rate: "fast" } }] }));
+    const bad = await gatewayCli(gw.ns, ["apply", "-f", file]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(
+      /invalid configuration: as a tenants file: as the gateway's configuration: .*"fast" is not a rate/,
+    );
   });
 
   it("repairs drift on every resync and logs exactly what it repaired", async () => {
