@@ -1,0 +1,77 @@
+/**
+ * Dual stack end to end: the lab's pod network has an IPv4 and an IPv6 range (bridge +
+ * host-local), the gateway and the router have IPv6 uplinks, and a tenant pod is attached through
+ * the real chain with cnitool. The underlay stays IPv4. What is asserted is what a user of a
+ * dual-stack cluster cares about: the chain's result still carries both families unchanged, the
+ * pod's IPv4 leaves through the gateway as before, and its private IPv6 (the cluster's ULA) goes
+ * direct, never into the tunnel.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cni, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { applyGateway } from "../../src/lab/gateway-cli.js";
+import type { Background } from "../../src/lab/process.js";
+import { waitSettled } from "../../src/lab/snapshot.js";
+import { createLab, INET6_IP, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
+import { capture, ping, sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
+
+let lab: Lab;
+let servers: Background;
+let gw: { ns: string; ip: string; ip6: string };
+let net: Network;
+let pod: string;
+let result: { ips: Array<{ address: string }> };
+
+const acme = {
+  name: "acme",
+  vni: 100,
+  overlaySubnet: "172.16.0.0/24",
+  allowedSources: ["10.22.0.0/24"],
+  upload: { rate: "20mbit" },
+  download: { rate: "20mbit" },
+};
+
+beforeAll(async () => {
+  lab = await createLab(uniquePrefix("v6"));
+  servers = await startInetServers(lab.ns.inet);
+  gw = await lab.addGateway("gw", 2);
+  await applyGateway(gw.ns, lab.dir, { linkRate: "100mbit", tenants: [acme] });
+  net = await writeBridgeConflist({
+    name: `${lab.prefix}-net`,
+    dir: lab.dir,
+    ipv6Subnet: POD6_SUBNET,
+    egress: { tenants: { acme: { gateway: gw.ip, vni: 100, overlaySubnet: "172.16.0.0/24" } } },
+  });
+  pod = await lab.addPodNamespace("pod");
+  result = JSON.parse(
+    await cni("add", { node: lab.ns.nodeA, network: net, pod, cniArgs: "IgnoreUnknown=1;EGRESS_TENANT=acme" }),
+  );
+  await waitSettled(pod);
+});
+
+afterAll(async () => {
+  await servers?.stop();
+  await lab?.teardown();
+});
+
+describe("dual stack", () => {
+  it("the lab routes IPv6 between the gateway's uplink and the internet host", async () => {
+    expect(await sourceSeenBy(gw.ns, INET6_IP)).toBe(gw.ip6);
+  });
+
+  it("ADD returns the main plugin's result with both families unchanged", () => {
+    expect(result.ips.map((ip) => ip.address)).toEqual([
+      expect.stringMatching(/^10\.22\.0\./),
+      expect.stringMatching(/^fd00:22::/),
+    ]);
+  });
+
+  it("the pod's IPv4 leaves through the gateway as before", async () => {
+    expect(await sourceSeenBy(pod)).toBe(gw.ip);
+  });
+
+  it("private IPv6 (the cluster's ULA) goes direct, never into the tunnel", async () => {
+    const tunnelled = await capture(pod, "te-eth0", "ip6 and net fd00::/8");
+    expect(await ping(pod, "fd00:1::1")).toBe(true); // the router, across node-a: private
+    expect(await tunnelled.stop()).toEqual([]);
+  });
+});
