@@ -66,6 +66,8 @@ export interface GatewayFacts {
   fdb: readonly FdbEntry[];
   /** Original source addresses of tracked connections: pods with open flows. */
   tracked: readonly string[];
+  /** The tunnels' IPv6 neighbour entries in any state: what pods' neighbour discovery taught the kernel. */
+  ndp: readonly Neighbour[];
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
@@ -155,18 +157,39 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
   return out;
 }
 
+/** Whether `ip` can be one of the tenant's pods' overlay IPv6 addresses. */
+const isHost6 = (t: GatewayTenant, ip: string): boolean => {
+  const addr = parseIP(ip, 6);
+  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet6)!, addr) && ip !== t.gatewayOverlayIP6;
+};
+
 /**
  * One permanent neighbour per pod the gateway knows of, learned or with tracked connections:
  * its derived MAC, so nothing waits for ARP.
+ *
+ * A dual-stack pod's overlay IPv6 has a twin entry with the same MAC. Its address cannot be
+ * read from the MAC (it comes from the pod's own IPv6, from IPAM or a pin, not from its overlay
+ * IPv4), but the kernel learns it: a pod's first IPv6 packet into the tunnel is a neighbour
+ * solicitation for the gateway's overlay IPv6, sent from the pod's overlay IPv6 (the only IPv6
+ * address its tunnel has) with its MAC, and the gateway keeps that as a neighbour entry. Made
+ * permanent while the pod is learned, it keeps server pushes to an idle pod working over IPv6
+ * too: the gateway never has to solicit (a multicast a tunnel without a default destination
+ * could not deliver).
  */
 export function podNeighbours(
   config: GatewayConfig,
   fdb: readonly FdbEntry[],
   tracked: readonly string[],
+  ndp: readonly Neighbour[] = [],
 ): Neighbour[] {
   const out = new Map<string, Neighbour>();
-  for (const p of learnedPods(config, fdb).pods)
+  const byDev = new Map(config.tenants.map((t) => [tunnelDevice(t.vni), t]));
+  for (const p of learnedPods(config, fdb).pods) {
     out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
+    for (const n of ndp)
+      if (n.dev === p.dev && n.mac === p.mac && isHost6(byDev.get(p.dev)!, n.ip))
+        out.set(`${p.dev} ${n.ip}`, { dev: p.dev, ip: n.ip, mac: p.mac });
+  }
   for (const ip of tracked) {
     const t = config.tenants.find((x) => isHost(x, ip));
     if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
@@ -283,7 +306,7 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     state.classes.push(down);
   }
 
-  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked));
+  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked, f.ndp));
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

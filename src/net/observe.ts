@@ -102,6 +102,15 @@ export async function observeNeighbours(netns: string | undefined): Promise<Neig
   return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
 }
 
+/** The IPv6 neighbour entries on `devices` in any state (one `ip -6 -json neigh show`): what neighbour discovery learned. */
+export async function observeNdp(netns: string | undefined, devices: readonly string[]): Promise<Neighbour[]> {
+  if (!devices.length) return [];
+  const r = await run(["ip", "-6", "-json", "neigh", "show"], { netns });
+  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : [])
+    .filter((n) => devices.includes(n.dev))
+    .flatMap(toNeighbour);
+}
+
 /**
  * The original source addresses of the connections the namespace tracks (one `conntrack -L`):
  * who has open flows through it. Conntrack outlives devices, so this survives a rebuild.
@@ -201,7 +210,7 @@ interface IpNeigh {
 }
 
 function toNeighbour(n: IpNeigh): Neighbour[] {
-  return n.lladdr && !n.dst.includes(":") ? [{ dev: n.dev, ip: n.dst, mac: n.lladdr }] : [];
+  return n.lladdr ? [{ dev: n.dev, ip: n.dst, mac: n.lladdr.toLowerCase() }] : [];
 }
 
 function toVxlan(l: IpLink): VxlanLink[] {

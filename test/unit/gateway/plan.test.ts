@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
 import { CONNTRACK_CHAIN, gatewayScope, learnedPods, planGateway, tenantScope } from "../../../src/gateway/plan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
+import type { Neighbour } from "../../../src/net/desired-state.js";
 import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
 import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
@@ -36,6 +37,7 @@ const facts = {
   leaf: "tbf" as const,
   fdb,
   tracked: [] as string[],
+  ndp: [] as Neighbour[],
 };
 
 describe("planGateway", () => {
@@ -60,6 +62,21 @@ describe("planGateway", () => {
   it("keeps one permanent neighbour per learned pod, with the MAC derived from its overlay address", () => {
     expect(s.neighbours).toEqual([
       { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
+      { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
+    ]);
+  });
+
+  it("pins a learned pod's IPv6 twin: the entry its neighbour discovery left, same MAC, inside the tenant's IPv6 overlay", () => {
+    const ndp = [
+      { dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:05" }, // pod .5's overlay IPv6
+      { dev: "tev300", ip: "fd00:12c:7e7e::77", mac: "02:7e:ac:1e:00:77" }, // a MAC no learned pod has
+      { dev: "tev300", ip: "fd00:12d::9", mac: "02:7e:ac:1e:00:09" }, // outside the tenant's IPv6 overlay
+      { dev: "tev300", ip: "fd00:12c:7e7e::1", mac: "02:7e:ac:1e:00:09" }, // the gateway's own overlay IPv6
+      { dev: "tev999", ip: "fd00:12c:7e7e::9", mac: "02:7e:ac:1e:00:09" }, // no tenant's tunnel
+    ];
+    expect(planGateway(config, { ...facts, ndp }).neighbours).toEqual([
+      { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
+      { dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:05" },
       { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
     ]);
   });
