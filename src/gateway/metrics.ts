@@ -9,7 +9,7 @@
  * the format's rules without a hand-written encoder. Rates are in bytes per second: Prometheus'
  * base unit (promtool rejects "bits"); `*8` gives bits/s, exactly as for the byte counters.
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { type GatewaySample, sample, type TenantSample } from "./commands.js";
 
 /** How a reconcile ended: it changed the kernel, found nothing to change, was refused the file, or the kernel refused a change. */
@@ -74,6 +74,8 @@ export function createMetrics(
   read: () => Promise<GatewaySample> = () => sample({ netns: source.netns }),
 ): GatewayMetrics {
   const registry = new Registry();
+  // The process's own health as every Node service exposes it: RSS, CPU, heap, GC, event-loop lag.
+  collectDefaultMetrics({ register: registry });
   const scrape = sharedInFlight(read);
   const labelNames = ["tenant", "direction"] as const;
 

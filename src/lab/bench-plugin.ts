@@ -51,7 +51,7 @@ interface Subject {
   /** How a runtime would start it: the executable (or, for the plain bundle, node and the file). */
   argv: string[];
   conf: Record<string, unknown>;
-  verbs: Array<"ADD" | "CHECK" | "DEL">;
+  verbs: Array<"VERSION" | "ADD" | "CHECK" | "DEL">;
   /** Untimed, after DEL: what the plugin's own DEL leaves behind and its next ADD trips over. */
   cleanup?: () => Promise<void>;
 }
@@ -74,7 +74,7 @@ export async function benchPlugins(
       name: "tenant-egress",
       argv: [join(distDir(), "tenant-egress")],
       conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
-      verbs: ["ADD", "CHECK", "DEL"],
+      verbs: ["VERSION", "ADD", "CHECK", "DEL"],
     },
     // The same code as a plain bundle on the machine's node: what the single executable saves.
     {
@@ -89,7 +89,7 @@ export async function benchPlugins(
         join(distDir(), "bundle", "tenant-egress.cjs"),
       ],
       conf: { ...base, type: "tenant-egress", gateway: gatewayIP },
-      verbs: ["ADD", "CHECK", "DEL"],
+      verbs: ["VERSION", "ADD", "CHECK", "DEL"],
     },
     // The same with the node's enforcement: what the nftables chain on the host veth costs.
     {
@@ -109,7 +109,7 @@ export async function benchPlugins(
         egressRate: 10_000_000,
         egressBurst: 100_000,
       },
-      verbs: ["ADD", "CHECK", "DEL"],
+      verbs: ["VERSION", "ADD", "CHECK", "DEL"],
       // Its DEL removes the ifb but leaves the qdiscs on the host veth.
       cleanup: async () => {
         for (const where of ["root", "ingress"])
@@ -123,7 +123,7 @@ export async function benchPlugins(
       name: "tuning",
       argv: [join(REFERENCE_PLUGINS, "tuning")],
       conf: { ...base, type: "tuning", sysctl: { "net.core.somaxconn": "512" } },
-      verbs: ["ADD", "CHECK", "DEL"],
+      verbs: ["VERSION", "ADD", "CHECK", "DEL"],
     },
     {
       name: "portmap",
@@ -136,7 +136,7 @@ export async function benchPlugins(
         runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] },
       },
       // Debian's portmap 1.1.1 fails its own CHECK on an IPv4-only node ("could not check ipv6 dnat").
-      verbs: ["ADD", "DEL"],
+      verbs: ["VERSION", "ADD", "DEL"],
     },
   ];
   const env = (verb: string): NodeJS.ProcessEnv => ({
@@ -158,7 +158,9 @@ export async function benchPlugins(
   const samples: Record<string, Record<string, number[]>> = {};
   const floor: number[] = [];
   const nodeFloor: number[] = [];
-  progress(`timing ADD, CHECK and DEL of tenant-egress, bandwidth, tuning and portmap (n=${n} each, interleaved)`);
+  progress(
+    `timing VERSION (start-up), ADD, CHECK and DEL of tenant-egress, bandwidth, tuning and portmap (n=${n} each, interleaved)`,
+  );
   for (let i = 0; i < n; i++) {
     for (const s of subjects) {
       for (const verb of s.verbs) {

@@ -30,16 +30,18 @@ export function markdown(r: BenchRun): string {
   if (r.plugin) {
     const p = r.plugin;
     out.push("## Plugin verbs (ms, median / p90, invoked like libcni from the node namespace through nsenter)", "");
-    out.push("| plugin | ADD | CHECK | DEL |", "|---|---|---|---|");
+    const floor = p.verbs["node -e 0"]?.start;
+    const ratio = (t: Timing | undefined) => (t && floor ? `${(t.median / floor.median).toFixed(2)} ×` : "");
+    out.push("| plugin | start-up (VERSION) | ADD | ADD / node -e 0 | CHECK | DEL |", "|---|---|---|---|---|---|");
     for (const [name, v] of Object.entries(p.verbs)) {
       out.push(
         name === "node -e 0"
-          ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | |`
-          : `| ${name} | ${ms(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`,
+          ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | | | |`
+          : `| ${name} | ${ms(v.VERSION)} | ${ms(v.ADD)} | ${ratio(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`,
       );
     }
     out.push(
-      `| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | |`,
+      `| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | | | |`,
       "",
       `n = ${p.nsenterFloor.n} per cell.`,
       "",
