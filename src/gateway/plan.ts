@@ -35,7 +35,7 @@
  * same result. So a chain outside every scope the gateway deletes keeps tracking on, and drops
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
-import type { Chain, Jump, Neighbour, NetState, Qdisc, Scope, TcClass } from "../net/desired-state.js";
+import type { Address, Chain, Jump, Neighbour, NetState, Qdisc, Scope, Sysctl, TcClass } from "../net/desired-state.js";
 import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
@@ -197,6 +197,87 @@ export function podNeighbours(
   return [...out.values()];
 }
 
+/**
+ * A tenant's forwarding, SNAT and upload classification for one family: the same rules in
+ * iptables and ip6tables, with that family's overlay and SNAT address. Accepting in FORWARD
+ * keeps the gateway working under a FORWARD policy of DROP; only the tenant's own, well-formed
+ * traffic and the replies to it (ICMP errors included, as RELATED) are accepted. Upload of both
+ * families lands in the tenant's one upload class: one limit per tenant.
+ */
+function forwarding(
+  t: GatewayTenant,
+  uplink: string,
+  overlay: string,
+  snatTo: string,
+): { chains: Chain[]; jumps: Jump[] } {
+  const dev = tunnelDevice(t.vni);
+  const names = tenantChains(t.vni);
+  const target = snatTo === "masquerade" ? "-j MASQUERADE" : `-j SNAT --to-source ${snatTo}`;
+  return {
+    chains: [
+      {
+        table: "filter",
+        name: names.forward,
+        rules: [
+          `! -s ${overlay} -i ${dev} -j DROP`,
+          `-i ${dev} ! -o ${uplink} -j DROP`,
+          `-i ${dev} -j ACCEPT`,
+          `-o ${dev} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+        ],
+      },
+      { table: "nat", name: names.snat, rules: [`-s ${overlay} -o ${uplink} ${target}`] },
+      {
+        table: "mangle",
+        name: names.classify,
+        rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`],
+      },
+    ],
+    jumps: [
+      { table: "filter", hook: "FORWARD", match: "", chain: names.forward, first: true },
+      { table: "nat", hook: "POSTROUTING", match: "", chain: names.snat, first: false },
+      { table: "mangle", hook: "FORWARD", match: "", chain: names.classify, first: false },
+    ],
+  };
+}
+
+/** The conntrack keeper (see the top of this module), in one family's tables. */
+function conntrackKeeper(uplink: string): { chain: Chain; jump: Jump } {
+  return {
+    chain: { table: "filter", name: CONNTRACK_CHAIN, rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`] },
+    jump: { table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true },
+  };
+}
+
+/** The IPv6 half of a gateway: what pods' IPv6 needs beside the shared tunnels and classes. */
+export interface GatewayState6 {
+  sysctls: Sysctl[];
+  addresses: Address[];
+  chains: Chain[];
+  jumps: Jump[];
+}
+
+/**
+ * IPv6 forwarding, each tenant's overlay IPv6 on its tunnel, and the twins of its forwarding,
+ * NAT (to `snat6`, or MASQUERADE to the uplink's IPv6) and classification. The tunnels, their
+ * neighbour entries (IPv6 twins included, see podNeighbours) and the HTB classes are the
+ * IPv4 plan's: the download class on a tunnel already counts both families.
+ */
+export function planGateway6(config: GatewayConfig, f: Pick<GatewayFacts, "uplink">): GatewayState6 {
+  const state: GatewayState6 = { sysctls: [], addresses: [], chains: [], jumps: [] };
+  if (config.tenants.length === 0) return state;
+  const keeper = conntrackKeeper(f.uplink);
+  state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
+  state.chains.push(keeper.chain);
+  state.jumps.push(keeper.jump);
+  for (const t of config.tenants) {
+    state.addresses.push({ dev: tunnelDevice(t.vni), local: t.gatewayOverlayIP6, prefix: t.overlayPrefix6 });
+    const inner = forwarding(t, f.uplink, t.overlaySubnet6, t.snat6);
+    state.chains.push(...inner.chains);
+    state.jumps.push(...inner.jumps);
+  }
+  return state;
+}
+
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   const state: NetState = {
     links: [],
@@ -215,12 +296,9 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   if (config.tenants.length === 0) return state;
   const { uplink } = f;
   state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
-  state.chains.push({
-    table: "filter",
-    name: CONNTRACK_CHAIN,
-    rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`],
-  });
-  state.jumps.push({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
+  const keeper = conntrackKeeper(uplink);
+  state.chains.push(keeper.chain);
+  state.jumps.push(keeper.jump);
 
   // Uplink: root → default (unclassified) + tunnel (re-encapsulated downloads) + one class per tenant's upload.
   const root = htbClass(uplink, ROOT_CLASS, `${H}:`, config.linkRate, config.linkRate);
@@ -258,31 +336,9 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       name: chains.input,
       rules: [...t.allowedSources.map((c) => `-s ${c} -j RETURN`), "-j DROP"],
     };
-    // Accepting here keeps the gateway working under a FORWARD policy of DROP; only the
-    // tenant's own, well-formed traffic and the replies to it are accepted.
-    const forward: Chain = {
-      table: "filter",
-      name: chains.forward,
-      rules: [
-        `! -s ${t.overlaySubnet} -i ${dev} -j DROP`,
-        `-i ${dev} ! -o ${uplink} -j DROP`,
-        `-i ${dev} -j ACCEPT`,
-        `-o ${dev} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-      ],
-    };
-    const snatTarget = t.snat === "masquerade" ? "-j MASQUERADE" : `-j SNAT --to-source ${t.snat}`;
-    const snat: Chain = {
-      table: "nat",
-      name: chains.snat,
-      rules: [`-s ${t.overlaySubnet} -o ${uplink} ${snatTarget}`],
-    };
-    const classify: Chain = {
-      table: "mangle",
-      name: chains.classify,
-      rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`],
-    };
-    state.chains.push(accept, forward, snat, classify);
-    const jumps: Jump[] = [
+    const inner = forwarding(t, uplink, t.overlaySubnet, t.snat);
+    state.chains.push(accept, ...inner.chains);
+    state.jumps.push(
       {
         table: "filter",
         hook: "INPUT",
@@ -290,11 +346,8 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
         chain: chains.input,
         first: true,
       },
-      { table: "filter", hook: "FORWARD", match: "", chain: chains.forward, first: true },
-      { table: "nat", hook: "POSTROUTING", match: "", chain: chains.snat, first: false },
-      { table: "mangle", hook: "FORWARD", match: "", chain: chains.classify, first: false },
-    ];
-    state.jumps.push(...jumps);
+      ...inner.jumps,
+    );
 
     const up = htbClass(uplink, classId(t.classMinor), ROOT_CLASS, t.upload.rate, t.upload.ceil, t.upload.burst);
     uplinkClasses.push(up);
