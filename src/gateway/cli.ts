@@ -4,6 +4,7 @@
  * configuration (nothing was changed).
  */
 import { parseArgs } from "node:util";
+import { problems } from "../net/desired-state.js";
 import { formatRate } from "../net/rates.js";
 import {
   applyConfig,
@@ -121,11 +122,12 @@ export function formatStatus(s: GatewayStatus): string {
 }
 
 function report(verb: string, o: Outcome, dryRun = false): string {
-  const n = o.changes.problems.length;
+  const said = problems(o.changes);
+  const n = said.length;
   if (n === 0) return `${verb}: nothing to change (uplink ${o.uplink})`;
   return [
     `${verb}: ${dryRun ? "would change" : "changed"} ${n} thing${n === 1 ? "" : "s"} (uplink ${o.uplink}):`,
-    ...o.changes.problems.map((p) => `  ${p}`),
+    ...said.map((p) => `  ${p}`),
   ].join("\n");
 }
 

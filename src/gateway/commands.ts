@@ -11,7 +11,15 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
-import { type Changes, diff, EMPTY_STATE, type Neighbour, type Scope } from "../net/desired-state.js";
+import {
+  type AnyChange,
+  diff,
+  emptyState,
+  type Neighbour,
+  type NetState,
+  type Scope,
+  stateOf,
+} from "../net/desired-state.js";
 import {
   type FdbEntry,
   type Observed,
@@ -86,7 +94,7 @@ async function snapshot(
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink)
     throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
-  if (!observed.links.some((l) => l.ifname === uplink))
+  if (!observed.interfaces.some((l) => l.name === uplink))
     throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
   const [classes, fdb, tracked, ndp] = await Promise.all([
     observeClasses(netns, [uplink, ...tunnels]),
@@ -102,7 +110,8 @@ async function snapshot(
 }
 
 export interface Outcome {
-  changes: Changes;
+  /** What the reconcile changed (or would, in a dry run); `problems(changes)` says it in words. */
+  changes: AnyChange[];
   uplink: string;
   /** The pods the tunnels have learned (and the MACs that break the contract), as this reconcile saw them. */
   learned: LearnedPods;
@@ -110,14 +119,14 @@ export interface Outcome {
 
 async function reconcile(
   netns: string | undefined,
-  desired: typeof EMPTY_STATE,
+  desired: NetState,
   snap: Snapshot,
   scope: Scope,
   dryRun: boolean,
   learned: LearnedPods,
 ): Promise<Outcome> {
   const changes = diff(desired, snap.observed.state, scope);
-  if (!dryRun && changes.problems.length) await apply(netns, changes);
+  if (!dryRun && changes.length) await apply(netns, changes);
   return { changes, uplink: snap.uplink, learned };
 }
 
@@ -140,7 +149,7 @@ export async function applyConfig(
   const addr = snap.observed.state.addresses.find((a) => a.dev === snap.uplink);
   if (!addr && config.tenants.length)
     throw new GatewayError(`uplink ${snap.uplink} has no IPv4 address to terminate VXLAN on`);
-  const mtu = snap.observed.links.find((l) => l.ifname === snap.uplink)!.mtu;
+  const mtu = snap.observed.interfaces.find((l) => l.name === snap.uplink)!.mtu;
   const leaf = opts.leaf ?? (config.tenants.length ? await probeLeafKind(opts.netns) : "tbf");
   const desired = planGateway(config, {
     uplink: snap.uplink,
@@ -167,10 +176,10 @@ export async function syncPods(config: GatewayConfig, opts: { netns?: string; up
     observeNeighbours(opts.netns),
     observeNdp(opts.netns, devices),
   ]);
-  const desired = { ...EMPTY_STATE, neighbours: podNeighbours(config, fdb, tracked, ndp) };
-  const observed = { ...EMPTY_STATE, neighbours: neighbours.filter((n) => devices.includes(n.dev)) };
+  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp) });
+  const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
-  if (changes.problems.length) await apply(opts.netns, changes);
+  if (changes.length) await apply(opts.netns, changes);
   return { changes, uplink: opts.uplink, learned: learnedPods(config, fdb) };
 }
 
@@ -183,12 +192,19 @@ export async function deleteTenant(name: string, opts: { netns?: string }): Prom
       `tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`,
     );
   }
-  return reconcile(opts.netns, EMPTY_STATE, snap, tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)), false, NO_PODS);
+  return reconcile(
+    opts.netns,
+    emptyState(),
+    snap,
+    tenantScope(snap.uplink, t.vni, classMinorOf(t.vni)),
+    false,
+    NO_PODS,
+  );
 }
 
 export async function reset(opts: { netns?: string }): Promise<Outcome> {
   const snap = await snapshot(opts.netns, undefined);
-  return reconcile(opts.netns, EMPTY_STATE, snap, gatewayScope(snap.uplink), false, NO_PODS);
+  return reconcile(opts.netns, emptyState(), snap, gatewayScope(snap.uplink), false, NO_PODS);
 }
 
 export interface DirectionSample extends ClassStats {

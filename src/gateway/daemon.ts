@@ -23,6 +23,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
+import { problems } from "../net/desired-state.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { applyConfig, type Outcome, reset, syncPods } from "./commands.js";
 import { type GatewayConfig, parseGatewayConfig } from "./config.js";
@@ -173,7 +174,7 @@ export class GatewayDaemon extends EventEmitter {
     // Neighbour entries follow pods as they come and go and are synced within ~50 ms of the
     // kernel learning them: a probe landing in that window must not flap readiness on every new
     // pod. Everything else (devices, chains, classes) must match.
-    const [first, ...more] = o.changes.problems.filter((p) => !/permanent neighbour entr/.test(p));
+    const [first, ...more] = problems(o.changes.filter((c) => c.kind !== "neighbours"));
     if (first)
       return {
         ready: false,
@@ -231,11 +232,12 @@ export class GatewayDaemon extends EventEmitter {
     if (this.o.cleanupOnExit && this.lock) {
       try {
         const r = await reset(this.o.netns ? { netns: this.o.netns } : {});
+        const removed = problems(r.changes);
         this.o.log(
           "info",
           "cleanup",
-          `cleanup on exit: removed ${r.changes.problems.length} thing${r.changes.problems.length === 1 ? "" : "s"}`,
-          { changes: r.changes.problems },
+          `cleanup on exit: removed ${removed.length} thing${removed.length === 1 ? "" : "s"}`,
+          { changes: removed },
         );
       } catch (e) {
         this.o.log("error", "cleanup", `cleanup on exit failed: ${(e as Error).message}`);
@@ -421,7 +423,7 @@ export class GatewayDaemon extends EventEmitter {
       at: new Date().toISOString(),
       reason,
       ok: true,
-      changes: o.changes.problems,
+      changes: problems(o.changes),
       ...pods,
       durationMs: Math.round(performance.now() - started),
       generation: this.s.generation,

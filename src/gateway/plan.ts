@@ -35,7 +35,18 @@
  * same result. So a chain outside every scope the gateway deletes keeps tracking on, and drops
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
-import type { Address, Chain, Jump, Neighbour, NetState, Qdisc, Scope, Sysctl, TcClass } from "../net/desired-state.js";
+import {
+  type Address,
+  type Chain,
+  emptyState,
+  type Jump,
+  type Neighbour,
+  type NetState,
+  type Qdisc,
+  type Scope,
+  type Sysctl,
+  type TcClass,
+} from "../net/desired-state.js";
 import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
@@ -86,12 +97,9 @@ export const CONNTRACK_CHAIN = "TE-GW-CONNTRACK";
 export function gatewayScope(uplink: string): Scope {
   return {
     link: isTunnelDevice,
-    rule: () => false,
-    routeTable: () => false,
     chain: (_t, name) => name.startsWith("TEG-"),
     tcRoot: (dev) => dev === uplink || isTunnelDevice(dev),
     tcClass: (dev, classid) => (dev === uplink || isTunnelDevice(dev)) && classid.startsWith(`${H}:`),
-    nftChain: () => false,
   };
 }
 
@@ -101,12 +109,9 @@ export function tenantScope(uplink: string, vni: number, classMinor: number): Sc
   const dev = tunnelDevice(vni);
   return {
     link: (name) => name === dev,
-    rule: () => false,
-    routeTable: () => false,
     chain: (_t, name) => chains.has(name),
     tcRoot: (d) => d === dev,
     tcClass: (d, classid) => d === dev || (d === uplink && classid === classId(classMinor)),
-    nftChain: () => false,
   };
 }
 
@@ -279,19 +284,8 @@ export function planGateway6(config: GatewayConfig, f: Pick<GatewayFacts, "uplin
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
-  const state: NetState = {
-    links: [],
-    addresses: [],
-    rules: [],
-    routes: [],
-    sysctls: [],
-    chains: [],
-    jumps: [],
-    neighbours: [],
-    qdiscs: [],
-    classes: [],
-    nftTables: [],
-  };
+  const state = emptyState();
+
   // A gateway serving no tenant owns nothing: not even the uplink's qdisc.
   if (config.tenants.length === 0) return state;
   const { uplink } = f;

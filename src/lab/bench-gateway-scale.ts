@@ -28,6 +28,8 @@ export interface ScaleRow {
   /** Median of five SIGHUP reconciles that find nothing to change, ms. */
   noopMs: number;
   rssMB: number;
+  /** V8's live heap as the daemon's own metrics report it (nodejs_heap_size_used_bytes), MB. */
+  heapMB: number;
   /** Median of five GETs of /metrics (curl's time_total, inside the gateway's namespace), ms. */
   scrapeMs: number;
   neighbours: number;
@@ -88,13 +90,18 @@ async function noopReconcile(d: DaemonProcess): Promise<number> {
   return samples.sort((a, b) => a - b)[2]!;
 }
 
-async function scrapeMs(ns: string): Promise<number> {
+/** Five scrapes: the median time, and the live heap the last one reports. */
+async function scrape(ns: string): Promise<{ scrapeMs: number; heapMB: number }> {
   const samples: number[] = [];
+  let text = "";
   for (let i = 0; i < 5; i++) {
-    const r = await run(["ip", "netns", "exec", ns, "curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", METRICS]);
-    samples.push(Number(r.stdout) * 1000);
+    const r = await run(["ip", "netns", "exec", ns, "curl", "-sf", "-w", "\n%{time_total}", METRICS]);
+    const at = r.stdout.lastIndexOf("\n");
+    text = r.stdout.slice(0, at);
+    samples.push(Number(r.stdout.slice(at + 1)) * 1000);
   }
-  return samples.sort((a, b) => a - b)[2]!;
+  const heap = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN);
+  return { scrapeMs: samples.sort((a, b) => a - b)[2]!, heapMB: heap / 2 ** 20 };
 }
 
 /** Sends pods [from, to) of a gateway serving `tenants`, spread over the VTEPs. */
@@ -166,7 +173,7 @@ export async function benchGatewayScale(
         firstApplyMs: first,
         noopMs: await noopReconcile(d),
         rssMB: await rssMB(d.pid),
-        scrapeMs: await scrapeMs(gw.ns),
+        ...(await scrape(gw.ns)),
         neighbours: await neighbourCount(gw.ns),
       });
     } finally {
@@ -192,7 +199,7 @@ export async function benchGatewayScale(
         learnMs,
         noopMs: await noopReconcile(d),
         rssMB: await rssMB(d.pid),
-        scrapeMs: await scrapeMs(gw.ns),
+        ...(await scrape(gw.ns)),
         neighbours: await neighbourCount(gw.ns),
       });
     }

@@ -97,12 +97,12 @@ export function markdown(r: BenchRun): string {
     out.push(
       `## Gateway at scale (\`run\` daemon; tenants with /16 overlays; pods sending real VXLAN from 20 VTEPs; targets: first apply ≤ 2000 ms, no-op reconcile ≤ 200 ms, RSS ≤ 100 MB, metrics scrape ≤ 100 ms)`,
       "",
-      "| tenants | pods | first apply (ms) | all pods learned (ms) | no-op reconcile (ms, median of 5) | daemon RSS (MB) | /metrics scrape (ms, median of 5) | neighbour entries |",
-      "|---|---|---|---|---|---|---|---|",
+      "| tenants | pods | first apply (ms) | all pods learned (ms) | no-op reconcile (ms, median of 5) | daemon RSS (MB) | live heap (MB) | /metrics scrape (ms, median of 5) | neighbour entries |",
+      "|---|---|---|---|---|---|---|---|---|",
     );
     for (const x of g.rows)
       out.push(
-        `| ${x.tenants} | ${x.pods} | ${n(x.firstApplyMs)} | ${n(x.learnMs)} | ${n(x.noopMs)} | ${n(x.rssMB, 1)} | ${n(x.scrapeMs)} | ${x.neighbours} |`,
+        `| ${x.tenants} | ${x.pods} | ${n(x.firstApplyMs)} | ${n(x.learnMs)} | ${n(x.noopMs)} | ${n(x.rssMB, 1)} | ${n(x.heapMB, 1)} | ${n(x.scrapeMs)} | ${x.neighbours} |`,
       );
     out.push("");
   }

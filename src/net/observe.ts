@@ -15,16 +15,16 @@ import type {
   Neighbour,
   NetState,
   NftChain,
-  NftTable,
   Route,
   Rule,
   Sysctl,
   VxlanLink,
 } from "./desired-state.js";
-import { EMPTY_STATE } from "./desired-state.js";
+import { stateOf } from "./desired-state.js";
 import { run } from "./run.js";
 
-export interface IpLink {
+/** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
+interface IpLink {
   ifname: string;
   ifindex?: number;
   /** A veth's peer: its ifindex, in the namespace link_netnsid names (absent: this one). */
@@ -67,10 +67,33 @@ export interface RawObservation {
   iptables: string;
 }
 
-/** The underlay facts plans need besides the state itself (e.g. the MTU of CNI_IFNAME). */
+/**
+ * A device of the namespace as plans need it (the MTU of CNI_IFNAME, a veth's peer): a fact,
+ * not an object we own, so it has no descriptor.
+ */
+export interface Interface {
+  name: string;
+  ifindex: number;
+  mtu: number;
+  mac: string;
+  /** A veth's peer: its ifindex, and whether it is in another namespace. */
+  peer?: { ifindex: number; elsewhere: boolean };
+}
+
+/** The state we compare, and the underlay facts plans need besides it. */
 export interface Observed {
   state: NetState;
-  links: IpLink[];
+  interfaces: Interface[];
+}
+
+function toInterface(l: IpLink): Interface {
+  return {
+    name: l.ifname,
+    ifindex: l.ifindex ?? 0,
+    mtu: l.mtu,
+    mac: l.address ?? "",
+    ...(l.link_index !== undefined ? { peer: { ifindex: l.link_index, elsewhere: l.link_netnsid !== undefined } } : {}),
+  };
 }
 
 export interface ObserveWhat {
@@ -166,7 +189,7 @@ export function parseFdb(json: string, devices: readonly string[]): FdbEntry[] {
 /** Only one iptables table (the node side of the plugin needs nothing else). */
 export async function observeIptables(netns: string | undefined, table: IptTable): Promise<NetState> {
   const r = await run(["iptables-save", "-t", table], { netns });
-  return { ...EMPTY_STATE, ...parseIptablesSave(r.stdout) };
+  return stateOf(parseIptablesSave(r.stdout));
 }
 
 export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {
@@ -186,8 +209,8 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
   const { chains, jumps } = parseIptablesSave(raw.iptables);
   return {
-    links,
-    state: {
+    interfaces: links.map(toInterface),
+    state: stateOf({
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
       rules: rules.flatMap(toRule),
@@ -196,10 +219,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       chains,
       jumps,
       neighbours,
-      qdiscs: [],
-      classes: [],
-      nftTables: [],
-    },
+    }),
   };
 }
 
@@ -306,14 +326,14 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
 }
 
 /**
- * One nftables table of a namespace: none when it does not exist yet, or when nft is not
- * installed at all (then nothing can have created it; whatever must write it fails clearly).
+ * The chains of one nftables table of a namespace: none when it does not exist yet, or when nft
+ * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
  */
 export async function observeNftTable(
   netns: string | undefined,
-  family: NftTable["family"],
+  family: NftChain["family"],
   name: string,
-): Promise<NftTable[]> {
+): Promise<NftChain[]> {
   const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
   if (r.exitCode !== 0) {
     if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
@@ -323,19 +343,19 @@ export async function observeNftTable(
 }
 
 /** The namespace's veth devices (the host sides of pod attachments live among them). */
-export async function observeVeths(netns: string | undefined): Promise<IpLink[]> {
+export async function observeVeths(netns: string | undefined): Promise<Interface[]> {
   const r = await run(["ip", "-json", "link", "show", "type", "veth"], { netns });
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]) : [];
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
 }
 
 /**
- * Parses `nft list` output: netdev tables, their base chains (comment, hook, device, priority,
- * policy) and rule lines. Anything else inside a table (sets, flowtables, other people's
+ * Parses `nft list` output: the base chains of netdev tables (comment, hook, device, priority,
+ * policy) and their rule lines. Anything else inside a table (sets, flowtables, other people's
  * constructs) is skipped by brace depth, so it cannot be mistaken for a rule.
  */
-export function parseNftRuleset(text: string): NftTable[] {
-  const tables: NftTable[] = [];
-  let table: NftTable | undefined;
+export function parseNftRuleset(text: string): NftChain[] {
+  const chains: NftChain[] = [];
+  let table: string | undefined;
   let chain: NftChain | undefined;
   let depth = 0;
   for (const raw of text.split("\n")) {
@@ -349,15 +369,22 @@ export function parseNftRuleset(text: string): NftTable[] {
     }
     if (depth === 0) {
       const m = /^table (netdev) (\S+) \{$/.exec(line);
-      if (m) {
-        table = { family: "netdev", name: m[2]!, chains: [] };
-        tables.push(table);
-      }
+      if (m) table = m[2]!;
     } else if (depth === 1) {
       const ch = /^chain (\S+) \{$/.exec(line);
       if (ch && table) {
-        chain = { name: ch[1]!, hook: "ingress", device: "", priority: 0, policy: "accept", comment: "", rules: [] };
-        table.chains.push(chain);
+        chain = {
+          family: "netdev",
+          table,
+          name: ch[1]!,
+          hook: "ingress",
+          device: "",
+          priority: 0,
+          policy: "accept",
+          comment: "",
+          rules: [],
+        };
+        chains.push(chain);
       }
     } else if (depth === 2 && chain && !line.endsWith("{")) {
       const base = /^type filter hook (\S+)(?: device "([^"]*)")? priority (-?\d+); policy (accept|drop);$/.exec(line);
@@ -369,5 +396,5 @@ export function parseNftRuleset(text: string): NftTable[] {
     }
     if (line.endsWith("{")) depth++;
   }
-  return tables;
+  return chains;
 }

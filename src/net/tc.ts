@@ -1,10 +1,10 @@
 /**
- * Traffic control in the desired-state vocabulary: rendering qdiscs and HTB classes as one
- * `tc -batch`, and reading them back. iproute2 prints qdiscs as JSON but HTB classes only as
+ * Traffic control read back into the desired-state vocabulary (rendering is the qdisc and
+ * class descriptors' in kinds.ts). iproute2 prints qdiscs as JSON but HTB classes only as
  * text (with rates rounded for people, "3333Kbit"), so classes are parsed from `tc -d -s class
- * show` and compared with a tolerance (see desired-state's closeTo).
+ * show` and compared with a tolerance (see kinds.ts' closeTo).
  */
-import type { Changes, Qdisc, TcClass } from "./desired-state.js";
+import type { Qdisc, TcClass } from "./objects.js";
 import { parseRate } from "./rates.js";
 import { run } from "./run.js";
 
@@ -147,45 +147,4 @@ export async function observeClasses(
 export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {
   const [qdiscs, rest] = await Promise.all([observeQdiscs(netns), observeClasses(netns, devices)]);
   return { qdiscs, ...rest };
-}
-
-function qdiscSpec(q: Qdisc): string {
-  const where = q.parent === "root" ? "root" : `parent ${q.parent}`;
-  switch (q.kind) {
-    case "htb":
-      return `dev ${q.dev} ${where} handle ${q.handle} htb default ${(q.defaultClass ?? 0).toString(16)}`;
-    case "tbf":
-      return `dev ${q.dev} ${where} handle ${q.handle} tbf rate ${(q.rate ?? 0) * 8}bit burst ${q.burst}b limit ${q.limit}b`;
-    case "fq_codel":
-      return `dev ${q.dev} ${where} handle ${q.handle} fq_codel`;
-    case "sfq":
-      return `dev ${q.dev} ${where} handle ${q.handle} sfq perturb 10`;
-  }
-}
-
-function classSpec(c: TcClass): string {
-  return `dev ${c.dev} parent ${c.parent} classid ${c.classid} htb rate ${c.rate}bit ceil ${c.ceil}bit burst ${c.burst}b cburst ${c.cburst}b quantum ${c.quantum}`;
-}
-
-/** Depth of a class below its device's root, so parents are added before children. */
-function depth(c: TcClass, all: readonly TcClass[]): number {
-  const parent = all.find((p) => p.dev === c.dev && p.classid === c.parent);
-  return parent ? 1 + depth(parent, all) : 0;
-}
-
-export function renderTcBatch(c: Changes): string[] {
-  const lines: string[] = [];
-  for (const q of c.delQdiscs) lines.push(`qdisc del dev ${q.dev} root`);
-  // Children before parents; a class's leaf qdisc goes with it.
-  const dels = [...c.delClasses].sort((a, b) => depth(b, c.delClasses) - depth(a, c.delClasses));
-  for (const x of dels) lines.push(`class del dev ${x.dev} classid ${x.classid}`);
-  // A root that is already our HTB is changed in place (replacing an HTB root fails, and
-  // would drop every class under it); anything else at the root is replaced by ours.
-  for (const q of c.changeQdiscs) lines.push(`qdisc change ${qdiscSpec(q)}`);
-  for (const q of c.putQdiscs.filter((q) => q.parent === "root")) lines.push(`qdisc replace ${qdiscSpec(q)}`);
-  const adds = [...c.addClasses].sort((a, b) => depth(a, c.addClasses) - depth(b, c.addClasses));
-  for (const x of adds) lines.push(`class add ${classSpec(x)}`);
-  for (const x of c.changeClasses) lines.push(`class change ${classSpec(x)}`);
-  for (const q of c.putQdiscs.filter((q) => q.parent !== "root")) lines.push(`qdisc replace ${qdiscSpec(q)}`);
-  return lines;
 }

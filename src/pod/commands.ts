@@ -13,7 +13,7 @@ import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
 import { type PodAddresses, podAddresses, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
-import { diff, EMPTY_STATE, type NetState, type Scope, within } from "../net/desired-state.js";
+import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
 import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
@@ -78,11 +78,11 @@ function podTarget(config: PluginConfig, netns: string, ifname: string, desired:
 /** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
 function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
   const observeNode = async (): Promise<Observed> => {
-    const [nftTables, links] = await Promise.all([
+    const [nftChains, interfaces] = await Promise.all([
       observeNftTable(undefined, "netdev", ENFORCE_TABLE),
       withVeths ? observeVeths(undefined) : [],
     ]);
-    return { state: { ...EMPTY_STATE, nftTables }, links };
+    return { state: stateOf({ nftChains }), interfaces };
   };
   return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
 }
@@ -177,7 +177,7 @@ async function releaseIpam(inv: Invocation, config: PluginConfig): Promise<void>
 }
 
 function underlayMtu(observed: Observed, ifname: string, podIP: string): number {
-  const link = observed.links.find((l) => l.ifname === ifname);
+  const link = observed.interfaces.find((l) => l.name === ifname);
   if (!link)
     throw new CniError(
       ErrorCode.InvalidEnvironment,
@@ -215,14 +215,14 @@ function attachedTargets(
     const network = config.name ?? "";
     const identity = podIdentity(config.prevResult, ifname);
     const enforced = (node: Observed, pod: Observed | undefined) => {
-      const links = pod?.links ?? [];
-      const mac = identity.mac ?? links.find((l) => l.ifname === ifname)?.address ?? "";
+      const links = pod?.interfaces ?? [];
+      const mac = identity.mac ?? links.find((l) => l.name === ifname)?.mac ?? "";
       return planEnforcement(config, a, {
         network,
         containerId,
         ifname,
         identity: { ...identity, mac },
-        hostDevice: hostSide(links, node.links, ifname),
+        hostDevice: hostSide(links, node.interfaces, ifname),
       });
     };
     targets.push(
@@ -267,11 +267,14 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
   const node = nodeTarget(
     enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])),
-    () => EMPTY_STATE,
+    () => emptyState(),
     false,
   );
   try {
-    await reconcile("DEL", status === "present" ? [node, podTarget(config, netns, ifname, () => EMPTY_STATE)] : [node]);
+    await reconcile(
+      "DEL",
+      status === "present" ? [node, podTarget(config, netns, ifname, () => emptyState())] : [node],
+    );
   } catch (e) {
     // The namespace may vanish between the check and the commands: then there is nothing left to remove in it.
     if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
@@ -286,7 +289,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const pod = podAddresses(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
-  let targets: Target[] = [podTarget(config, netns, ifname, () => EMPTY_STATE)];
+  let targets: Target[] = [podTarget(config, netns, ifname, () => emptyState())];
   if (a) {
     let overlayIP: string | ((o: Observed) => string);
     if (a.overlayIP !== undefined || !config.ipam) overlayIP = overlayWithoutIpam(a, pod, 4);
@@ -304,13 +307,13 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);
-  const problems = targets.flatMap((t, i) =>
-    diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope).problems.map((p) => `${t.where}${p}`),
+  const wrong = targets.flatMap((t, i) =>
+    problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope)).map((p) => `${t.where}${p}`),
   );
-  if (problems.length) {
+  if (wrong.length) {
     throw new CniError(
       ErrorCode.AttachmentMismatch,
-      `CHECK: ${problems.join("; ")}`,
+      `CHECK: ${wrong.join("; ")}`,
       a ? `gateway ${a.gateway} from ${a.source}` : "no gateway selected for this pod",
     );
   }
@@ -322,9 +325,9 @@ export async function cmdGc(inv: Invocation): Promise<void> {
   // Inside pods everything dies with the namespace; on the node, enforcement chains outlive
   // pods whose DEL never ran. Without a list of valid attachments nothing can be judged stale.
   if (valid) {
-    const observed = { ...EMPTY_STATE, nftTables: await observeNftTable(undefined, "netdev", ENFORCE_TABLE) };
+    const observed = stateOf({ nftChains: await observeNftTable(undefined, "netdev", ENFORCE_TABLE) });
     const stale = staleEnforcement(observed, config.name ?? "", valid);
-    if (stale.size) await apply(undefined, diff(EMPTY_STATE, observed, enforcementScope(stale)));
+    if (stale.size) await apply(undefined, diff(emptyState(), observed, enforcementScope(stale)));
   }
   if (config.ipam) await delegate("GC", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
 }

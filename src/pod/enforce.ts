@@ -20,10 +20,10 @@
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
 import type { PodIdentity } from "../cni/result.js";
-import type { NetState, NftTable, Scope } from "../net/desired-state.js";
-import { EMPTY_STATE } from "../net/desired-state.js";
+import type { NetState, Scope } from "../net/desired-state.js";
+import { stateOf } from "../net/desired-state.js";
 import { cidrContains, parseCidr } from "../net/ip.js";
-import type { IpLink } from "../net/observe.js";
+import type { Interface } from "../net/observe.js";
 import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
@@ -69,11 +69,11 @@ export function planEnforcement(config: PluginConfig, a: Attachment, p: Enforced
     `ip6 saddr != ${set(["::", "fe80::/10", ...ipv6])} drop`,
     `ip6 daddr ${set(IPV6_DIRECT)} accept`,
   ];
-  const table: NftTable = {
-    family: "netdev",
-    name: ENFORCE_TABLE,
-    chains: [
+  return stateOf({
+    nftChains: [
       {
+        family: "netdev",
+        table: ENFORCE_TABLE,
         name: n.chain,
         hook: "ingress",
         device: p.hostDevice,
@@ -83,8 +83,7 @@ export function planEnforcement(config: PluginConfig, a: Attachment, p: Enforced
         rules,
       },
     ],
-  };
-  return { ...EMPTY_STATE, nftTables: [table] };
+  });
 }
 
 /** A device name as the kernel allows it, and safe inside an nft string. */
@@ -95,32 +94,23 @@ const DEVICE = /^[A-Za-z0-9_.:@-]{1,15}$/;
  * the other's link index). Found from the kernel, not from prevResult, so it holds for any
  * veth-based main plugin; none found means enforcement cannot work here, and ADD says so.
  */
-export function hostSide(podLinks: IpLink[], nodeVeths: IpLink[], ifname: string): string {
-  const inPod = podLinks.find((l) => l.ifname === ifname);
-  const peer =
-    inPod && inPod.link_netnsid !== undefined
-      ? nodeVeths.find((v) => v.ifindex === inPod.link_index && v.link_index === inPod.ifindex)
-      : undefined;
-  if (!peer || !DEVICE.test(peer.ifname)) {
+export function hostSide(podLinks: Interface[], nodeVeths: Interface[], ifname: string): string {
+  const inPod = podLinks.find((l) => l.name === ifname);
+  const peer = inPod?.peer?.elsewhere
+    ? nodeVeths.find((v) => v.ifindex === inPod.peer!.ifindex && v.peer?.ifindex === inPod.ifindex)
+    : undefined;
+  if (!peer || !DEVICE.test(peer.name)) {
     throw new CniError(
       ErrorCode.InvalidEnvironment,
-      `enforce: no veth in the node's network namespace is the peer of ${ifname} in the container (ifindex ${inPod?.ifindex ?? "?"}, peer index ${inPod?.link_index ?? "none"}); enforcement hooks the host side of a veth attachment (main plugins bridge, ptp) and cannot be effective here`,
+      `enforce: no veth in the node's network namespace is the peer of ${ifname} in the container (ifindex ${inPod?.ifindex ?? "?"}, peer index ${inPod?.peer?.ifindex ?? "none"}); enforcement hooks the host side of a veth attachment (main plugins bridge, ptp) and cannot be effective here`,
     );
   }
-  return peer.ifname;
+  return peer.name;
 }
 
 /** Only the given enforcement chains. */
 export function enforcementScope(chains: ReadonlySet<string>): Scope {
-  return {
-    link: () => false,
-    rule: () => false,
-    routeTable: () => false,
-    chain: () => false,
-    tcRoot: () => false,
-    tcClass: () => false,
-    nftChain: (table, chain) => table === ENFORCE_TABLE && chains.has(chain),
-  };
+  return { nftChain: (table, chain) => table === ENFORCE_TABLE && chains.has(chain) };
 }
 
 /** This network's enforcement chains on the node whose attachment is not in `valid` (GC's "stale"). */
@@ -132,9 +122,7 @@ export function staleEnforcement(
   const keep = new Set(valid.map((v) => enforceOwner(network, v.containerID, v.ifname)));
   const ours = enforceOwner(network, "", "").slice(0, -1);
   const stale = new Set<string>();
-  for (const t of observed.nftTables) {
-    if (t.name !== ENFORCE_TABLE) continue;
-    for (const ch of t.chains) if (ch.comment.startsWith(ours) && !keep.has(ch.comment)) stale.add(ch.name);
-  }
+  for (const ch of observed.nftChains)
+    if (ch.table === ENFORCE_TABLE && ch.comment.startsWith(ours) && !keep.has(ch.comment)) stale.add(ch.name);
   return stale;
 }

@@ -49,9 +49,6 @@ export function podScope(config: PluginConfig, ifname: string): Scope {
     rule: (r) => r.table === config.routeTable,
     routeTable: (t) => t === config.routeTable,
     chain: (_table, name) => chains.has(name),
-    tcRoot: () => false,
-    tcClass: () => false,
-    nftChain: () => false,
   };
 }
 
@@ -122,6 +119,6 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     neighbours: [],
     qdiscs: [],
     classes: [],
-    nftTables: [],
+    nftChains: [],
   };
 }

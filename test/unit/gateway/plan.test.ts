@@ -10,7 +10,7 @@ import {
 } from "../../../src/gateway/plan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import type { Neighbour } from "../../../src/net/desired-state.js";
-import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { diff, emptyState, problems } from "../../../src/net/desired-state.js";
 import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
 import { vniMatch } from "../../../src/net/vxlan.js";
@@ -142,13 +142,14 @@ describe("planGateway", () => {
   it("removes the neighbour of a pod whose FDB entry went, naming it", () => {
     const now = planGateway(config, { ...facts, fdb: fdb.slice(1) });
     const changes = diff(now, s, gatewayScope("eth0"));
-    expect(changes.delNeighbours).toEqual([{ dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" }]);
-    expect(changes.addNeighbours).toEqual([]);
-    expect(changes.problems).toEqual(["1 permanent neighbour entry left over: 172.30.0.5 on tev300"]);
-    expect(diff(s, { ...s, neighbours: [] }, gatewayScope("eth0")).problems).toEqual([
+    expect(changes).toEqual([
+      { kind: "neighbours", op: "delete", object: { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" } },
+    ]);
+    expect(problems(changes)).toEqual(["1 permanent neighbour entry left over: 172.30.0.5 on tev300"]);
+    expect(problems(diff(s, { ...s, neighbours: [] }, gatewayScope("eth0")))).toEqual([
       "2 permanent neighbour entries missing or wrong: 172.30.0.5 on tev300, 172.30.0.9 on tev300",
     ]);
-    expect(diff(EMPTY_STATE, EMPTY_STATE, gatewayScope("eth0")).problems).toEqual([]);
+    expect(diff(emptyState(), emptyState(), gatewayScope("eth0"))).toEqual([]);
   });
 
   it("reads learned FDB entries from bridge's JSON, only for the devices asked, without the default destination", () => {
@@ -205,8 +206,8 @@ describe("planGateway", () => {
       "-i eth0 -m conntrack --ctstate INVALID -j DROP",
     ]);
     expect(s.jumps).toContainEqual({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
-    expect(gatewayScope("eth0").chain("filter", CONNTRACK_CHAIN)).toBe(false);
-    expect(tenantScope("eth0", 300, 0x13b).chain("filter", CONNTRACK_CHAIN)).toBe(false);
+    expect(gatewayScope("eth0").chain!("filter", CONNTRACK_CHAIN)).toBe(false);
+    expect(tenantScope("eth0", 300, 0x13b).chain!("filter", CONNTRACK_CHAIN)).toBe(false);
   });
 
   it("owns nothing when it serves no tenant", () => {

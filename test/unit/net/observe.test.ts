@@ -75,7 +75,7 @@ COMMIT
 `;
 
 describe("parseObservation", () => {
-  const { state, links } = parseObservation({ ip, iptables }, { tables: [200] });
+  const { state, interfaces } = parseObservation({ ip, iptables }, { tables: [200] });
 
   it("reads vxlan links with their tunnel settings", () => {
     expect(state.links).toEqual([
@@ -92,7 +92,7 @@ describe("parseObservation", () => {
         ageing: 300,
       },
     ]);
-    expect(links.find((l) => l.ifname === "eth0")?.mtu).toBe(1500);
+    expect(interfaces.find((l) => l.name === "eth0")?.mtu).toBe(1500);
   });
 
   it("reads IPv4 addresses with their peer", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { renderNft } from "../../../src/net/apply.js";
-import { canonicalNftRule, diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { renderBatches } from "../../../src/net/apply.js";
+import { diff, emptyState, problems, stateOf } from "../../../src/net/desired-state.js";
+import { canonicalNftRule } from "../../../src/net/kinds.js";
 import { parseNftRuleset } from "../../../src/net/observe.js";
 import { parseConfig } from "../../../src/pod/config.js";
 import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "../../../src/pod/enforce.js";
@@ -26,13 +27,13 @@ const pod = {
 
 describe("planEnforcement", () => {
   const s = planEnforcement(config, a, pod);
-  const t = s.nftTables[0]!;
-  const ch = t.chains[0]!;
+  const ch = s.nftChains[0]!;
   const rules = ch.rules;
 
   it("hooks the host side's ingress, dropping what it does not accept", () => {
-    expect(t).toMatchObject({ family: "netdev", name: "tenant-egress" });
     expect(ch).toMatchObject({
+      family: "netdev",
+      table: "tenant-egress",
       name: enforceNames("net", "abc", "eth0").chain,
       comment: "tenant-egress:net:abc/eth0",
       hook: "ingress",
@@ -60,28 +61,22 @@ describe("planEnforcement", () => {
 
   it("compares equal to what nft prints back (sorted sets, one element without braces)", () => {
     const printed = {
-      ...t,
-      chains: [
-        {
-          ...ch,
-          rules: rules.map((r) =>
-            r
-              .replace("{ 10.22.0.5 }", "10.22.0.5")
-              .replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }"),
-          ),
-        },
-      ],
+      ...ch,
+      rules: rules.map((r) =>
+        r
+          .replace("{ 10.22.0.5 }", "10.22.0.5")
+          .replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }"),
+      ),
     };
-    expect(diff(s, { ...EMPTY_STATE, nftTables: [printed] }, enforcementScope(new Set([ch.name]))).problems).toEqual(
-      [],
-    );
+    expect(diff(s, stateOf({ nftChains: [printed] }), enforcementScope(new Set([ch.name])))).toEqual([]);
     expect(canonicalNftRule("ip daddr { b, a } accept")).toBe("ip daddr { a, b } accept");
   });
 
   it("renders one idempotent transaction, and parses back what nft lists", () => {
-    const c = diff(s, EMPTY_STATE, enforcementScope(new Set([ch.name])));
+    const c = diff(s, emptyState(), enforcementScope(new Set([ch.name])));
+    expect(problems(c)).toEqual([`nftables chain ${ch.name} (netdev tenant-egress) is missing`]);
     const at = `netdev tenant-egress ${ch.name}`;
-    expect(renderNft(c).split("\n").slice(0, 5)).toEqual([
+    expect(renderBatches(c).nft!.split("\n").slice(0, 5)).toEqual([
       "add table netdev tenant-egress",
       `add chain ${at}`,
       `flush chain ${at}`,
@@ -101,16 +96,16 @@ describe("planEnforcement", () => {
       "\t}",
       "}",
     ].join("\n");
-    expect(parseNftRuleset(listed)[0]!.chains[0]).toEqual(ch);
+    expect(parseNftRuleset(listed)[0]).toEqual(ch);
   });
 });
 
 describe("hostSide", () => {
-  const podLinks = [{ ifname: "eth0", mtu: 1500, ifindex: 2, link_index: 7, link_netnsid: 0 }];
+  const podLinks = [{ name: "eth0", mtu: 1500, mac: "", ifindex: 2, peer: { ifindex: 7, elsewhere: true } }];
   it("is the node's veth whose peer is the pod's interface", () => {
     const veths = [
-      { ifname: "vethA", mtu: 1500, ifindex: 7, link_index: 3 },
-      { ifname: "vethB", mtu: 1500, ifindex: 7, link_index: 2 },
+      { name: "vethA", mtu: 1500, mac: "", ifindex: 7, peer: { ifindex: 3, elsewhere: true } },
+      { name: "vethB", mtu: 1500, mac: "", ifindex: 7, peer: { ifindex: 2, elsewhere: true } },
     ];
     // Only both indexes together identify it (ifindex 7 in another namespace is a different device).
     expect(() => hostSide(podLinks, veths.slice(0, 1), "eth0")).toThrow(/no veth .* peer of eth0/);
@@ -120,6 +115,8 @@ describe("hostSide", () => {
 
 describe("staleEnforcement", () => {
   const chain = (network: string, owner: string, i: number) => ({
+    family: "netdev" as const,
+    table: "tenant-egress",
     name: `te-${i}`,
     hook: "ingress" as const,
     device: "v",
@@ -136,7 +133,7 @@ describe("staleEnforcement", () => {
       chain("net", "a/net1", 2),
       chain("other", "z/eth0", 3),
     ];
-    const observed = { ...EMPTY_STATE, nftTables: [{ family: "netdev" as const, name: "tenant-egress", chains }] };
+    const observed = stateOf({ nftChains: chains });
     expect([...staleEnforcement(observed, "net", [{ containerID: "a", ifname: "eth0" }])].sort()).toEqual([
       "te-1",
       "te-2",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { renderIpBatch, renderIptables, renderSysctls } from "../../../src/net/apply.js";
-import { diff, EMPTY_STATE } from "../../../src/net/desired-state.js";
+import { renderBatches } from "../../../src/net/apply.js";
+import { diff, emptyState } from "../../../src/net/desired-state.js";
 import { parseConfig } from "../../../src/pod/config.js";
 import { names } from "../../../src/pod/names.js";
 import { planPod, podScope } from "../../../src/pod/plan.js";
@@ -69,8 +69,8 @@ describe("planPod", () => {
   });
 
   it("renders one ip batch, one iptables-restore and one sysctl call for a fresh pod", () => {
-    const changes = diff(state, EMPTY_STATE, podScope(config, "eth0"));
-    expect(renderIpBatch(changes)).toEqual([
+    const b = renderBatches(diff(state, emptyState(), podScope(config, "eth0")));
+    expect(b.ip!.trimEnd().split("\n")).toEqual([
       "link add te-eth0 type vxlan id 100 dstport 4789 local 10.22.0.5 remote 10.23.0.2 dev eth0 nolearning ageing 300",
       "link set dev te-eth0 address 02:7e:ac:10:00:05 mtu 1450 up",
       "addr replace 172.16.0.5 peer 172.16.0.1 dev te-eth0",
@@ -78,12 +78,12 @@ describe("planPod", () => {
       "route replace default via 172.16.0.1 dev te-eth0 onlink table 200",
       "route replace throw 10.23.0.2 table 200",
     ]);
-    const ipt = renderIptables(changes);
+    const ipt = b.iptables!;
     expect(ipt).toMatch(/^\*mangle\n:TE-MARK-eth0 - \[0:0\]\n:TE-MSS-eth0 - \[0:0\]\n/);
     expect(ipt).toContain("-I OUTPUT 1 -j TE-MARK-eth0\n");
     expect(ipt).toContain("-I POSTROUTING 1 -j TE-SNAT-eth0\n");
     expect(ipt.match(/COMMIT/g)).toHaveLength(2);
-    expect(renderSysctls(changes)).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
+    expect(b.sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
   });
 
   it("derives short, distinct names for long interface names", () => {
