@@ -354,6 +354,11 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   }
 
   state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked, f.ndp));
+  const v6 = planGateway6(config, f);
+  state.addresses.push(...v6.addresses);
+  state.sysctls6.push(...v6.sysctls);
+  state.chains6.push(...v6.chains);
+  state.jumps6.push(...v6.jumps);
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

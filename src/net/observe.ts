@@ -65,6 +65,9 @@ interface IpNetconf {
 export interface RawObservation {
   ip: string;
   iptables: string;
+  /** `ip -6 -json -batch` (rules, the same tables' routes, netconf) and ip6tables-save; absent: no IPv6 state. */
+  ip6?: string;
+  ip6tables?: string;
 }
 
 /**
@@ -112,11 +115,14 @@ export async function observe(netns: string | undefined, what: ObserveWhat): Pro
     ...(what.neighbours ? ["neigh show nud permanent"] : []),
     "",
   ].join("\n");
-  const [ip, ipt] = await Promise.all([
+  const batch6 = ["rule show", ...what.tables.map((t) => `route show table ${t}`), "netconf show", ""].join("\n");
+  const [ip, ipt, ip6, ip6t] = await Promise.all([
     run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
     run(["iptables-save"], { netns }),
+    run(["ip", "-6", "-json", "-batch", "-"], { netns, input: batch6 }),
+    run(["ip6tables-save"], { netns }),
   ]);
-  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
+  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout, ip6: ip6.stdout, ip6tables: ip6t.stdout }, what);
 }
 
 /** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */
@@ -208,6 +214,8 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const netconf = docs[2 + tables.length] as IpNetconf[];
   const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
   const { chains, jumps } = parseIptablesSave(raw.iptables);
+  const v6 = parseIp6(raw.ip6 ?? "", tables);
+  const ipt6 = parseIptablesSave(raw.ip6tables ?? "");
   return {
     interfaces: links.map(toInterface),
     state: stateOf({
@@ -219,7 +227,31 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       chains,
       jumps,
       neighbours,
+      ...v6,
+      chains6: ipt6.chains,
+      jumps6: ipt6.jumps,
     }),
+  };
+}
+
+/** The IPv6 rules, routes and sysctls from `ip -6 -json -batch` (empty output: none). */
+function parseIp6(text: string, tables: readonly number[]) {
+  const docs = text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as unknown[]);
+  if (!docs.length) return {};
+  if (docs.length !== tables.length + 2)
+    throw new Error(`unexpected output from ip -6 -batch: ${docs.length} documents for ${tables.length + 2} commands`);
+  const routeDocs = docs.slice(1, 1 + tables.length) as IpRoute[][];
+  return {
+    rules6: (docs[0] as IpRule[]).flatMap(toRule),
+    routes6: routeDocs.flatMap((rs, i) => rs.map((r) => toRoute(r, tables[i] as number))),
+    sysctls6: (docs[1 + tables.length] as IpNetconf[]).flatMap((n) =>
+      n.family === "inet6" && n.forwarding !== undefined
+        ? [{ dev: n.interface, name: "forwarding" as const, value: n.forwarding ? 1 : 0 }]
+        : [],
+    ),
   };
 }
 
@@ -254,14 +286,17 @@ function toVxlan(l: IpLink): VxlanLink[] {
 }
 
 function toAddresses(l: IpLink): Address[] {
-  return (l.addr_info ?? [])
-    .filter((a) => a.family === "inet")
-    .map((a) => ({
-      dev: l.ifname,
-      local: a.local,
-      prefix: a.prefixlen,
-      ...(a.address && a.address !== a.local ? { peer: a.address } : {}),
-    }));
+  return (
+    (l.addr_info ?? [])
+      // IPv6 link-local addresses are the kernel's own, never ours.
+      .filter((a) => a.family === "inet" || (a.family === "inet6" && a.scope === "global"))
+      .map((a) => ({
+        dev: l.ifname,
+        local: a.local,
+        prefix: a.prefixlen,
+        ...(a.address && a.address !== a.local ? { peer: a.address } : {}),
+      }))
+  );
 }
 
 function toRule(r: IpRule): Rule[] {

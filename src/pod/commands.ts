@@ -202,14 +202,22 @@ function attachedTargets(
   config: PluginConfig,
   a: Attachment,
   podIP: string,
-  overlayIP: string | ((o: Observed) => string),
+  overlayIPs: OverlayAddresses | ((o: Observed) => OverlayAddresses),
 ): Target[] {
   const { ifname, netns, containerId } = inv.env;
-  const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
+  const overlay = typeof overlayIPs === "function" ? overlayIPs : () => overlayIPs;
   const targets = [
-    podTarget(config, netns, ifname, (o) =>
-      planPod(config, a, { ifname, podIP, overlayIP: overlay(o), underlayMtu: underlayMtu(o, ifname, podIP) }),
-    ),
+    podTarget(config, netns, ifname, (o) => {
+      const { ip, ip6 } = overlay(o);
+      const underlay = underlayMtu(o, ifname, podIP);
+      return planPod(config, a, {
+        ifname,
+        podIP,
+        overlayIP: ip,
+        underlayMtu: underlay,
+        ...(ip6 ? { overlayIP6: ip6 } : {}),
+      });
+    }),
   ];
   if (config.enforce) {
     const network = config.name ?? "";
@@ -242,7 +250,7 @@ export async function cmdAdd(inv: Invocation): Promise<unknown> {
     throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
   const overlay = await overlayForAdd(inv, config, a, pod);
   try {
-    await reconcile("ADD", attachedTargets(inv, config, a, pod.ipv4.ip, overlay.ip));
+    await reconcile("ADD", attachedTargets(inv, config, a, pod.ipv4.ip, overlay));
   } catch (e) {
     if (overlay.allocated)
       await releaseIpam(inv, config).catch((r: Error) =>
@@ -291,19 +299,24 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   await requireNetns(netns);
   let targets: Target[] = [podTarget(config, netns, ifname, () => emptyState())];
   if (a) {
-    let overlayIP: string | ((o: Observed) => string);
-    if (a.overlayIP !== undefined || !config.ipam) overlayIP = overlayWithoutIpam(a, pod, 4);
-    else {
-      await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
-      const device = names(ifname).device;
-      overlayIP = (o) => {
-        const found = o.state.addresses.find((x) => x.dev === device && familyOf(x.local) === 4)?.local;
-        if (!found)
-          throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
-        return found;
-      };
-    }
-    targets = attachedTargets(inv, config, a, pod.ipv4.ip, overlayIP);
+    const dual = pod.ipv6 !== undefined;
+    const device = names(ifname).device;
+    // With IPAM, what ADD allocated is read back from the tunnel; a pin or a derivation is recomputed.
+    const found = (o: Observed, family: 4 | 6, pinned: boolean) => {
+      if (!config.ipam || pinned) return overlayWithoutIpam(a, pod, family);
+      const ip = o.state.addresses.find((x) => x.dev === device && familyOf(x.local) === family)?.local;
+      if (!ip)
+        throw new CniError(
+          ErrorCode.AttachmentMismatch,
+          `CHECK: the overlay IPv${family} address on ${device} is missing`,
+        );
+      return ip;
+    };
+    if (config.ipam) await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
+    targets = attachedTargets(inv, config, a, pod.ipv4.ip, (o) => ({
+      ip: found(o, 4, a.overlayIP !== undefined),
+      ...(dual ? { ip6: found(o, 6, a.overlayIP6 !== undefined) } : {}),
+    }));
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);

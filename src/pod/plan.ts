@@ -28,6 +28,7 @@ import { overlayMac, VXLAN_OVERHEAD } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
 import { names } from "./names.js";
+import { planPod6 } from "./plan6.js";
 import type { Attachment } from "./select-gateway.js";
 
 /** IPv4 20 + TCP 20. */
@@ -39,6 +40,8 @@ export interface PodInputs {
   overlayIP: string;
   /** MTU of CNI_IFNAME in the pod, as observed. */
   underlayMtu: number;
+  /** A dual-stack pod's overlay IPv6: its public IPv6 is steered too (plan6.ts). */
+  overlayIP6?: string;
 }
 
 export function podScope(config: PluginConfig, ifname: string): Scope {
@@ -85,6 +88,7 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },
   ];
 
+  const v6 = p.overlayIP6 ? planPod6(config, a, { ifname: p.ifname, overlayIP6: p.overlayIP6, mss4: mss }) : undefined;
   return {
     links: [
       {
@@ -100,7 +104,10 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
         ageing: 300,
       },
     ],
-    addresses: [{ dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP }],
+    addresses: [
+      { dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP },
+      ...(v6 ? [v6.address] : []),
+    ],
     rules: [{ priority: config.rulePriority, fwmark: config.mark, table: config.routeTable }],
     routes: [
       {
@@ -120,5 +127,10 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     qdiscs: [],
     classes: [],
     nftChains: [],
+    rules6: v6?.rules ?? [],
+    routes6: v6?.routes ?? [],
+    sysctls6: [],
+    chains6: v6?.chains ?? [],
+    jumps6: v6?.jumps ?? [],
   };
 }
