@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // TENANT_EGRESS_IPTABLES=legacy runs everything on the x_tables backend (src/lab/iptables-backend.ts).
+    setupFiles: ["test/setup-iptables-backend.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -167,103 +167,103 @@ async function runDaemon(options: DaemonOptions, listen: string | undefined): Pr
   }
 }
 
+const OPTIONS = {
+  file: { type: "string", short: "f" },
+  "dry-run": { type: "boolean" },
+  json: { type: "boolean" },
+  interval: { type: "string" },
+  tenant: { type: "string" },
+  netns: { type: "string" },
+  listen: { type: "string" },
+  resync: { type: "string" },
+  "log-format": { type: "string" },
+  "cleanup-on-exit": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; strict: true }>>["values"];
+
+type Parse = (json: unknown) => GatewayConfig;
+
+/** Each command by name: dispatch is a lookup, so nothing unnamed ever runs (least of all reset). */
+const COMMANDS: Record<
+  string,
+  (values: Values, netns: { netns?: string }, io: CliIo, parse: Parse) => Promise<number>
+> = {
+  async apply(values, netns, io, parse) {
+    if (!values.file) throw new UsageError(`apply needs -f FILE\n\n${HELP.apply}`);
+    const config = await readGatewayConfig(values.file, parse);
+    const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
+    io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
+    for (const st of outcome.learned.strangers)
+      io.err(
+        `tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`,
+      );
+    return 0;
+  },
+  async status(values, netns, io) {
+    const interval = Number(values.interval ?? "1");
+    if (!(interval > 0 && interval <= 60)) throw new UsageError("--interval takes seconds, more than 0 and at most 60");
+    const s = await status({ ...netns, intervalSeconds: interval });
+    io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+    return 0;
+  },
+  async run(values, netns, io, parse) {
+    if (!values.file) throw new UsageError(`run needs -f FILE\n\n${HELP.run}`);
+    const resyncMs = parseDuration(values.resync ?? "30s");
+    if (resyncMs === undefined)
+      throw new UsageError(`--resync takes a duration like 30s, 500ms or 2m, not "${values.resync}"`);
+    const format = values["log-format"] ?? "text";
+    if (format !== "text" && format !== "json") throw new UsageError(`--log-format is text or json, not "${format}"`);
+    if (values.listen !== undefined) {
+      try {
+        parseListen(values.listen);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
+    return await runDaemon(
+      {
+        file: values.file,
+        parse,
+        ...netns,
+        resyncMs,
+        cleanupOnExit: !!values["cleanup-on-exit"],
+        log: makeLogger(format, io.out),
+      },
+      values.listen,
+    );
+  },
+  async delete(values, netns, io) {
+    if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
+    io.out(`${report("delete", await deleteTenant(values.tenant, netns))}\n`);
+    return 0;
+  },
+  async reset(_values, netns, io) {
+    io.out(`${report("reset", await reset(netns))}\n`);
+    return 0;
+  },
+};
+
 /**
  * `parse` turns a configuration file's JSON into the gateway's configuration; the executable
  * passes one that also reads the cluster's tenants file (src/tenants sits above both halves).
  */
-export async function main(
-  argv: string[],
-  io: CliIo,
-  parse: (json: unknown) => GatewayConfig = parseGatewayConfig,
-): Promise<number> {
+export async function main(argv: string[], io: CliIo, parse: Parse = parseGatewayConfig): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (!command || command === "--help" || command === "-h" || command === "help") {
       io.out(`${HELP.main}\n`);
       return command ? 0 : 2;
     }
-    if (!HELP[command] || command === "main") throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        file: { type: "string", short: "f" },
-        "dry-run": { type: "boolean" },
-        json: { type: "boolean" },
-        interval: { type: "string" },
-        tenant: { type: "string" },
-        netns: { type: "string" },
-        listen: { type: "string" },
-        resync: { type: "string" },
-        "log-format": { type: "string" },
-        "cleanup-on-exit": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    });
+    const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!run) throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
+    const { values } = parseArgs({ args: rest, options: OPTIONS, strict: true });
     if (values.help) {
       io.out(`${HELP[command]}\n`);
       return 0;
     }
-    const netns = values.netns ? { netns: values.netns } : {};
-    switch (command) {
-      case "apply": {
-        if (!values.file) throw new UsageError(`apply needs -f FILE\n\n${HELP.apply}`);
-        const config = await readGatewayConfig(values.file, parse);
-        const outcome = await applyConfig(config, { ...netns, dryRun: !!values["dry-run"] });
-        io.out(`${report("apply", outcome, !!values["dry-run"])}\n`);
-        for (const st of outcome.learned.strangers)
-          io.err(
-            `tenant-egress-gateway: warning: ${describeStranger(st, config.tenants.find((t) => t.name === st.tenant)!.overlaySubnet)}\n`,
-          );
-        return 0;
-      }
-      case "status": {
-        const interval = Number(values.interval ?? "1");
-        if (!(interval > 0 && interval <= 60))
-          throw new UsageError("--interval takes seconds, more than 0 and at most 60");
-        const s = await status({ ...netns, intervalSeconds: interval });
-        io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
-        return 0;
-      }
-      case "run": {
-        if (!values.file) throw new UsageError(`run needs -f FILE\n\n${HELP.run}`);
-        const resyncMs = parseDuration(values.resync ?? "30s");
-        if (resyncMs === undefined)
-          throw new UsageError(`--resync takes a duration like 30s, 500ms or 2m, not "${values.resync}"`);
-        const format = values["log-format"] ?? "text";
-        if (format !== "text" && format !== "json")
-          throw new UsageError(`--log-format is text or json, not "${format}"`);
-        if (values.listen !== undefined) {
-          try {
-            parseListen(values.listen);
-          } catch (e) {
-            throw new UsageError((e as Error).message);
-          }
-        }
-        return await runDaemon(
-          {
-            file: values.file,
-            parse,
-            ...netns,
-            resyncMs,
-            cleanupOnExit: !!values["cleanup-on-exit"],
-            log: makeLogger(format, io.out),
-          },
-          values.listen,
-        );
-      }
-      case "delete": {
-        if (!values.tenant) throw new UsageError(`delete needs --tenant NAME\n\n${HELP.delete}`);
-        io.out(`${report("delete", await deleteTenant(values.tenant, netns))}\n`);
-        return 0;
-      }
-      case "reset": {
-        io.out(`${report("reset", await reset(netns))}\n`);
-        return 0;
-      }
-      default:
-        throw new UsageError(`unknown command "${command}"\n\n${HELP.main}`);
-    }
+    return await run(values, values.netns ? { netns: values.netns } : {}, io, parse);
   } catch (e) {
     if (
       e instanceof UsageError ||

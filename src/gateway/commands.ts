@@ -80,10 +80,11 @@ function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: st
 async function snapshot(
   netns: string | undefined,
   uplinkWanted: string | undefined,
+  /** false: a reading for counters only (a scrape, status), without neighbours, learned pods or iptables. */
   neighbours = true,
 ): Promise<Snapshot> {
   const [observed, qdiscs] = await Promise.all([
-    observe(netns, { tables: [MAIN_TABLE], neighbours }),
+    observe(netns, { tables: [MAIN_TABLE], neighbours, withoutIptables: !neighbours }),
     observeQdiscs(netns),
   ]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);

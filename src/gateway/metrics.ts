@@ -76,6 +76,9 @@ export function createMetrics(
   const registry = new Registry();
   // The process's own health as every Node service exposes it: RSS, CPU, heap, GC, event-loop lag.
   collectDefaultMetrics({ register: registry });
+  // Gauges whose names end in _total, which promtool (rightly) refuses; the counts are in nodejs_active_*.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"])
+    registry.removeSingleMetric(name);
   const scrape = sharedInFlight(read);
   const labelNames = ["tenant", "direction"] as const;
 

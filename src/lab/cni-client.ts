@@ -35,6 +35,8 @@ export interface BridgeOptions {
   ipv6Range?: { start: string; end: string };
   /** Capabilities the tenant-egress entry declares (e.g. pod annotations). */
   capabilities?: Record<string, boolean>;
+  /** IPv4 routes host-local hands out instead of the default route (a second attachment of a pod). */
+  routes?: string[];
 }
 
 /** Writes a conflist: bridge + host-local (the main plugin), then tenant-egress. */
@@ -60,7 +62,8 @@ function hostLocal(o: BridgeOptions, subnet: string) {
     ...(o.ipv6Range ? { rangeStart: o.ipv6Range.start, rangeEnd: o.ipv6Range.end } : {}),
   };
   const ranges = o.ipv6Subnet ? [[v4], [v6]] : [[v4]];
-  const routes = o.ipv6Subnet ? [{ dst: "0.0.0.0/0" }, { dst: "::/0" }] : [{ dst: "0.0.0.0/0" }];
+  const v4Routes = (o.routes ?? ["0.0.0.0/0"]).map((dst) => ({ dst }));
+  const routes = o.ipv6Subnet ? [...v4Routes, { dst: "::/0" }] : v4Routes;
   return { type: "host-local", dataDir: join(o.dir, "ipam"), ranges, routes };
 }
 

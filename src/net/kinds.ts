@@ -66,7 +66,10 @@ const links: Descriptor<"links"> = {
         why: `has different vxlan settings (have ${vxlanIdentity(have)}, want ${vxlanIdentity(want)})`,
       };
     if (have.mtu !== want.mtu || have.mac !== want.mac || (have.alias ?? "") !== (want.alias ?? ""))
-      return { op: "change", why: `has mtu ${have.mtu} mac ${have.mac}, want mtu ${want.mtu} mac ${want.mac}` };
+      return {
+        op: "change",
+        why: `has mtu ${have.mtu} mac ${have.mac} alias "${have.alias ?? ""}", want mtu ${want.mtu} mac ${want.mac} alias "${want.alias ?? ""}"`,
+      };
     return undefined;
   },
   describe: (l) => `link ${l.name}`,

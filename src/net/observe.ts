@@ -48,11 +48,21 @@ interface IpRule {
 
 interface IpRoute {
   type?: string;
+  /** Only with `table all`: a number or the kernel's names; absent for the main table. */
+  table?: string;
   dst: string;
   gateway?: string;
   dev?: string;
   flags?: string[];
+  /** Router preference: the kernel gives every IPv6 route one, and no IPv4 route. */
+  pref?: string;
 }
+
+/**
+ * Whether a route printed without a family is IPv6: `route show table all` lists every family
+ * (a table filter alone would mean IPv4), and an IPv6 default must not pair up with the IPv4 one.
+ */
+const isRoute6 = (r: IpRoute) => r.pref !== undefined || r.dst.includes(":") || !!r.gateway?.includes(":");
 
 interface IpNetconf {
   family: string;
@@ -100,27 +110,34 @@ function toInterface(l: IpLink): Interface {
 }
 
 export interface ObserveWhat {
-  /** Routing tables to read. */
-  tables: readonly number[];
+  /** Routing tables to read, or all of them (one command either way). */
+  tables: readonly number[] | "all";
   /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
   neighbours?: boolean;
+  /** Skip iptables (what a metrics scrape reads needs links, routes and tc only). */
+  withoutIptables?: boolean;
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
   const batch = [
     "addr show",
     "rule show",
-    ...what.tables.map((t) => `route show table ${t}`),
+    ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
     "netconf show",
     ...(what.neighbours ? ["neigh show nud permanent"] : []),
     "",
   ].join("\n");
-  const batch6 = ["rule show", ...what.tables.map((t) => `route show table ${t}`), "netconf show", ""].join("\n");
+  const batch6 = [
+    "rule show",
+    ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
+    "netconf show",
+    "",
+  ].join("\n");
   const [ip, ipt, ip6, ip6t] = await Promise.all([
     run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
-    run(["iptables-save"], { netns }),
+    what.withoutIptables ? { stdout: "" } : run(["iptables-save"], { netns }),
     run(["ip", "-6", "-json", "-batch", "-"], { netns, input: batch6 }),
-    run(["ip6tables-save"], { netns }),
+    what.withoutIptables ? { stdout: "" } : run(["ip6tables-save"], { netns }),
   ]);
   return parseObservation({ ip: ip.stdout, iptables: ipt.stdout, ip6: ip6.stdout, ip6tables: ip6t.stdout }, what);
 }
@@ -199,7 +216,7 @@ export async function observeIptables(netns: string | undefined, table: IptTable
 }
 
 export function parseObservation(raw: RawObservation, what: ObserveWhat): Observed {
-  const { tables } = what;
+  const tables = what.tables === "all" ? [undefined] : what.tables;
   const expected = tables.length + 3 + (what.neighbours ? 1 : 0);
   const docs = raw.ip
     .split("\n")
@@ -222,7 +239,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
       rules: rules.flatMap(toRule),
-      routes: routeDocs.flatMap((rs, i) => rs.map((r) => toRoute(r, tables[i] as number))),
+      routes: routeDocs.flatMap((rs, i) => rs.filter((r) => !isRoute6(r)).flatMap((r) => toRoute(r, tables[i]))),
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
@@ -235,7 +252,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
 }
 
 /** The IPv6 rules, routes and sysctls from `ip -6 -json -batch` (empty output: none). */
-function parseIp6(text: string, tables: readonly number[]) {
+function parseIp6(text: string, tables: readonly (number | undefined)[]) {
   const docs = text
     .split("\n")
     .filter((l) => l.trim() !== "")
@@ -246,7 +263,7 @@ function parseIp6(text: string, tables: readonly number[]) {
   const routeDocs = docs.slice(1, 1 + tables.length) as IpRoute[][];
   return {
     rules6: (docs[0] as IpRule[]).flatMap(toRule),
-    routes6: routeDocs.flatMap((rs, i) => rs.map((r) => toRoute(r, tables[i] as number))),
+    routes6: routeDocs.flatMap((rs, i) => rs.flatMap((r) => toRoute(r, tables[i]))),
     sysctls6: (docs[1 + tables.length] as IpNetconf[]).flatMap((n) =>
       n.family === "inet6" && n.forwarding !== undefined
         ? [{ dev: n.interface, name: "forwarding" as const, value: n.forwarding ? 1 : 0 }]
@@ -305,15 +322,22 @@ function toRule(r: IpRule): Rule[] {
   return [{ priority: r.priority, fwmark: `${r.fwmark}/${r.fwmask ?? "0xffffffff"}`, table }];
 }
 
-function toRoute(r: IpRoute, table: number): Route {
-  return {
-    table,
-    type: r.type === "throw" ? "throw" : "unicast",
-    dst: r.dst,
-    ...(r.gateway ? { gateway: r.gateway } : {}),
-    ...(r.dev ? { dev: r.dev } : {}),
-    ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
-  };
+const TABLE_NAMES: Record<string, number> = { main: 254, local: 255, default: 253 };
+
+/** A route of the table asked for, or (table all) of the table it names; local-table routes are never ours. */
+function toRoute(r: IpRoute, asked: number | undefined): Route[] {
+  const table = asked ?? (r.table === undefined ? 254 : (TABLE_NAMES[r.table] ?? Number(r.table)));
+  if (!Number.isInteger(table) || table === 255) return [];
+  return [
+    {
+      table,
+      type: r.type === "throw" ? "throw" : "unicast",
+      dst: r.dst,
+      ...(r.gateway ? { gateway: r.gateway } : {}),
+      ...(r.dev ? { dev: r.dev } : {}),
+      ...(r.flags?.includes("onlink") ? { onlink: true } : {}),
+    },
+  ];
 }
 
 const RP_FILTER: Record<string, number> = { off: 0, strict: 1, loose: 2 };

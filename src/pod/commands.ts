@@ -16,6 +16,7 @@ import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
+import type { Route } from "../net/objects.js";
 import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
@@ -25,6 +26,13 @@ import { ENFORCE_TABLE, enforceNames, names } from "./names.js";
 import { checkOverlayAddress, deriveOverlayAddress } from "./overlay-address.js";
 import { planPod, podScope } from "./plan.js";
 import { type Attachment, selectGateway } from "./select-gateway.js";
+import { chooseSlot, recordedSlot, type Slot } from "./slots.js";
+
+const MAIN_TABLE = 254;
+
+/** Whether `ifname` holds the main table's default route (of the family `routes` are). */
+const holdsDefault = (routes: readonly Route[], ifname: string) =>
+  routes.some((r) => r.table === MAIN_TABLE && r.dst === "default" && r.dev === ifname);
 
 export interface Invocation {
   env: CniEnv;
@@ -41,7 +49,8 @@ interface Target {
   netns: string | undefined;
   /** Prefix for CHECK's problems, so an operator knows where to look. */
   where: string;
-  scope: Scope;
+  /** What is ours, from what this target observed (a pod's attachment records its slot in the kernel). */
+  scope(observed: Observed): Scope;
   observe(): Promise<Observed>;
   /** From what this target observed; the node's enforcement also needs what the pod's target observed. */
   desired(observed: Observed, pod: Observed | undefined): NetState;
@@ -65,12 +74,28 @@ function applyError(verb: string, e: unknown): CniError {
   return new CniError(e instanceof CommandError ? ErrorCode.ApplyFailed : ErrorCode.Internal, `${verb} failed: ${msg}`);
 }
 
+/** The slots whose rules and tables are this attachment's: the one it holds, and the one ADD would give it. */
+function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
+  const held = recordedSlot(o.state, ifname);
+  let wanted: Slot | undefined;
+  try {
+    wanted = chooseSlot(config, o.state, ifname);
+  } catch {
+    // No free slot: then only what the attachment already holds is its own.
+  }
+  return [held, wanted].filter((s): s is Slot => s !== undefined);
+}
+
+/**
+ * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
+ * find the table the attachment recorded, whatever the configuration says now.
+ */
 function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
   return {
     netns,
     where: "",
-    scope: podScope(config, ifname),
-    observe: () => observe(netns, { tables: [config.routeTable] }),
+    scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
+    observe: () => observe(netns, { tables: "all" }),
     desired,
   };
 }
@@ -84,7 +109,7 @@ function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean
     ]);
     return { state: stateOf({ nftChains }), interfaces };
   };
-  return { netns: undefined, where: "on the node: ", scope, observe: observeNode, desired };
+  return { netns: undefined, where: "on the node: ", scope: () => scope, observe: observeNode, desired };
 }
 
 const podObservation = (targets: Target[], observed: Observed[]) =>
@@ -93,21 +118,22 @@ const podObservation = (targets: Target[], observed: Observed[]) =>
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
   const before = await Promise.all(targets.map((t) => t.observe()));
+  const scopes = targets.map((t, i) => t.scope(before[i]!));
   try {
     const pod = podObservation(targets, before);
-    const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, t.scope));
+    const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, scopes[i]!));
     await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!)));
   } catch (e) {
-    await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, t.scope))));
+    await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, scopes[i]!), scopes[i]!)));
     throw applyError(verb, e);
   }
 }
 
 /** Reconciles back to `target` after a failed ADD; logs (never throws) so the ADD's own error is what the runtime sees. */
-async function rollback(t: Target, target: NetState): Promise<void> {
+async function rollback(t: Target, target: NetState, scope: Scope): Promise<void> {
   try {
     const now = await t.observe();
-    await apply(t.netns, diff(target, now.state, t.scope));
+    await apply(t.netns, diff(target, now.state, scope));
   } catch (e) {
     log(`rolling back a failed ADD: ${(e as Error).message}`);
   }
@@ -209,13 +235,14 @@ function attachedTargets(
   const targets = [
     podTarget(config, netns, ifname, (o) => {
       const { ip, ip6 } = overlay(o);
-      const underlay = underlayMtu(o, ifname, podIP);
       return planPod(config, a, {
         ifname,
         podIP,
         overlayIP: ip,
-        underlayMtu: underlay,
-        ...(ip6 ? { overlayIP6: ip6 } : {}),
+        underlayMtu: underlayMtu(o, ifname, podIP),
+        defaultRoute: holdsDefault(o.state.routes, ifname),
+        slot: chooseSlot(config, o.state, ifname),
+        ...(ip6 ? { overlayIP6: ip6, defaultRoute6: holdsDefault(o.state.routes6, ifname) } : {}),
       });
     }),
   ];
@@ -321,7 +348,9 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);
   const wrong = targets.flatMap((t, i) =>
-    problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope)).map((p) => `${t.where}${p}`),
+    problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope(observed[i]!))).map(
+      (p) => `${t.where}${p}`,
+    ),
   );
   if (wrong.length) {
     throw new CniError(
@@ -346,7 +375,15 @@ export async function cmdGc(inv: Invocation): Promise<void> {
 }
 
 /** The tools every verb needs. STATUS runs every few seconds: it only looks at PATH, it runs nothing. */
-export const REQUIRED_TOOLS = ["ip", "iptables-restore", "iptables-save", "nsenter", "sysctl"];
+export const REQUIRED_TOOLS = [
+  "ip",
+  "iptables-restore",
+  "iptables-save",
+  "ip6tables-restore",
+  "ip6tables-save",
+  "nsenter",
+  "sysctl",
+];
 /** And with `enforce`: the node's rules are nftables. */
 export const ENFORCE_TOOLS = ["nft"];
 

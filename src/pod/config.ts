@@ -86,6 +86,8 @@ const Schema = z.strictObject({
   routeTable: z._default(routeTable, 200),
   rulePriority: z._default(intIn(1, 32765, "a rule priority is 1-32765 (before the main table's 32766)"), 1000),
   mark: z._default(mark, "0xa/0xff"),
+  /** How many tenant-egress attachments one pod may hold: each takes the next table, priority and mark value. */
+  attachmentSlots: z._default(intIn(1, 64, "attachmentSlots is 1-64"), 8),
   excludeCIDRs: z._default(z.array(cidr), []),
   enforce: z._default(z.boolean(), false),
   mtu: z.optional(intIn(576, 65535, "an IPv4 MTU is 576-65535")),

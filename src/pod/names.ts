@@ -11,7 +11,7 @@ export function fnv1a(text: string): string {
   return h.toString(16).padStart(8, "0");
 }
 
-/** Inside the pod namespace. */
+/** Inside the pod namespace, where an interface name is one attachment's (CNI_IFNAME is unique there). */
 export function names(ifname: string) {
   const suffix = ifname.length <= 12 ? ifname : `h${fnv1a(ifname)}`;
   return {

@@ -10,8 +10,12 @@
  * - the overlay address as a point-to-point /32 to the gateway's overlay address, so no broad
  *   overlay route shadows cluster ranges in the main table;
  * - mark (masked, so other components' mark bits survive) every packet to a non-excluded
- *   destination, in OUTPUT (the pod's own traffic) and PREROUTING (traffic forwarded through
- *   the pod: nested containers, docker-in-docker);
+ *   destination, in OUTPUT (the pod's own traffic leaving through this attachment's interface)
+ *   and PREROUTING (traffic forwarded through the pod: nested containers, docker-in-docker —
+ *   routed by the main table, so steered by the attachment that holds its default route); a
+ *   packet another attachment has marked already is left alone;
+ * - per attachment its own table, rule priority and mark value (slots.ts), recorded on the
+ *   tunnel's alias, so several attachments in one pod coexist;
  * - `ip rule fwmark → table`, whose default route goes into the tunnel, plus a `throw` for the
  *   gateway's underlay address: the encapsulated packet keeps the mark, and without the throw
  *   its own route lookup would loop into the tunnel; throw sends it on to the main table, so
@@ -30,6 +34,7 @@ import { exclusions } from "./config.js";
 import { names } from "./names.js";
 import { planPod6 } from "./plan6.js";
 import type { Attachment } from "./select-gateway.js";
+import { type Slot, slotAlias } from "./slots.js";
 
 /** IPv4 20 + TCP 20. */
 const TCPIP_HEADERS = 40;
@@ -40,23 +45,30 @@ export interface PodInputs {
   overlayIP: string;
   /** MTU of CNI_IFNAME in the pod, as observed. */
   underlayMtu: number;
+  /** Whether CNI_IFNAME holds the pod's default route (then forwarded traffic is this attachment's). */
+  defaultRoute: boolean;
+  slot: Slot;
   /** A dual-stack pod's overlay IPv6: its public IPv6 is steered too (plan6.ts). */
   overlayIP6?: string;
+  /** Whether CNI_IFNAME holds the pod's IPv6 default route (forwarded IPv6 is then this attachment's). */
+  defaultRoute6?: boolean;
 }
 
-export function podScope(config: PluginConfig, ifname: string): Scope {
+/** What the attachment on `ifname` owns: its device and chains by name, the rules and tables of its slots. */
+export function podScope(ifname: string, slots: readonly Slot[]): Scope {
   const n = names(ifname);
   const chains = new Set([n.markChain, n.mssChain, n.snatChain]);
   return {
     link: (name) => name === n.device,
-    rule: (r) => r.table === config.routeTable,
-    routeTable: (t) => t === config.routeTable,
+    rule: (r) => slots.some((s) => s.table === r.table && s.priority === r.priority),
+    routeTable: (t) => slots.some((s) => s.table === t),
     chain: (_table, name) => chains.has(name),
   };
 }
 
 export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetState {
   const n = names(p.ifname);
+  const { table, priority, mark } = p.slot;
   const mtu = config.mtu ?? p.underlayMtu - VXLAN_OVERHEAD;
   const mss = config.mss ?? mtu - TCPIP_HEADERS;
   const excluded = [...exclusions(config), formatCidr(a.overlaySubnet), `${a.gateway}/32`].filter(
@@ -66,7 +78,11 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
   const markChain: Chain = {
     table: "mangle",
     name: n.markChain,
-    rules: [...excluded.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
+    rules: [
+      `-m mark ! --mark 0x0/${mark.split("/")[1]} -j RETURN`,
+      ...excluded.map((c) => `-d ${c} -j RETURN`),
+      `-j MARK --set-xmark ${mark}`,
+    ],
   };
   const clamp = `-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss ${mss}`;
   const mssChain: Chain = {
@@ -80,15 +96,25 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     rules: [`-o ${n.device} -j SNAT --to-source ${p.overlayIP}`],
   };
   const jumps: Jump[] = [
-    { table: "mangle", hook: "OUTPUT", match: "", chain: n.markChain, first: true },
-    { table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true },
+    { table: "mangle", hook: "OUTPUT", match: `-o ${p.ifname}`, chain: n.markChain, first: true },
+    ...(p.defaultRoute
+      ? [{ table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true } as const]
+      : []),
     { table: "mangle", hook: "PREROUTING", match: "", chain: n.mssChain, first: false },
     { table: "mangle", hook: "POSTROUTING", match: "", chain: n.mssChain, first: false },
     // First: nested container engines add their own MASQUERADE, which must not win.
     { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },
   ];
 
-  const v6 = p.overlayIP6 ? planPod6(config, a, { ifname: p.ifname, overlayIP6: p.overlayIP6, mss4: mss }) : undefined;
+  const v6 = p.overlayIP6
+    ? planPod6(config, a, {
+        ifname: p.ifname,
+        overlayIP6: p.overlayIP6,
+        mss4: mss,
+        slot: p.slot,
+        defaultRoute: p.defaultRoute6 ?? false,
+      })
+    : undefined;
   return {
     links: [
       {
@@ -102,23 +128,24 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
         mac: overlayMac(p.overlayIP),
         learning: false,
         ageing: 300,
+        alias: slotAlias(p.slot),
       },
     ],
     addresses: [
       { dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP },
       ...(v6 ? [v6.address] : []),
     ],
-    rules: [{ priority: config.rulePriority, fwmark: config.mark, table: config.routeTable }],
+    rules: [{ priority, fwmark: mark, table }],
     routes: [
       {
-        table: config.routeTable,
+        table,
         type: "unicast",
         dst: "default",
         gateway: a.gatewayOverlayIP,
         dev: n.device,
         onlink: true,
       },
-      { table: config.routeTable, type: "throw", dst: a.gateway },
+      { table, type: "throw", dst: a.gateway },
     ],
     sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],
     chains: [markChain, mssChain, snatChain],

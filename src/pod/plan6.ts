@@ -1,10 +1,13 @@
 /**
  * The IPv6 half of a dual-stack pod's attachment: each piece the twin of an IPv4 one in plan.ts,
  * riding the same tunnel (VXLAN is L2: inner IPv6 frames cross the IPv4 underlay unchanged).
- * - the same mark, in ip6tables, for public IPv6 destinations (all but the built-in and
- *   configured IPv6 exclusions and the IPv6 overlay), in OUTPUT and PREROUTING;
- * - an `ip -6 rule` into the same table number, whose default goes via the gateway's overlay
- *   IPv6 into the tunnel; no throw is needed, the encapsulated packets are IPv4;
+ * - the same mark (the attachment's slot, slots.ts), in ip6tables, for public IPv6 destinations
+ *   (all but the built-in and configured IPv6 exclusions and the IPv6 overlay), in OUTPUT for
+ *   traffic leaving through this attachment's interface, and in PREROUTING (forwarded traffic)
+ *   only if this attachment's interface holds the pod's IPv6 default route; a packet another
+ *   attachment has marked already is left alone;
+ * - an `ip -6 rule` at the slot's priority into the slot's table number, whose default goes via
+ *   the gateway's overlay IPv6 into the tunnel; no throw is needed, the encapsulated packets are IPv4;
  * - SNAT (NAT66) to the pod's overlay IPv6 on the tunnel, for the reason IPv4 needs it: the
  *   source was chosen at the first, unmarked lookup (the pod's eth0 IPv6);
  * - the MSS clamp on SYN and SYN-ACK at tunnel MTU - 60 (IPv6 40 + TCP 20: 1390 on 1450);
@@ -20,6 +23,7 @@ import { formatCidr } from "../net/ip.js";
 import { exclusions6, type PluginConfig } from "./config.js";
 import { names } from "./names.js";
 import type { Attachment } from "./select-gateway.js";
+import type { Slot } from "./slots.js";
 
 /** IPv6 40 + TCP 20: 20 more than IPv4's. */
 export const TCPIP6_HEADERS = 60;
@@ -29,6 +33,10 @@ export interface PodInputs6 {
   overlayIP6: string;
   /** The IPv4 clamp of the same tunnel (configured, or tunnel MTU - 40). */
   mss4: number;
+  /** The attachment's slot: the same table, priority and mark as its IPv4 half. */
+  slot: Slot;
+  /** Whether CNI_IFNAME holds the pod's IPv6 default route (then forwarded IPv6 is this attachment's). */
+  defaultRoute: boolean;
 }
 
 export interface PodState6 {
@@ -41,15 +49,16 @@ export interface PodState6 {
 
 export function planPod6(config: PluginConfig, a: Attachment, p: PodInputs6): PodState6 {
   const n = names(p.ifname);
+  const { table, priority, mark } = p.slot;
   const mss = p.mss4 - (TCPIP6_HEADERS - 40);
   const excluded = [...exclusions6(config), formatCidr(a.overlaySubnet6)].filter((c, i, all) => all.indexOf(c) === i);
   const clamp = `-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss ${mss}`;
   return {
     address: { dev: n.device, local: p.overlayIP6, prefix: 128 },
-    rules: [{ priority: config.rulePriority, fwmark: config.mark, table: config.routeTable }],
+    rules: [{ priority, fwmark: mark, table }],
     routes: [
       {
-        table: config.routeTable,
+        table,
         type: "unicast",
         dst: "default",
         gateway: a.gatewayOverlayIP6,
@@ -61,7 +70,11 @@ export function planPod6(config: PluginConfig, a: Attachment, p: PodInputs6): Po
       {
         table: "mangle",
         name: n.markChain,
-        rules: [...excluded.map((c) => `-d ${c} -j RETURN`), `-j MARK --set-xmark ${config.mark}`],
+        rules: [
+          `-m mark ! --mark 0x0/${mark.split("/")[1]} -j RETURN`,
+          ...excluded.map((c) => `-d ${c} -j RETURN`),
+          `-j MARK --set-xmark ${mark}`,
+        ],
       },
       {
         table: "mangle",
@@ -75,8 +88,10 @@ export function planPod6(config: PluginConfig, a: Attachment, p: PodInputs6): Po
       { table: "nat", name: n.snatChain, rules: [`-o ${n.device} -j SNAT --to-source ${p.overlayIP6}`] },
     ],
     jumps: [
-      { table: "mangle", hook: "OUTPUT", match: "", chain: n.markChain, first: true },
-      { table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true },
+      { table: "mangle", hook: "OUTPUT", match: `-o ${p.ifname}`, chain: n.markChain, first: true },
+      ...(p.defaultRoute
+        ? [{ table: "mangle", hook: "PREROUTING", match: "", chain: n.markChain, first: true } as const]
+        : []),
       { table: "mangle", hook: "PREROUTING", match: "", chain: n.mssChain, first: false },
       { table: "mangle", hook: "POSTROUTING", match: "", chain: n.mssChain, first: false },
       { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },

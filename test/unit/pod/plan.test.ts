@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { renderBatches } from "../../../src/net/apply.js";
-import { diff, emptyState } from "../../../src/net/desired-state.js";
+import { diff, emptyState, stateOf } from "../../../src/net/desired-state.js";
 import { parseConfig } from "../../../src/pod/config.js";
 import { names } from "../../../src/pod/names.js";
 import { planPod, podScope } from "../../../src/pod/plan.js";
 import { selectGateway } from "../../../src/pod/select-gateway.js";
+import { chooseSlot, recordedSlot } from "../../../src/pod/slots.js";
 
 const config = parseConfig({
   cniVersion: "1.0.0",
@@ -13,7 +14,15 @@ const config = parseConfig({
   excludeCIDRs: ["203.0.113.128/25"],
 });
 const attachment = selectGateway(config, new Map())!;
-const inputs = { ifname: "eth0", podIP: "10.22.0.5", overlayIP: "172.16.0.5", underlayMtu: 1500 };
+const slot = { table: 200, priority: 1000, mark: "0xa/0xff" };
+const inputs = {
+  ifname: "eth0",
+  podIP: "10.22.0.5",
+  overlayIP: "172.16.0.5",
+  underlayMtu: 1500,
+  defaultRoute: true,
+  slot,
+};
 
 describe("planPod", () => {
   const state = planPod(config, attachment, inputs);
@@ -31,6 +40,7 @@ describe("planPod", () => {
         mac: "02:7e:ac:10:00:05",
         learning: false,
         ageing: 300,
+        alias: "tenant-egress:slot:200:1000:0xa/0xff",
       },
     ]);
   });
@@ -69,10 +79,10 @@ describe("planPod", () => {
   });
 
   it("renders one ip batch, one iptables-restore and one sysctl call for a fresh pod", () => {
-    const b = renderBatches(diff(state, emptyState(), podScope(config, "eth0")));
+    const b = renderBatches(diff(state, emptyState(), podScope("eth0", [slot])));
     expect(b.ip!.trimEnd().split("\n")).toEqual([
       "link add te-eth0 type vxlan id 100 dstport 4789 local 10.22.0.5 remote 10.23.0.2 dev eth0 nolearning ageing 300",
-      "link set dev te-eth0 address 02:7e:ac:10:00:05 mtu 1450 up",
+      "link set dev te-eth0 address 02:7e:ac:10:00:05 mtu 1450 alias tenant-egress:slot:200:1000:0xa/0xff up",
       "addr replace 172.16.0.5 peer 172.16.0.1 dev te-eth0",
       "rule add pref 1000 fwmark 0xa/0xff lookup 200",
       "route replace default via 172.16.0.1 dev te-eth0 onlink table 200",
@@ -80,7 +90,8 @@ describe("planPod", () => {
     ]);
     const ipt = b.iptables!;
     expect(ipt).toMatch(/^\*mangle\n:TE-MARK-eth0 - \[0:0\]\n:TE-MSS-eth0 - \[0:0\]\n/);
-    expect(ipt).toContain("-I OUTPUT 1 -j TE-MARK-eth0\n");
+    expect(ipt).toContain("-I OUTPUT 1 -o eth0 -j TE-MARK-eth0\n");
+    expect(ipt).toContain("-I PREROUTING 1 -j TE-MARK-eth0\n");
     expect(ipt).toContain("-I POSTROUTING 1 -j TE-SNAT-eth0\n");
     expect(ipt.match(/COMMIT/g)).toHaveLength(2);
     expect(b.sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
@@ -92,5 +103,34 @@ describe("planPod", () => {
     expect(long.device).toMatch(/^te-h[0-9a-f]{8}$/);
     expect(long.device.length).toBeLessThanOrEqual(15);
     expect(names("averyverylongiX").device).not.toBe(long.device);
+  });
+});
+
+describe("attachment slots", () => {
+  const tunnel = (ifname: string, alias: string) => ({
+    ...planPod(config, attachment, { ...inputs, ifname }).links[0]!,
+    alias,
+  });
+
+  it("gives a second attachment of the pod the next table, priority and mark, and keeps what one holds", () => {
+    const pod = stateOf({ links: [tunnel("eth0", "tenant-egress:slot:200:1000:0xa/0xff")] });
+    expect(chooseSlot(config, pod, "eth0")).toEqual({ table: 200, priority: 1000, mark: "0xa/0xff" });
+    expect(chooseSlot(config, pod, "net1")).toEqual({ table: 201, priority: 1001, mark: "0xb/0xff" });
+  });
+
+  it("says so when the slots or the mask are exhausted", () => {
+    const one = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", attachmentSlots: 1 });
+    const pod = stateOf({ links: [tunnel("eth0", "tenant-egress:slot:200:1000:0xa/0xff")] });
+    expect(() => chooseSlot(one, pod, "net1")).toThrow(/other tenant-egress attachments hold all 1/);
+    const full = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", mark: "0x1/0x1" });
+    expect(() => chooseSlot(full, pod, "net1")).toThrow(/mark 0x1\/0x1 has no value left under its mask/);
+  });
+
+  it("finds the slot an attachment recorded whatever the config says now, also from its mark chain alone", () => {
+    const moved = parseConfig({ cniVersion: "1.0.0", type: "tenant-egress", gateway: "10.23.0.2", routeTable: 300 });
+    const held = planPod(config, attachment, inputs);
+    expect(recordedSlot(held, "eth0")).toEqual(slot);
+    expect(recordedSlot({ ...held, links: [] }, "eth0")).toEqual(slot);
+    expect(chooseSlot(moved, held, "eth0")).toEqual({ table: 300, priority: 1000, mark: "0xa/0xff" });
   });
 });

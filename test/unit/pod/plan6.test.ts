@@ -10,7 +10,9 @@ const config = parseConfig({
   excludeCIDRs: ["203.0.113.128/25", "2001:db8:cafe::/48"],
 });
 const attachment = selectGateway(config, new Map())!;
-const state = planPod6(config, attachment, { ifname: "eth0", overlayIP6: "fd00:64:7e7e::5", mss4: 1410 });
+const slot = { table: 200, priority: 1000, mark: "0xa/0xff" };
+const inputs = { ifname: "eth0", overlayIP6: "fd00:64:7e7e::5", mss4: 1410, slot, defaultRoute: true };
+const state = planPod6(config, attachment, inputs);
 
 describe("planPod6", () => {
   it("holds the overlay IPv6 as a /128 on the tunnel and routes marked IPv6 via the gateway's overlay IPv6", () => {
@@ -24,6 +26,7 @@ describe("planPod6", () => {
   it("marks public IPv6 only: never loopback, link-local, ULA, multicast, IPv6 exclusions or the overlay", () => {
     const mark = state.chains.find((c) => c.name === "TE-MARK-eth0")!;
     expect(mark.rules).toEqual([
+      "-m mark ! --mark 0x0/0xff -j RETURN",
       "-d ::1/128 -j RETURN",
       "-d fe80::/10 -j RETURN",
       "-d fc00::/7 -j RETURN",
@@ -42,6 +45,24 @@ describe("planPod6", () => {
     ]);
     expect(state.chains.find((c) => c.name === "TE-SNAT-eth0")!.rules).toEqual([
       "-o te-eth0 -j SNAT --to-source fd00:64:7e7e::5",
+    ]);
+  });
+
+  it("takes the attachment's slot, as its IPv4 half does: table, priority and mark", () => {
+    const second = planPod6(config, attachment, { ...inputs, slot: { table: 201, priority: 1001, mark: "0xb/0xff" } });
+    expect(second.rules).toEqual([{ priority: 1001, fwmark: "0xb/0xff", table: 201 }]);
+    expect(second.routes.map((r) => r.table)).toEqual([201]);
+    expect(second.chains.find((c) => c.name === "TE-MARK-eth0")!.rules.at(-1)).toBe("-j MARK --set-xmark 0xb/0xff");
+  });
+
+  it("marks in OUTPUT only what leaves its interface, and forwarded IPv6 only if it holds the IPv6 default route", () => {
+    const markJumps = (s: typeof state) => s.jumps.filter((j) => j.chain === "TE-MARK-eth0");
+    expect(markJumps(state)).toEqual([
+      { table: "mangle", hook: "OUTPUT", match: "-o eth0", chain: "TE-MARK-eth0", first: true },
+      { table: "mangle", hook: "PREROUTING", match: "", chain: "TE-MARK-eth0", first: true },
+    ]);
+    expect(markJumps(planPod6(config, attachment, { ...inputs, defaultRoute: false }))).toEqual([
+      { table: "mangle", hook: "OUTPUT", match: "-o eth0", chain: "TE-MARK-eth0", first: true },
     ]);
   });
 });
