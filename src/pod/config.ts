@@ -5,7 +5,7 @@
  */
 import * as z from "zod/mini";
 import { configError } from "../cni/errors.js";
-import { type Cidr, firstHost, formatIP, isHostOf, parseCidr, parseIP } from "../net/ip.js";
+import { type Cidr, firstHost, formatCidr, formatIP, isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import { cidr, cidr4, cidr6, intIn, ipv4, ipv6, port, unicastIPv4, vni } from "../net/schema.js";
 import { defaultOverlaySubnet6 } from "../net/vxlan.js";
 
@@ -127,9 +127,15 @@ export function exclusions(config: RawConfig): string[] {
   return [...BUILTIN_EXCLUSIONS, ...config.excludeCIDRs.filter((c) => parseCidr(c)?.family === 4)];
 }
 
-/** Every IPv6 destination a pod reaches directly. */
+/** Every IPv6 destination a pod reaches directly, canonical (as ip6tables-save prints them back). */
 export function exclusions6(config: RawConfig): string[] {
-  return [...BUILTIN_EXCLUSIONS6, ...config.excludeCIDRs.filter((c) => parseCidr(c)?.family === 6)];
+  return [
+    ...BUILTIN_EXCLUSIONS6,
+    ...config.excludeCIDRs.flatMap((c) => {
+      const cidr = parseCidr(c);
+      return cidr?.family === 6 ? [formatCidr(cidr)] : [];
+    }),
+  ];
 }
 
 export interface TunnelSettings {

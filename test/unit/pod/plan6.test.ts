@@ -7,7 +7,7 @@ const config = parseConfig({
   cniVersion: "1.0.0",
   type: "tenant-egress",
   gateway: "10.23.0.2",
-  excludeCIDRs: ["203.0.113.128/25", "2001:db8:cafe::/48"],
+  excludeCIDRs: ["203.0.113.128/25", "2001:DB8:Cafe:0::/48"],
 });
 const attachment = selectGateway(config, new Map())!;
 const slot = { table: 200, priority: 1000, mark: "0xa/0xff" };
