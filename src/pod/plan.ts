@@ -30,11 +30,12 @@
  *   namespaces: then nothing is written); only 2 is written when something must be.
  */
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
-import { formatCidr } from "../net/ipv4.js";
+import { formatCidr } from "../net/ip.js";
 import { overlayMac, VXLAN_OVERHEAD } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
 import { names } from "./names.js";
+import { planPod6 } from "./plan6.js";
 import type { Attachment } from "./select-gateway.js";
 import { type Slot, slotAlias } from "./slots.js";
 
@@ -50,6 +51,10 @@ export interface PodInputs {
   /** Whether CNI_IFNAME holds the pod's default route (then forwarded traffic is this attachment's). */
   defaultRoute: boolean;
   slot: Slot;
+  /** A dual-stack pod's overlay IPv6: its public IPv6 is steered too (plan6.ts). */
+  overlayIP6?: string;
+  /** Whether CNI_IFNAME holds the pod's IPv6 default route (forwarded IPv6 is then this attachment's). */
+  defaultRoute6?: boolean;
   /** The pod namespace's conf/all rp_filter, as observed (strict if unknown). */
   allRpFilter?: number;
 }
@@ -113,6 +118,15 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },
   ];
 
+  const v6 = p.overlayIP6
+    ? planPod6(config, a, {
+        ifname: p.ifname,
+        overlayIP6: p.overlayIP6,
+        mss4: mss,
+        slot: p.slot,
+        defaultRoute: p.defaultRoute6 ?? false,
+      })
+    : undefined;
   return {
     links: [
       {
@@ -129,7 +143,10 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
         alias: slotAlias(p.slot),
       },
     ],
-    addresses: [{ dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP }],
+    addresses: [
+      { dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP },
+      ...(v6 ? [v6.address] : []),
+    ],
     rules: [{ priority, fwmark: mark, table }],
     routes: [
       {
@@ -156,5 +173,10 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     qdiscs: [],
     classes: [],
     nftChains: [],
+    rules6: v6?.rules ?? [],
+    routes6: v6?.routes ?? [],
+    sysctls6: [],
+    chains6: v6?.chains ?? [],
+    jumps6: v6?.jumps ?? [],
   };
 }

@@ -10,8 +10,9 @@
  */
 import * as z from "zod/mini";
 import { type GatewayConfig, GatewayConfigError, parseGatewayConfig } from "../gateway/config.js";
-import { firstHost, formatIPv4, parseCidr } from "../net/ipv4.js";
-import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
+import { canonicalIP, firstHost, formatIP, parseCidr } from "../net/ip.js";
+import { cidr, cidr4, cidr6, intIn, ipv4, ipv6, port, unicastIPv4, vni } from "../net/schema.js";
+import { defaultOverlaySubnet6 } from "../net/vxlan.js";
 import { type PluginConfig, parseConfig } from "../pod/config.js";
 
 export class TenantsFileError extends Error {}
@@ -32,8 +33,11 @@ const Tunnel = z.strictObject({
   gateway: unicastIPv4,
   vni,
   port: z._default(port, 4789),
-  overlaySubnet: cidr,
+  overlaySubnet: cidr4,
   gatewayOverlayIP: z.optional(ipv4),
+  /** Default: a ULA /48 derived from the VNI (both halves derive the same). */
+  overlaySubnet6: z.optional(cidr6),
+  gatewayOverlayIP6: z.optional(ipv6),
 });
 
 const Tenant = z.strictObject({
@@ -43,7 +47,8 @@ const Tenant = z.strictObject({
   upload: Limit,
   download: Limit,
   snat: z._default(z.union([z.literal("masquerade"), ipv4]), "masquerade"),
-  allowedSources: z.array(cidr),
+  snat6: z._default(z.union([z.literal("masquerade"), ipv6]), "masquerade"),
+  allowedSources: z.array(cidr4),
 });
 
 const Schema = z.strictObject({
@@ -127,9 +132,19 @@ export function parseTenantsFile(input: unknown): TenantsFile {
   return file;
 }
 
-/** The gateway's overlay address, resolved once for both halves. */
-function gatewayOverlayIP(t: TenantsFile["tenants"][number]): string {
-  return t.tunnel.gatewayOverlayIP ?? formatIPv4(firstHost(parseCidr(t.tunnel.overlaySubnet)!));
+/** A tenant's overlay of both families, resolved once for both halves: the two cannot disagree on a default. */
+function overlay(t: TenantsFile["tenants"][number]) {
+  const subnet6 = t.tunnel.overlaySubnet6 ?? defaultOverlaySubnet6(t.tunnel.vni);
+  const first = (subnet: string) => {
+    const c = parseCidr(subnet)!;
+    return formatIP(c.family, firstHost(c));
+  };
+  return {
+    overlaySubnet: t.tunnel.overlaySubnet,
+    gatewayOverlayIP: t.tunnel.gatewayOverlayIP ?? first(t.tunnel.overlaySubnet),
+    overlaySubnet6: subnet6,
+    gatewayOverlayIP6: canonicalIP(t.tunnel.gatewayOverlayIP6 ?? first(subnet6)),
+  };
 }
 
 /** The plugin's conflist entry (the installer appends it to the node's primary network). */
@@ -147,8 +162,7 @@ export function pluginEntry(file: TenantsFile): Record<string, unknown> {
           gateway: t.tunnel.gateway,
           vni: t.tunnel.vni,
           vxlanPort: t.tunnel.port,
-          overlaySubnet: t.tunnel.overlaySubnet,
-          gatewayOverlayIP: gatewayOverlayIP(t),
+          ...overlay(t),
         },
       ]),
     ),
@@ -160,8 +174,7 @@ export function pluginEntry(file: TenantsFile): Record<string, unknown> {
       gateway: fallback.tunnel.gateway,
       vni: fallback.tunnel.vni,
       vxlanPort: fallback.tunnel.port,
-      overlaySubnet: fallback.tunnel.overlaySubnet,
-      gatewayOverlayIP: gatewayOverlayIP(fallback),
+      ...overlay(fallback),
     });
   return entry;
 }
@@ -173,10 +186,10 @@ function gatewayConfigObject(file: TenantsFile): Record<string, unknown> {
       name: t.name,
       vni: t.tunnel.vni,
       vxlanPort: t.tunnel.port,
-      overlaySubnet: t.tunnel.overlaySubnet,
-      gatewayOverlayIP: gatewayOverlayIP(t),
+      ...overlay(t),
       allowedSources: t.allowedSources,
       snat: t.snat,
+      snat6: t.snat6,
       upload: t.upload,
       download: t.download,
     })),

@@ -8,12 +8,12 @@
  * configuration parser (each tenant's egress address must be explicit, see `requireEgressAddresses`).
  */
 import * as z from "zod/mini";
-import { cidrContains, parseCidr, parseIPv4 } from "../../net/ipv4.js";
+import { cidrContains, parseCidr, parseIP } from "../../net/ip.js";
 import { intIn, port, unicastIPv4 } from "../../net/schema.js";
 
 const ifname = z.string().check(z.regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/, { error: "not an interface name" }));
 const hostCidr = z.string().check(
-  z.refine((s) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(s) && parseIPv4(s.split("/")[0]!) !== undefined, {
+  z.refine((s) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(s) && parseIP(s.split("/")[0]!, 4) !== undefined, {
     error: (i) => `"${String(i.input)}" is not an address with its prefix (like 10.23.0.100/24)`,
   }),
 );
@@ -91,7 +91,7 @@ export function resolveHa(raw: z.infer<typeof HaSchema>): HaSettings {
       throw new HaSettingsError(`ha.instances[${i}]: ${vip} is the shared address; each instance needs its own`);
   const subnet = parseCidr(raw.vip, false)!;
   for (const [i, inst] of raw.instances.entries())
-    if (!cidrContains(subnet, parseIPv4(inst.address)!))
+    if (!cidrContains(subnet, inst.address))
       throw new HaSettingsError(
         `ha.instances[${i}].address: ${inst.address} is outside ${raw.vip}: the shared address must be on the instances' own segment, or a takeover's ARP announcement reaches no one`,
       );

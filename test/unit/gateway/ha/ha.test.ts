@@ -74,6 +74,7 @@ describe("the ha block", () => {
       leaf: "tbf",
       fdb: [],
       tracked: [],
+      ndp: [],
     });
     expect(s.links[0]).toMatchObject({ name: "tev100", local: "10.23.0.100" });
   });
