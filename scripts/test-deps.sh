@@ -6,7 +6,8 @@
 # only checks.
 set -euo pipefail
 
-PACKAGES=(iproute2 iptables nftables python3 iperf3 tcpdump iputils-ping containernetworking-plugins util-linux procps conntrack curl
+PACKAGES=(iproute2 iptables nftables python3 iperf3 tcpdump iputils-ping iputils-arping containernetworking-plugins util-linux procps conntrack curl
+          keepalived conntrackd
           prometheus chromium
           golang-go golang-github-appc-cni-dev containerd runc crun busybox-static)
 CNITOOL=/usr/local/bin/cnitool

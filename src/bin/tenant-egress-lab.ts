@@ -7,9 +7,10 @@ import { demo, labDown } from "../lab/demo.js";
 
 const USAGE = `Usage: tenant-egress-lab demo [--keep]   build the lab, measure, show the table, tear down
        tenant-egress-lab down              remove a lab left up by demo --keep
-       tenant-egress-lab bench [--only plugin|gateway|scale] [--seconds S] [--n N] [--tenants T] [--pods P] [--out DIR]
+       tenant-egress-lab bench [--only plugin|gateway|scale|failover] [--seconds S] [--n N] [--tenants T] [--pods P] [--out DIR]
                                            benchmark the plugin and the gateway (shaping, and scale up to
-                                           T tenants (50) and P pods (1000)); write JSON, Markdown, SVG`;
+                                           T tenants (50) and P pods (1000)); write JSON, Markdown, SVG;
+                                           failover: N failures of an HA pair (default 10)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -27,8 +28,14 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string" },
       },
     });
-    if (values.only !== undefined && values.only !== "plugin" && values.only !== "gateway" && values.only !== "scale")
-      throw new Error("--only takes plugin, gateway or scale");
+    if (
+      values.only !== undefined &&
+      values.only !== "plugin" &&
+      values.only !== "gateway" &&
+      values.only !== "scale" &&
+      values.only !== "failover"
+    )
+      throw new Error("--only takes plugin, gateway, scale or failover");
     const tenants = Number(values.tenants ?? 50);
     const pods = Number(values.pods ?? 1000);
     if (!(Number.isInteger(tenants) && tenants >= 1 && tenants <= 150)) throw new Error("--tenants takes 1 to 150");
@@ -36,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     return bench({
       ...(values.only ? { only: values.only } : {}),
       seconds: Number(values.seconds ?? 5),
-      n: Number(values.n ?? 30),
+      n: Number(values.n ?? (values.only === "failover" ? 10 : 30)),
       tenants,
       pods,
       out: values.out ?? "test/bench/results",

@@ -3,9 +3,8 @@
  * we only look inside for the pod's addresses on CNI_IFNAME (and its MAC, for enforcement), in
  * either result format (0.3.x/0.4.0 carry `version: "4"` per IP, 1.x does not).
  */
-import { isIPv4, isIPv6 } from "node:net";
 import * as z from "zod/mini";
-import { parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { canonicalIP, type Family, familyOf, parseCidr } from "../net/ip.js";
 import { CniError, ErrorCode } from "./errors.js";
 
 const PrevResult = z.looseObject({
@@ -22,21 +21,40 @@ export interface PodAddress {
 
 const invalid = (msg: string) => new CniError(ErrorCode.DecodingFailure, msg);
 
-/**
- * The pod's IPv4 address on `ifname`. Most main plugins (bridge, ptp, macvlan, ipvlan) tie each
- * IP to an interface index; when none of the IPs carries one, the first IPv4 is the pod's.
- */
-export function podAddress(prevResult: unknown, ifname: string): PodAddress {
-  for (const ip of podIPs(prevResult, ifname)) {
-    const cidr = parseCidr(ip.address, false);
-    const slash = ip.address.indexOf("/");
-    if (cidr && parseIPv4(ip.address.slice(0, slash)) !== undefined) {
-      return { ip: ip.address.slice(0, slash), prefix: cidr.prefix };
-    }
+export interface PodAddresses {
+  /** The tunnel's underlay: the outer packets are IPv4. */
+  ipv4: PodAddress;
+  /** Present on a dual-stack pod: its public IPv6 is steered too. */
+  ipv6?: PodAddress;
+}
+
+/** The first address of `family` among prevResult's entries, in canonical form. */
+function firstOf(ips: ReturnType<typeof podIPs>, family: Family): PodAddress | undefined {
+  for (const ip of ips) {
+    const cidr = parseCidr(ip.address, false, family);
+    const addr = canonicalIP(ip.address.slice(0, ip.address.indexOf("/")));
+    if (cidr && addr) return { ip: addr, prefix: cidr.prefix };
   }
-  throw invalid(
-    `prevResult has no IPv4 address on interface ${ifname} in the container (tenant-egress tunnels IPv4; check that the main plugin assigns ${ifname} an IPv4 address)`,
-  );
+  return undefined;
+}
+
+/**
+ * The pod's addresses on `ifname`: its IPv4, and its IPv6 when it has one. Most main plugins
+ * (bridge, ptp, macvlan, ipvlan) tie each IP to an interface index; when none of the IPs
+ * carries one, the first of each family is the pod's.
+ */
+export function podAddresses(prevResult: unknown, ifname: string): PodAddresses {
+  const ips = podIPs(prevResult, ifname);
+  const ipv4 = firstOf(ips, 4);
+  const ipv6 = firstOf(ips, 6);
+  if (!ipv4) {
+    throw invalid(
+      ipv6
+        ? `prevResult has only IPv6 on interface ${ifname} in the container (${ipv6.ip}): tenant-egress's tunnel is VXLAN over the pod's IPv4, so an IPv6-only pod cannot reach its gateway; give ${ifname} an IPv4 address too (dual-stack)`
+        : `prevResult has no IPv4 address on interface ${ifname} in the container (tenant-egress's tunnel is VXLAN over the pod's IPv4; check that the main plugin assigns ${ifname} an IPv4 address)`,
+    );
+  }
+  return ipv6 ? { ipv4, ipv6 } : { ipv4 };
 }
 
 /** Everything prevResult says the pod owns on `ifname`: every address of both families, and its MAC. */
@@ -51,8 +69,8 @@ export function podIdentity(prevResult: unknown, ifname: string): PodIdentity {
   const { interfaces = [] } = PrevResult.parse(prevResult);
   const mac = interfaces.find((i) => i.name === ifname && i.sandbox)?.mac?.toLowerCase();
   return {
-    ipv4: addrs.filter((a) => isIPv4(a)),
-    ipv6: addrs.filter((a) => isIPv6(a)),
+    ipv4: addrs.filter((a) => familyOf(a) === 4),
+    ipv6: addrs.filter((a) => familyOf(a) === 6).map((a) => canonicalIP(a)!),
     ...(mac && MAC.test(mac) ? { mac } : {}),
   };
 }

@@ -18,6 +18,7 @@ import {
 } from "./commands.js";
 import { type GatewayConfig, GatewayConfigError, parseGatewayConfig, readGatewayConfig } from "./config.js";
 import { type DaemonOptions, GatewayDaemon, parseDuration } from "./daemon.js";
+import { describeHa, readHaStatus } from "./ha/describe.js";
 import { type HttpServer, parseListen, startHttp } from "./http.js";
 import { LockedError } from "./lock.js";
 import { makeLogger } from "./log.js";
@@ -43,16 +44,18 @@ on another namespace, and --help.`,
 Reconciles the namespace with FILE (JSON, see the README): creates what is missing, changes
 what differs in place (a rate change is a 'tc class change': no flow is reset), and removes
 what belongs to tenants no longer in the file. --dry-run prints the differences only.`,
-  status: `Usage: tenant-egress-gateway status [--json] [--interval SECONDS] [--netns PATH]
+  status: `Usage: tenant-egress-gateway status [--json] [--interval SECONDS] [--netns PATH] [-f FILE [--ha-dir DIR]]
 
 Samples the counters twice, SECONDS apart (default 1), and prints per tenant and direction the
-configured rate and ceil, bytes, packets, drops, overlimits, backlog and the achieved rate.`,
+configured rate and ceil, bytes, packets, drops, overlimits, backlog and the achieved rate.
+With -f FILE of an HA pair, also this instance's role, the peer's last advertisement, sync
+health and the number of replicated connections, as the running daemon last wrote them.`,
   delete: `Usage: tenant-egress-gateway delete --tenant NAME [--netns PATH]
 
 Removes one tenant's tunnel, rules and classes; the other tenants are not touched. Remove it
 from the configuration file too, or the next apply brings it back.`,
   run: `Usage: tenant-egress-gateway run -f FILE [--netns PATH] [--listen ADDR:PORT] [--resync 30s]
-                                  [--log-format text|json] [--cleanup-on-exit]
+                                  [--log-format text|json] [--cleanup-on-exit] [--ha-dir DIR]
 
 Applies FILE, then keeps the namespace matching it: re-applies within a second of a change to
 FILE (its directory is watched, so a ConfigMap's symlink swap counts), repairs drift every
@@ -66,7 +69,11 @@ Signals: SIGHUP re-reads FILE and reconciles; SIGTERM/SIGINT exit leaving the ke
   /readyz      200 when the last reconcile succeeded and the kernel matches FILE, else 503 and why
   /api/status  JSON: per tenant and direction, rate, ceil, counters, achieved bits/s
   /            a page showing each tenant's upload and download against rate and ceil
-One daemon per namespace: a second one refuses to start.`,
+One daemon per namespace: a second one refuses to start.
+With an "ha" block in FILE the daemon is one instance of an active/standby pair (README "High
+availability"): it runs keepalived and conntrackd inside this namespace, with their files in
+--ha-dir (default: a directory per instance under the temporary directory), and moves the
+shared and egress addresses as keepalived decides; it must run inside the namespace (no --netns).`,
   reset: `Usage: tenant-egress-gateway reset [--netns PATH]
 
 Removes every device, chain and qdisc tree tenant-egress-gateway owns. Everything else in the
@@ -178,6 +185,7 @@ const OPTIONS = {
   resync: { type: "string" },
   "log-format": { type: "string" },
   "cleanup-on-exit": { type: "boolean" },
+  "ha-dir": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -201,11 +209,16 @@ const COMMANDS: Record<
       );
     return 0;
   },
-  async status(values, netns, io) {
+  async status(values, netns, io, parse) {
     const interval = Number(values.interval ?? "1");
     if (!(interval > 0 && interval <= 60)) throw new UsageError("--interval takes seconds, more than 0 and at most 60");
     const s = await status({ ...netns, intervalSeconds: interval });
-    io.out(`${values.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+    const config = values.file ? await readGatewayConfig(values.file, parse) : undefined;
+    const ha = config?.ha
+      ? await readHaStatus(config, s.uplink, { ...netns, ...(values["ha-dir"] ? { dir: values["ha-dir"] } : {}) })
+      : undefined;
+    if (values.json) io.out(`${JSON.stringify(ha ? { ...s, ha } : s, null, 2)}\n`);
+    else io.out(`${formatStatus(s)}${ha ? `\n${describeHa(ha)}` : ""}\n`);
     return 0;
   },
   async run(values, netns, io, parse) {
@@ -229,6 +242,7 @@ const COMMANDS: Record<
         ...netns,
         resyncMs,
         cleanupOnExit: !!values["cleanup-on-exit"],
+        ...(values["ha-dir"] ? { haDir: values["ha-dir"] } : {}),
         log: makeLogger(format, io.out),
       },
       values.listen,

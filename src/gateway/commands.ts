@@ -11,12 +11,21 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { apply } from "../net/apply.js";
-import { type AnyChange, diff, emptyState, type NetState, type Scope, stateOf } from "../net/desired-state.js";
+import {
+  type AnyChange,
+  diff,
+  emptyState,
+  type Neighbour,
+  type NetState,
+  type Scope,
+  stateOf,
+} from "../net/desired-state.js";
 import {
   type FdbEntry,
   type Observed,
   observe,
   observeFdb,
+  observeNdp,
   observeNeighbours,
   observeTrackedSources,
 } from "../net/observe.js";
@@ -53,6 +62,7 @@ interface Snapshot {
   countersAt: bigint;
   fdb: FdbEntry[];
   tracked: string[];
+  ndp: Neighbour[];
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -80,18 +90,24 @@ async function snapshot(
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
   const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
   const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
+  const ndpP = neighbours ? observeNdp(netns, tunnels) : Promise.resolve([]);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink)
     throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
   if (!observed.interfaces.some((l) => l.name === uplink))
     throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
-  const [classes, fdb, tracked] = await Promise.all([observeClasses(netns, [uplink, ...tunnels]), fdbP, trackedP]);
+  const [classes, fdb, tracked, ndp] = await Promise.all([
+    observeClasses(netns, [uplink, ...tunnels]),
+    fdbP,
+    trackedP,
+    ndpP,
+  ]);
   const countersAt = process.hrtime.bigint();
   const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink, countersAt, fdb, tracked };
+  return { observed, tc, uplink, countersAt, fdb, tracked, ndp };
 }
 
 export interface Outcome {
@@ -143,6 +159,7 @@ export async function applyConfig(
     leaf,
     fdb: snap.fdb,
     tracked: snap.tracked,
+    ndp: snap.ndp,
   });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
@@ -154,12 +171,13 @@ export async function applyConfig(
  */
 export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours] = await Promise.all([
+  const [fdb, tracked, neighbours, ndp] = await Promise.all([
     observeFdb(opts.netns, devices),
     observeTrackedSources(opts.netns),
     observeNeighbours(opts.netns),
+    observeNdp(opts.netns, devices),
   ]);
-  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked) });
+  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp) });
   const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.length) await apply(opts.netns, changes);

@@ -5,9 +5,11 @@
  */
 import { readFile } from "node:fs/promises";
 import * as z from "zod/mini";
-import { broadcastOf, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { cidrsOverlap, firstHost, formatIP, isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import { formatRate, parseRate, parseSize } from "../net/rates.js";
-import { cidr, ipv4, port, vni } from "../net/schema.js";
+import { cidr4, cidr6, ipv4, ipv6, port, vni } from "../net/schema.js";
+import { defaultOverlaySubnet6 } from "../net/vxlan.js";
+import { HaSchema, type HaSettings, HaSettingsError, requireEgressAddresses, resolveHa } from "./ha/settings.js";
 
 export class GatewayConfigError extends Error {}
 
@@ -33,12 +35,16 @@ const Tenant = z.strictObject({
     ),
   vni,
   vxlanPort: z._default(port, 4789),
-  overlaySubnet: cidr,
+  overlaySubnet: cidr4,
   gatewayOverlayIP: z.optional(ipv4),
+  /** Default: the ULA /48 the plugin derives from the VNI too. */
+  overlaySubnet6: z.optional(cidr6),
+  gatewayOverlayIP6: z.optional(ipv6),
   allowedSources: z
-    .array(cidr)
+    .array(cidr4)
     .check(z.minLength(1, { error: "list the underlay CIDRs this tenant's pods send from" })),
   snat: z._default(z.union([z.literal("masquerade"), ipv4]), "masquerade"),
+  snat6: z._default(z.union([z.literal("masquerade"), ipv6]), "masquerade"),
   upload: Limit,
   download: Limit,
 });
@@ -46,6 +52,8 @@ const Tenant = z.strictObject({
 const Schema = z.strictObject({
   uplink: z.optional(ifname),
   linkRate: z.optional(rate),
+  /** An active/standby pair (README "High availability"); absent: a single gateway. */
+  ha: z.optional(HaSchema),
   tenants: z.array(Tenant),
 });
 
@@ -64,8 +72,13 @@ export interface GatewayTenant {
   overlaySubnet: string;
   overlayPrefix: number;
   gatewayOverlayIP: string;
+  overlaySubnet6: string;
+  overlayPrefix6: number;
+  gatewayOverlayIP6: string;
   allowedSources: string[];
   snat: "masquerade" | string;
+  /** "masquerade" (the uplink's IPv6) or an IPv6 address to SNAT the tenant's IPv6 to. */
+  snat6: "masquerade" | string;
   upload: Shape;
   download: Shape;
   /** HTB class minor on the uplink (upload) and on the tunnel (download). */
@@ -78,6 +91,7 @@ export interface GatewayConfig {
   linkRate: number;
   linkRateGiven: boolean;
   tenants: GatewayTenant[];
+  ha?: HaSettings;
 }
 
 /** Without linkRate the root class does not shape; it only bounds ceilings. */
@@ -147,11 +161,17 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       throw new GatewayConfigError(
         `${at}.overlaySubnet: ${t.overlaySubnet} must be /16 to /30 (the gateway keeps a neighbour entry per address)`,
       );
-    const gw = t.gatewayOverlayIP ?? formatIPv4(firstHost(subnet));
-    const gwValue = parseIPv4(gw)!;
-    if (!cidrContains(subnet, gwValue) || gwValue === subnet.network || gwValue === broadcastOf(subnet)) {
+    const gw = t.gatewayOverlayIP ?? formatIP(4, firstHost(subnet));
+    if (!isHostOf(subnet, parseIP(gw, 4)!)) {
       throw new GatewayConfigError(`${at}.gatewayOverlayIP: ${gw} is not a host address inside ${t.overlaySubnet}`);
     }
+    const subnet6Text = t.overlaySubnet6 ?? defaultOverlaySubnet6(t.vni);
+    const subnet6 = parseCidr(subnet6Text)!;
+    if (subnet6.prefix > 126)
+      throw new GatewayConfigError(`${at}.overlaySubnet6: ${subnet6Text} has no room for pods (at most /126)`);
+    const gw6 = formatIP(6, t.gatewayOverlayIP6 !== undefined ? parseIP(t.gatewayOverlayIP6, 6)! : firstHost(subnet6));
+    if (!isHostOf(subnet6, parseIP(gw6, 6)!))
+      throw new GatewayConfigError(`${at}.gatewayOverlayIP6: ${gw6} is not a host address inside ${subnet6Text}`);
     return {
       name: t.name,
       vni: t.vni,
@@ -159,8 +179,12 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       overlaySubnet: t.overlaySubnet,
       overlayPrefix: subnet.prefix,
       gatewayOverlayIP: gw,
+      overlaySubnet6: subnet6Text,
+      overlayPrefix6: subnet6.prefix,
+      gatewayOverlayIP6: gw6,
       allowedSources: t.allowedSources,
       snat: t.snat,
+      snat6: t.snat6 === "masquerade" ? t.snat6 : formatIP(6, parseIP(t.snat6, 6)!),
       upload: shape(t.upload, `${at}.upload`, linkRate),
       download: shape(t.download, `${at}.download`, linkRate),
       classMinor,
@@ -168,12 +192,13 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
   });
   for (let i = 0; i < tenants.length; i++) {
     for (let j = 0; j < i; j++) {
-      const a = parseCidr(tenants[i]!.overlaySubnet)!;
-      const b = parseCidr(tenants[j]!.overlaySubnet)!;
-      if (cidrContains(a, b.network) || cidrContains(b, a.network)) {
-        throw new GatewayConfigError(
-          `tenants[${i}].overlaySubnet: ${tenants[i]!.overlaySubnet} overlaps tenants[${j}].overlaySubnet ${tenants[j]!.overlaySubnet}`,
-        );
+      for (const key of ["overlaySubnet", "overlaySubnet6"] as const) {
+        // Each is a connected route on its tenant's tunnel: overlapping ones would send one tenant's replies into the other's.
+        if (cidrsOverlap(parseCidr(tenants[i]![key])!, parseCidr(tenants[j]![key])!)) {
+          throw new GatewayConfigError(
+            `tenants[${i}].${key}: ${tenants[i]![key]} overlaps tenants[${j}].${key} ${tenants[j]![key]}`,
+          );
+        }
       }
     }
   }
@@ -192,11 +217,22 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
       }
     }
   }
+  let ha: HaSettings | undefined;
+  try {
+    if (raw.ha) {
+      ha = resolveHa(raw.ha);
+      requireEgressAddresses(tenants);
+    }
+  } catch (e) {
+    if (e instanceof HaSettingsError) throw new GatewayConfigError(e.message);
+    throw e;
+  }
   return {
     ...(raw.uplink ? { uplink: raw.uplink } : {}),
     linkRate,
     linkRateGiven: raw.linkRate !== undefined,
     tenants,
+    ...(ha ? { ha } : {}),
   };
 }
 

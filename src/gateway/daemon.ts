@@ -27,6 +27,7 @@ import { problems } from "../net/desired-state.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { applyConfig, type Outcome, reset, syncPods } from "./commands.js";
 import { type GatewayConfig, parseGatewayConfig } from "./config.js";
+import { HaController, type HaStatus } from "./ha/controller.js";
 import { lockNetns, type NetnsLock } from "./lock.js";
 import type { Logger } from "./log.js";
 import { describeStranger, type LearnedPod, type LearnedPods, type Stranger } from "./plan.js";
@@ -68,6 +69,8 @@ export interface DaemonState {
   strangers: Stranger[];
   /** Distinct contract breakers reported since start (each is logged once). */
   strangersReported: number;
+  /** The pair's side of things, when the configuration asks for HA. */
+  ha?: HaStatus;
 }
 
 export interface ReconcileEvent {
@@ -88,6 +91,8 @@ export interface DaemonOptions {
   lockDir?: string;
   /** Turns the file's JSON into a configuration (the executable also accepts the tenants file). */
   parse?: (json: unknown) => GatewayConfig;
+  /** The HA instance's directory (its keepalived and conntrackd files); a temporary one if absent. */
+  haDir?: string;
 }
 
 const HISTORY = 50;
@@ -118,6 +123,8 @@ export class GatewayDaemon extends EventEmitter {
   private monitor?: ChildProcess;
   private monitorRestart?: NodeJS.Timeout;
   private stopping = false;
+  private pair?: HaController;
+  private haGeneration = 0;
 
   constructor(options: DaemonOptions) {
     super();
@@ -136,7 +143,7 @@ export class GatewayDaemon extends EventEmitter {
 
   /** A copy: readers cannot change the daemon's state. */
   state(): DaemonState {
-    return structuredClone(this.s);
+    return { ...structuredClone(this.s), ...(this.pair ? { ha: this.pair.status() } : {}) };
   }
 
   /** The last reconcile succeeded and the file in force is the file as it is now. */
@@ -154,6 +161,11 @@ export class GatewayDaemon extends EventEmitter {
 
   get configError(): string | undefined {
     return this.s.configError?.message;
+  }
+
+  /** The pair's side, when the configuration in force asks for HA. */
+  get ha(): HaStatus | undefined {
+    return this.pair?.status();
   }
 
   get lastSuccess(): Date | undefined {
@@ -229,6 +241,8 @@ export class GatewayDaemon extends EventEmitter {
     this.watcher?.close();
     this.monitor?.kill("SIGTERM");
     await this.idle();
+    await this.pair?.stop();
+    this.pair = undefined;
     if (this.o.cleanupOnExit && this.lock) {
       try {
         const r = await reset(this.o.netns ? { netns: this.o.netns } : {});
@@ -351,6 +365,43 @@ export class GatewayDaemon extends EventEmitter {
       this.finish(reason, started, outcome);
     } catch (e) {
       this.fail(reason, started, e as Error);
+      return;
+    }
+    await this.followHa(config, this.s.uplink);
+  }
+
+  /** Starts, updates or stops the pair's machinery as the configuration in force says. */
+  private async followHa(config: GatewayConfig, uplink: string): Promise<void> {
+    if (this.stopping) return;
+    try {
+      if (!config.ha) {
+        await this.pair?.stop();
+        this.pair = undefined;
+        return;
+      }
+      if (this.o.netns)
+        throw new Error(
+          "HA mode runs inside the gateway's namespace (start `run` there, without --netns): keepalived, conntrackd and the learned-pod exchange are its own processes and sockets",
+        );
+      if (!this.pair) {
+        const ha = new HaController({
+          log: this.o.log,
+          ...(this.o.haDir ? { dir: this.o.haDir } : {}),
+          pods: () => [...this.known.values()].map((p) => ({ dev: p.dev, mac: p.mac, vtep: p.vtep })),
+        });
+        try {
+          await ha.start(config, uplink);
+        } catch (e) {
+          await ha.stop();
+          throw e;
+        }
+        this.pair = ha;
+      } else if (this.haGeneration !== this.s.generation) {
+        await this.pair.update(config, uplink);
+      }
+      this.haGeneration = this.s.generation;
+    } catch (e) {
+      this.o.log("error", "ha", `HA: ${(e as Error).message} (retried at the next reconcile)`);
     }
   }
 
@@ -419,6 +470,7 @@ export class GatewayDaemon extends EventEmitter {
 
   private finish(reason: Reason, started: number, o: Outcome): void {
     const pods = this.track(o.learned);
+    if (pods.podsLearned.length || pods.podsForgotten.length) this.pair?.podsChanged();
     const r: ReconcileRecord = {
       at: new Date().toISOString(),
       reason,

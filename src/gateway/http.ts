@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { between, type GatewaySample, type GatewayStatus, sample } from "./commands.js";
+import type { HaStatus } from "./ha/controller.js";
 import { createMetrics, type ReconcileSource, sharedInFlight } from "./metrics.js";
 import { pageHtml } from "./page.js";
 
@@ -20,6 +21,8 @@ export interface ApiStatus extends GatewayStatus {
   generation: number;
   configError: string | null;
   lastSuccess: string | null;
+  /** The pair's side; null for a gateway that is no pair. */
+  ha: HaStatus | null;
 }
 
 export interface Listen {
@@ -76,6 +79,7 @@ export async function startHttp(source: ReconcileSource, listen: string): Promis
     generation: source.generation,
     configError: source.configError ?? null,
     lastSuccess: source.lastSuccess?.toISOString() ?? null,
+    ha: source.ha ?? null,
   });
 
   const send = (res: ServerResponse, code: number, type: string, body: string) => {

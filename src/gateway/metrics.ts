@@ -11,6 +11,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { type GatewaySample, sample, type TenantSample } from "./commands.js";
+import type { HaStatus } from "./ha/controller.js";
 
 /** How a reconcile ended: it changed the kernel, found nothing to change, was refused the file, or the kernel refused a change. */
 export type ReconcileResult = "changed" | "unchanged" | "invalid_config" | "failed";
@@ -51,7 +52,11 @@ export interface ReconcileSource {
   /** Ready = the last reconcile succeeded and the kernel matches the accepted file. */
   readiness(): Readiness | Promise<Readiness>;
   onReconcile(listener: (e: ReconcileEvent) => void): void;
+  /** The pair's side, when the gateway is one instance of an HA pair. */
+  readonly ha?: HaStatus | undefined;
 }
+
+const ROLES = ["starting", "active", "standby", "fault", "stopped"] as const;
 
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -219,6 +224,63 @@ export function createMetrics(
       this.set(source.configError === undefined ? 0 : 1);
     },
   });
+  // The pair's facts carry the instance's name: a dashboard shows both instances side by side,
+  // and a gateway that is no pair exports none of them.
+  const haGauge = (name: string, help: string, value: (h: HaStatus) => number | undefined, labels: string[] = []) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["instance", ...labels],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const h = source.ha;
+        const v = h && value(h);
+        if (h && v !== undefined) this.set({ instance: h.instance }, v);
+      },
+    });
+  new Gauge({
+    name: "tenant_egress_ha_role",
+    help: "1 for the role this instance has now (active holds the shared and egress addresses), 0 for the others",
+    labelNames: ["instance", "role"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const h = source.ha;
+      if (h) for (const role of ROLES) this.set({ instance: h.instance, role }, h.role === role ? 1 : 0);
+    },
+  });
+  haGauge("tenant_egress_ha_transitions", "Role changes since the daemon started", (h) => h.transitions);
+  haGauge(
+    "tenant_egress_ha_peer_advert_timestamp_seconds",
+    "Unix time the peer's last VRRP advertisement was seen on the uplink",
+    (h) => (h.peerAdvert ? Date.parse(h.peerAdvert.at) / 1000 : undefined),
+  );
+  haGauge(
+    "tenant_egress_ha_peer_advert_priority",
+    "The priority in the peer's last VRRP advertisement (0: it is giving the role up)",
+    (h) => h.peerAdvert?.priority,
+  );
+  haGauge(
+    "tenant_egress_ha_sync_healthy",
+    "1 while conntrackd answers and the peer is heard on the sync link, else 0",
+    (h) => (h.sync.healthy ? 1 : 0),
+  );
+  haGauge(
+    "tenant_egress_ha_replicated_connections",
+    "Connections in replication: the active's own that it sends, or on the standby those received, ready for a takeover",
+    (h) => h.replicatedConnections,
+  );
+  haGauge(
+    "tenant_egress_ha_addresses_held",
+    "Shared and egress addresses on this instance's uplink (all of them on the active, none on the standby)",
+    (h) => h.addresses.held.length,
+  );
+  haGauge(
+    "tenant_egress_ha_sync_lost_messages",
+    "Sync messages conntrackd counted as lost since it started",
+    (h) => h.sync.stats?.lost,
+  );
   source.onReconcile((e) => {
     reconciles.inc({ result: e.result });
     duration.observe(e.seconds);

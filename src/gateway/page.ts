@@ -66,11 +66,38 @@ export function renderTenants(s: ApiStatus): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" role="img">${parts.join("")}</svg>`;
 }
 
+/**
+ * One line about the pair (role, the peer's last advertisement, sync health, replicated
+ * connections, addresses held), or nothing for a gateway that is no pair. Self-contained like
+ * renderTenants: it runs in the browser as its own source text, and `now` is the browser's clock.
+ */
+export function renderHa(s: ApiStatus, now: number): string {
+  const h = s.ha;
+  if (!h) return "";
+  const esc = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const ago = (iso: string) => `${Math.max(0, (now - Date.parse(iso)) / 1000).toFixed(1)} s ago`;
+  const advert = h.peerAdvert
+    ? `peer ${esc(h.peer)} advertised ${ago(h.peerAdvert.at)} (priority ${h.peerAdvert.priority})`
+    : `no advertisement from peer ${esc(h.peer)} seen`;
+  const sync = h.sync.healthy ? "sync healthy" : `sync unhealthy: ${esc(h.sync.reason)}`;
+  return [
+    `<span class="role role-${h.role}">${esc(h.instance)}: ${h.role}</span>`,
+    `since ${new Date(h.since).toLocaleTimeString()}`,
+    advert,
+    `<span class="${h.sync.healthy ? "" : "error"}">${sync}</span>`,
+    `${h.replicatedConnections} replicated connections`,
+    `holds ${h.addresses.held.length} of ${h.addresses.moving.length} moving addresses`,
+  ].join(" · ");
+}
+
 const STYLE = `
 body { font: 14px system-ui, sans-serif; margin: 24px; color: #1a202c; background: #fff; }
 h1 { font-size: 20px; margin: 0 0 4px; }
 #meta { color: #4a5568; margin-bottom: 16px; }
-#meta .error { color: #c53030; }
+#meta .error, #ha .error { color: #c53030; }
+#ha { margin-bottom: 16px; }
+#ha .role { font-weight: 600; }
+#ha .role-active { color: #2f855a; }
 svg text { font: 13px system-ui, sans-serif; fill: #1a202c; }
 svg text.tenant { font-weight: 600; font-size: 15px; }
 svg text.note, svg text.missing { fill: #718096; }
@@ -86,9 +113,11 @@ export function pageHtml(initial: ApiStatus): string {
   const data = JSON.stringify(initial).replace(/</g, "\\u003c");
   const script = `
 const renderTenants = ${renderTenants.toString()};
+const renderHa = ${renderHa.toString()};
 let refreshes = 0;
 function show(s) {
   document.getElementById("tenants").innerHTML = renderTenants(s);
+  document.getElementById("ha").innerHTML = renderHa(s, Date.now());
   const when = s.lastSuccess ? new Date(s.lastSuccess).toLocaleTimeString() : "never";
   const meta = document.getElementById("meta");
   meta.textContent = "uplink " + s.uplink + " · configuration generation " + s.generation + " · last successful reconcile " + when + " · unclassified packets " + s.directPackets;
@@ -115,7 +144,7 @@ setTimeout(refresh, 1000);
 `;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tenant-egress gateway</title><style>${STYLE}</style></head>
-<body data-refreshes="0"><h1>tenant-egress gateway</h1><div id="meta"></div><div id="tenants"></div>
+<body data-refreshes="0"><h1>tenant-egress gateway</h1><div id="meta"></div><div id="ha"></div><div id="tenants"></div>
 <script>${script}</script></body></html>
 `;
 }

@@ -36,6 +36,7 @@
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
 import {
+  type Address,
   type Chain,
   emptyState,
   type Jump,
@@ -43,9 +44,10 @@ import {
   type NetState,
   type Qdisc,
   type Scope,
+  type Sysctl,
   type TcClass,
 } from "../net/desired-state.js";
-import { broadcastOf, cidrContains, parseCidr, parseIPv4 } from "../net/ipv4.js";
+import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
 import type { FdbEntry } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
 import { overlayIPOfMac, overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
@@ -75,6 +77,8 @@ export interface GatewayFacts {
   fdb: readonly FdbEntry[];
   /** Original source addresses of tracked connections: pods with open flows. */
   tracked: readonly string[];
+  /** The tunnels' IPv6 neighbour entries in any state: what pods' neighbour discovery taught the kernel. */
+  ndp: readonly Neighbour[];
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
@@ -138,15 +142,10 @@ export interface LearnedPods {
   strangers: Stranger[];
 }
 
-const isHost = (t: GatewayTenant, addr: number | undefined): addr is number => {
-  const subnet = parseCidr(t.overlaySubnet)!;
-  return (
-    addr !== undefined &&
-    cidrContains(subnet, addr) &&
-    addr !== subnet.network &&
-    addr !== broadcastOf(subnet) &&
-    addr !== parseIPv4(t.gatewayOverlayIP)
-  );
+/** Whether `ip` can be one of the tenant's pods: a host of its overlay that is not the gateway's own address. */
+const isHost = (t: GatewayTenant, ip: string): boolean => {
+  const addr = parseIP(ip, 4);
+  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet)!, addr) && ip !== t.gatewayOverlayIP;
 };
 
 /** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
@@ -157,30 +156,131 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
     const t = byDev.get(e.dev);
     if (!t) continue;
     const ip = overlayIPOfMac(e.mac);
-    if (ip !== undefined && isHost(t, parseIPv4(ip)))
-      out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
+    if (ip !== undefined && isHost(t, ip)) out.pods.push({ tenant: t.name, dev: e.dev, ip, mac: e.mac, vtep: e.dst });
     else out.strangers.push({ tenant: t.name, dev: e.dev, mac: e.mac, vtep: e.dst });
   }
   return out;
 }
 
+/** Whether `ip` can be one of the tenant's pods' overlay IPv6 addresses. */
+const isHost6 = (t: GatewayTenant, ip: string): boolean => {
+  const addr = parseIP(ip, 6);
+  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet6)!, addr) && ip !== t.gatewayOverlayIP6;
+};
+
 /**
  * One permanent neighbour per pod the gateway knows of, learned or with tracked connections:
  * its derived MAC, so nothing waits for ARP.
+ *
+ * A dual-stack pod's overlay IPv6 has a twin entry with the same MAC. Its address cannot be
+ * read from the MAC (it comes from the pod's own IPv6, from IPAM or a pin, not from its overlay
+ * IPv4), but the kernel learns it: a pod's first IPv6 packet into the tunnel is a neighbour
+ * solicitation for the gateway's overlay IPv6, sent from the pod's overlay IPv6 (the only IPv6
+ * address its tunnel has) with its MAC, and the gateway keeps that as a neighbour entry. Made
+ * permanent while the pod is learned, it keeps server pushes to an idle pod working over IPv6
+ * too: the gateway never has to solicit (a multicast a tunnel without a default destination
+ * could not deliver).
  */
 export function podNeighbours(
   config: GatewayConfig,
   fdb: readonly FdbEntry[],
   tracked: readonly string[],
+  ndp: readonly Neighbour[] = [],
 ): Neighbour[] {
   const out = new Map<string, Neighbour>();
-  for (const p of learnedPods(config, fdb).pods)
+  const byDev = new Map(config.tenants.map((t) => [tunnelDevice(t.vni), t]));
+  for (const p of learnedPods(config, fdb).pods) {
     out.set(`${p.dev} ${p.ip}`, { dev: p.dev, ip: p.ip, mac: overlayMac(p.ip) });
+    for (const n of ndp)
+      if (n.dev === p.dev && n.mac === p.mac && isHost6(byDev.get(p.dev)!, n.ip))
+        out.set(`${p.dev} ${n.ip}`, { dev: p.dev, ip: n.ip, mac: p.mac });
+  }
   for (const ip of tracked) {
-    const t = config.tenants.find((x) => isHost(x, parseIPv4(ip)));
+    const t = config.tenants.find((x) => isHost(x, ip));
     if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
   }
   return [...out.values()];
+}
+
+/**
+ * A tenant's forwarding, SNAT and upload classification for one family: the same rules in
+ * iptables and ip6tables, with that family's overlay and SNAT address. Accepting in FORWARD
+ * keeps the gateway working under a FORWARD policy of DROP; only the tenant's own, well-formed
+ * traffic and the replies to it (ICMP errors included, as RELATED) are accepted. Upload of both
+ * families lands in the tenant's one upload class: one limit per tenant.
+ */
+function forwarding(
+  t: GatewayTenant,
+  uplink: string,
+  overlay: string,
+  snatTo: string,
+): { chains: Chain[]; jumps: Jump[] } {
+  const dev = tunnelDevice(t.vni);
+  const names = tenantChains(t.vni);
+  const target = snatTo === "masquerade" ? "-j MASQUERADE" : `-j SNAT --to-source ${snatTo}`;
+  return {
+    chains: [
+      {
+        table: "filter",
+        name: names.forward,
+        rules: [
+          `! -s ${overlay} -i ${dev} -j DROP`,
+          `-i ${dev} ! -o ${uplink} -j DROP`,
+          `-i ${dev} -j ACCEPT`,
+          `-o ${dev} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+        ],
+      },
+      { table: "nat", name: names.snat, rules: [`-s ${overlay} -o ${uplink} ${target}`] },
+      {
+        table: "mangle",
+        name: names.classify,
+        rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`],
+      },
+    ],
+    jumps: [
+      { table: "filter", hook: "FORWARD", match: "", chain: names.forward, first: true },
+      { table: "nat", hook: "POSTROUTING", match: "", chain: names.snat, first: false },
+      { table: "mangle", hook: "FORWARD", match: "", chain: names.classify, first: false },
+    ],
+  };
+}
+
+/** The conntrack keeper (see the top of this module), in one family's tables. */
+function conntrackKeeper(uplink: string): { chain: Chain; jump: Jump } {
+  return {
+    chain: { table: "filter", name: CONNTRACK_CHAIN, rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`] },
+    jump: { table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true },
+  };
+}
+
+/** The IPv6 half of a gateway: what pods' IPv6 needs beside the shared tunnels and classes. */
+export interface GatewayState6 {
+  sysctls: Sysctl[];
+  addresses: Address[];
+  chains: Chain[];
+  jumps: Jump[];
+}
+
+/**
+ * IPv6 forwarding, each tenant's overlay IPv6 on its tunnel, and the twins of its forwarding,
+ * NAT (to `snat6`, or MASQUERADE to the uplink's IPv6) and classification. The tunnels, their
+ * neighbour entries (IPv6 twins included, see podNeighbours) and the HTB classes are the
+ * IPv4 plan's: the download class on a tunnel already counts both families.
+ */
+export function planGateway6(config: GatewayConfig, f: Pick<GatewayFacts, "uplink">): GatewayState6 {
+  const state: GatewayState6 = { sysctls: [], addresses: [], chains: [], jumps: [] };
+  if (config.tenants.length === 0) return state;
+  const keeper = conntrackKeeper(f.uplink);
+  state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
+  state.chains.push(keeper.chain);
+  state.jumps.push(keeper.jump);
+  for (const t of config.tenants) {
+    state.addresses.push({ dev: tunnelDevice(t.vni), local: t.gatewayOverlayIP6, prefix: t.overlayPrefix6 });
+    const inner = forwarding(t, f.uplink, t.overlaySubnet6, t.snat6);
+    state.chains.push(...inner.chains);
+    state.jumps.push(...inner.jumps);
+  }
+  return state;
 }
 
 export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
@@ -190,12 +290,9 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
   if (config.tenants.length === 0) return state;
   const { uplink } = f;
   state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
-  state.chains.push({
-    table: "filter",
-    name: CONNTRACK_CHAIN,
-    rules: [`-i ${uplink} -m conntrack --ctstate INVALID -j DROP`],
-  });
-  state.jumps.push({ table: "filter", hook: "INPUT", match: "", chain: CONNTRACK_CHAIN, first: true });
+  const keeper = conntrackKeeper(uplink);
+  state.chains.push(keeper.chain);
+  state.jumps.push(keeper.jump);
 
   // Uplink: root → default (unclassified) + tunnel (re-encapsulated downloads) + one class per tenant's upload.
   const root = htbClass(uplink, ROOT_CLASS, `${H}:`, config.linkRate, config.linkRate);
@@ -218,7 +315,10 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       name: dev,
       vni: t.vni,
       port: t.port,
-      local: f.uplinkIP,
+      // A pair terminates VXLAN on the shared address, so replies reach pods from the address
+      // they send to whichever instance is active (on the standby it is not yet local, which is
+      // fine: the standby sends nothing into the tunnels).
+      local: config.ha?.vip ?? f.uplinkIP,
       dev: uplink,
       mtu: f.uplinkMtu - VXLAN_OVERHEAD,
       mac: overlayMac(t.gatewayOverlayIP),
@@ -233,31 +333,9 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
       name: chains.input,
       rules: [...t.allowedSources.map((c) => `-s ${c} -j RETURN`), "-j DROP"],
     };
-    // Accepting here keeps the gateway working under a FORWARD policy of DROP; only the
-    // tenant's own, well-formed traffic and the replies to it are accepted.
-    const forward: Chain = {
-      table: "filter",
-      name: chains.forward,
-      rules: [
-        `! -s ${t.overlaySubnet} -i ${dev} -j DROP`,
-        `-i ${dev} ! -o ${uplink} -j DROP`,
-        `-i ${dev} -j ACCEPT`,
-        `-o ${dev} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-      ],
-    };
-    const snatTarget = t.snat === "masquerade" ? "-j MASQUERADE" : `-j SNAT --to-source ${t.snat}`;
-    const snat: Chain = {
-      table: "nat",
-      name: chains.snat,
-      rules: [`-s ${t.overlaySubnet} -o ${uplink} ${snatTarget}`],
-    };
-    const classify: Chain = {
-      table: "mangle",
-      name: chains.classify,
-      rules: [`-i ${dev} -o ${uplink} -j CLASSIFY --set-class ${iptClass(t.classMinor)}`],
-    };
-    state.chains.push(accept, forward, snat, classify);
-    const jumps: Jump[] = [
+    const inner = forwarding(t, uplink, t.overlaySubnet, t.snat);
+    state.chains.push(accept, ...inner.chains);
+    state.jumps.push(
       {
         table: "filter",
         hook: "INPUT",
@@ -265,11 +343,8 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
         chain: chains.input,
         first: true,
       },
-      { table: "filter", hook: "FORWARD", match: "", chain: chains.forward, first: true },
-      { table: "nat", hook: "POSTROUTING", match: "", chain: chains.snat, first: false },
-      { table: "mangle", hook: "FORWARD", match: "", chain: chains.classify, first: false },
-    ];
-    state.jumps.push(...jumps);
+      ...inner.jumps,
+    );
 
     const up = htbClass(uplink, classId(t.classMinor), ROOT_CLASS, t.upload.rate, t.upload.ceil, t.upload.burst);
     uplinkClasses.push(up);
@@ -281,7 +356,12 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     state.classes.push(down);
   }
 
-  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked));
+  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked, f.ndp));
+  const v6 = planGateway6(config, f);
+  state.addresses.push(...v6.addresses);
+  state.sysctls6.push(...v6.sysctls);
+  state.chains6.push(...v6.chains);
+  state.jumps6.push(...v6.jumps);
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

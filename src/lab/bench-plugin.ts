@@ -1,9 +1,14 @@
 /**
  * Benchmarks of the plugin as a runtime sees it: wall time of each verb, invoked exactly as
  * libcni invokes one plugin of a chain (env + config on stdin, from the node's namespace),
- * with and without the node's enforcement, next to the Go reference chained plugins invoked the
- * same way and to `node -e 0`, the floor of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
+ * as the single executable and as the plain bundle, with and without the node's enforcement,
+ * next to the Go reference chained plugins invoked the same way and to `node -e 0`, the floor
+ * of any Node plugin. Then: does ADD slow down with 200 pods on the node, and do 50 parallel
  * ADDs and DELs through the whole chain all succeed and leave nothing behind?
+ *
+ * The headline figure is each verb's ratio to `node -e 0`: the machine's speed drifts a lot
+ * between runs (it is shared), so the floor is sampled in every round, interleaved with the
+ * verbs, and each sample is divided by its own round's floor before taking the median.
  */
 import { join } from "node:path";
 import { run } from "../net/run.js";
@@ -19,11 +24,24 @@ export interface Timing {
   n: number;
 }
 
+/** Each sample divided by the `node -e 0` sampled in the same round (the ratio's median and p90). */
+export interface Ratio {
+  median: number;
+  p90: number;
+}
+
 export interface PluginBench {
   verbs: Record<string, Record<string, Timing>>;
+  /** Per subject and verb, the ratio to `node -e 0` sampled in the same round. */
+  ratios: Record<string, Record<string, Ratio>>;
   nsenterFloor: Timing;
   addWith1: Timing;
   addWith200: Timing;
+  ratioWith1: Ratio;
+  ratioWith200: Ratio;
+  /** The same with `enforce: true`, the 200 pods enforced too (the node's table holds their chains). */
+  enforceRatioWith1: Ratio;
+  enforceRatioWith200: Ratio;
   /** `node -e 0`, sampled alongside each of the two, to tell the plugin's growth from the machine's. */
   floorWith1: Timing;
   floorWith200: Timing;
@@ -38,6 +56,11 @@ export interface PluginBench {
 }
 
 const timing = (ms: number[]): Timing => ({ median: percentile(ms, 50), p90: percentile(ms, 90), n: ms.length });
+
+function pairedRatio(ms: number[], floor: number[]): Ratio {
+  const r = ms.map((x, i) => x / floor[i]!);
+  return { median: percentile(r, 50), p90: percentile(r, 90) };
+}
 
 async function timed(argv: string[], node: string, env: NodeJS.ProcessEnv, input: string): Promise<number> {
   const start = process.hrtime.bigint();
@@ -157,6 +180,7 @@ export async function benchPlugins(
     `timing VERSION (start-up), ADD, CHECK and DEL of tenant-egress, bandwidth, tuning and portmap (n=${n} each, interleaved)`,
   );
   for (let i = 0; i < n; i++) {
+    nodeFloor.push(await nodeStart());
     for (const s of subjects) {
       for (const verb of s.verbs) {
         const ms = await timed(s.argv, lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
@@ -166,7 +190,6 @@ export async function benchPlugins(
       }
       await s.cleanup?.();
     }
-    nodeFloor.push(await nodeStart());
     floor.push(await timed(["true"], lab.ns.nodeA, { PATH: process.env.PATH }, ""));
   }
   const verbs: PluginBench["verbs"] = Object.fromEntries(
@@ -176,34 +199,72 @@ export async function benchPlugins(
     ]),
   );
   verbs["node -e 0"] = { start: timing(nodeFloor) };
+  const ratios: PluginBench["ratios"] = Object.fromEntries(
+    Object.entries(samples).map(([name, v]) => [
+      name,
+      Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, pairedRatio(ms, nodeFloor)])),
+    ]),
+  );
 
-  const ours = subjects[0]!;
+  // ADD alone (a DEL between, untimed), plain and enforcing, the floor after each pair.
+  const plain = subjects[0]!;
+  const enforcing = subjects.find((s) => s.name === "tenant-egress, enforce")!;
   const addOnly = async (count: number) => {
     const ms: number[] = [];
+    const enforceMs: number[] = [];
     const floorMs: number[] = [];
     for (let i = 0; i < count; i++) {
-      ms.push(await timed(ours.argv, lab.ns.nodeA, env("ADD"), JSON.stringify(ours.conf)));
-      await timed(ours.argv, lab.ns.nodeA, env("DEL"), JSON.stringify(ours.conf));
+      for (const [s, out] of [
+        [plain, ms],
+        [enforcing, enforceMs],
+      ] as const) {
+        out.push(await timed(s.argv, lab.ns.nodeA, env("ADD"), JSON.stringify(s.conf)));
+        await timed(s.argv, lab.ns.nodeA, env("DEL"), JSON.stringify(s.conf));
+      }
       floorMs.push(await nodeStart());
     }
-    return [timing(ms), timing(floorMs)] as const;
+    return {
+      add: timing(ms),
+      floor: timing(floorMs),
+      ratio: pairedRatio(ms, floorMs),
+      enforceRatio: pairedRatio(enforceMs, floorMs),
+    };
   };
   // Twice the samples: the two medians are compared with each other, so their noise adds up.
-  const [addWith1, floorWith1] = await addOnly(2 * n);
+  const with1 = await addOnly(2 * n);
 
-  progress("attaching 200 pods through the whole chain, then timing ADD again");
-  const chain = await writeBridgeConflist({
+  // Enforcing, so the node's nftables table holds 200 chains when the next ADDs read it.
+  progress("attaching 200 pods through the whole chain (enforcing), then timing ADD again");
+  const scale = await writeBridgeConflist({
     name: `${lab.prefix}-scale`,
+    dir: lab.dir,
+    egress: { gateway: gatewayIP, enforce: true },
+  });
+  const many = await attachMany(lab, scale, "s", 200, 8);
+  const with200 = await addOnly(2 * n);
+  await detachMany(lab, scale, many, 8);
+
+  progress("50 parallel ADDs, then 50 parallel DELs, through libcni");
+  const chain = await writeBridgeConflist({
+    name: `${lab.prefix}-parallel`,
     dir: lab.dir,
     egress: { gateway: gatewayIP },
   });
-  const many = await attachMany(lab, chain, "s", 200, 8);
-  const [addWith200, floorWith200] = await addOnly(2 * n);
-  await detachMany(lab, chain, many, 8);
-
-  progress("50 parallel ADDs, then 50 parallel DELs, through libcni");
   const parallel = await parallelChain(lab, chain, 50);
-  return { verbs, nsenterFloor: timing(floor), addWith1, addWith200, floorWith1, floorWith200, parallel };
+  return {
+    verbs,
+    ratios,
+    nsenterFloor: timing(floor),
+    addWith1: with1.add,
+    addWith200: with200.add,
+    ratioWith1: with1.ratio,
+    ratioWith200: with200.ratio,
+    enforceRatioWith1: with1.enforceRatio,
+    enforceRatioWith200: with200.enforceRatio,
+    floorWith1: with1.floor,
+    floorWith200: with200.floor,
+    parallel,
+  };
 }
 
 async function attachMany(

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { formatRate } from "../net/rates.js";
 import type { GatewayBench, IsolationRow } from "./bench-gateway.js";
 import type { ScaleBench } from "./bench-gateway-scale.js";
-import type { PluginBench, Timing } from "./bench-plugin.js";
+import type { PluginBench, Ratio, Timing } from "./bench-plugin.js";
 
 export interface BenchRun {
   date: string;
@@ -29,19 +29,27 @@ export function markdown(r: BenchRun): string {
   ];
   if (r.plugin) {
     const p = r.plugin;
-    out.push("## Plugin verbs (ms, median / p90, invoked like libcni from the node namespace through nsenter)", "");
-    const floor = p.verbs["node -e 0"]?.start;
-    const ratio = (t: Timing | undefined) => (t && floor ? `${(t.median / floor.median).toFixed(2)} ×` : "");
-    out.push("| plugin | start-up (VERSION) | ADD | ADD / node -e 0 | CHECK | DEL |", "|---|---|---|---|---|---|");
+    out.push(
+      "## Plugin verbs: ratio to `node -e 0` (median / p90 of each sample over its own round's floor), then ms (median / p90)",
+      "",
+      "Invoked like libcni from the node namespace through nsenter, interleaved, `node -e 0` sampled in every round.",
+      "",
+    );
+    const x = (r: Ratio | undefined) => (r ? `${r.median.toFixed(2)} / ${r.p90.toFixed(2)} ×` : "");
+    out.push(
+      "| plugin | ADD ÷ node -e 0 | CHECK ÷ node -e 0 | DEL ÷ node -e 0 | start-up (VERSION) | ADD | CHECK | DEL |",
+      "|---|---|---|---|---|---|---|---|",
+    );
     for (const [name, v] of Object.entries(p.verbs)) {
+      const r = p.ratios[name] ?? {};
       out.push(
         name === "node -e 0"
-          ? `| node -e 0 (start-up floor) | ${ms(v.start)} | | | | |`
-          : `| ${name} | ${ms(v.VERSION)} | ${ms(v.ADD)} | ${ratio(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`,
+          ? `| node -e 0 (start-up floor) | 1 | | | ${ms(v.start)} | | | |`
+          : `| ${name} | ${x(r.ADD)} | ${x(r.CHECK)} | ${x(r.DEL)} | ${ms(v.VERSION)} | ${ms(v.ADD)} | ${ms(v.CHECK)} | ${ms(v.DEL)} |`,
       );
     }
     out.push(
-      `| nsenter + true (spawn floor) | ${ms(p.nsenterFloor)} | | | | |`,
+      `| nsenter + true (spawn floor) | | | | ${ms(p.nsenterFloor)} | | | |`,
       "",
       `n = ${p.nsenterFloor.n} per cell.`,
       "",
@@ -50,6 +58,7 @@ export function markdown(r: BenchRun): string {
     out.push(
       "## Scale",
       "",
+      `- tenant-egress ADD ÷ node -e 0 with 1 pod on the node: ${x(p.ratioWith1)}; with 200 pods: ${x(p.ratioWith200)}. With \`enforce: true\` (the 200 pods enforced too): ${x(p.enforceRatioWith1)}, then ${x(p.enforceRatioWith200)}.`,
       `- tenant-egress ADD with 1 pod on the node: ${ms(p.addWith1)} ms; with 200 pods: ${ms(p.addWith200)} ms (median ${growth(p.addWith1, p.addWith200)}; n = ${p.addWith1.n} each).`,
       `- \`node -e 0\` sampled alongside: ${ms(p.floorWith1)} ms, then ${ms(p.floorWith200)} ms (${growth(p.floorWith1, p.floorWith200)}): how much the machine itself slowed down with 200 pods up.`,
     );

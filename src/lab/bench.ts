@@ -1,20 +1,20 @@
 /**
  * `npm run bench` / `npm run bench:gateway`: one command regenerates every number the README
- * quotes, in a lab of its own (namespaces tebench-*, removed on exit, failure or Ctrl-C).
+ * quotes, in a lab of its own (namespaces under a prefix unique to the run, `teb<hex>-*`, removed on exit,
+ * failure or Ctrl-C), so two benches, or a bench and the test suite, can run side by side.
  */
 import { cpus, release } from "node:os";
+import { benchFailover } from "./bench-failover.js";
 import { benchGateway } from "./bench-gateway.js";
 import { benchGatewayScale } from "./bench-gateway-scale.js";
 import { benchPlugins } from "./bench-plugin.js";
 import { type BenchRun, markdown, writeReport } from "./bench-report.js";
-import { createLab, deleteNamespaces } from "./topology.js";
+import { createLab, deleteNamespaces, uniquePrefix } from "./topology.js";
 import { startInetServers } from "./traffic.js";
 
-export const BENCH_PREFIX = "tebench";
-
 export interface BenchOptions {
-  /** "scale": only the gateway's scale part. */
-  only?: "plugin" | "gateway" | "scale";
+  /** "scale": only the gateway's scale part; "failover": only the HA pair's failover (n repetitions, its own lab). */
+  only?: "plugin" | "gateway" | "scale" | "failover";
   seconds: number;
   /** The gateway's scale part: tenants (/16 overlays each) and active pods at the largest step. */
   tenants: number;
@@ -24,12 +24,13 @@ export interface BenchOptions {
 }
 
 export async function bench(o: BenchOptions): Promise<number> {
+  if (o.only === "failover") return benchFailover({ n: o.n, out: o.out });
   const say = (s: string) => process.stdout.write(`  · ${s}\n`);
-  await deleteNamespaces(`${BENCH_PREFIX}-`);
-  const onSignal = () => void deleteNamespaces(`${BENCH_PREFIX}-`).finally(() => process.exit(130));
+  const prefix = uniquePrefix("b");
+  const onSignal = () => void deleteNamespaces(`${prefix}-`).finally(() => process.exit(130));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const lab = await createLab(BENCH_PREFIX);
+  const lab = await createLab(prefix);
   try {
     const servers = await startInetServers(lab.ns.inet);
     const result: BenchRun = {

@@ -9,9 +9,12 @@
  *
  * node-a's pod network is 10.22.0.0/24 (bridge + host-local, driven by cnitool), gateways sit
  * on node-b's 10.23.0.0/24, so pods and gateways are routed, never on-link. No node masquerades:
- * the internet host sees exactly the source address that left the lab's edge. IPv6 runs beside
- * IPv4 on node-a's side (unique local pod ranges, a documentation-prefix "internet"), so a
- * dual-stack pod network can be tested; IPv4-only networks never notice it.
+ * the internet host sees exactly the source address that left the lab's edge. The lab is
+ * dual-stack: node-a's pod networks have unique local IPv6 ranges (a conflist opts in with a
+ * second host-local range), the gateways have public (documentation-prefix) IPv6 uplinks on
+ * node-b's 2001:db8:23::/64, and the "internet" host has an IPv6 address too; the underlay
+ * between pods and gateways stays IPv4, as in the clusters this project serves. IPv4-only
+ * networks never notice the IPv6.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -28,14 +31,18 @@ export const POD_SUBNET = "10.22.0.0/24";
 /** A second pod network on node-a, for main plugins other than bridge (ptp). */
 export const POD_SUBNET_2 = "10.24.0.0/24";
 export const NODE_B_SUBNET = "10.23.0.0/24";
+/** node-b's IPv6 segment: the gateways' public IPv6 uplinks. */
+export const NODE_B6_SUBNET = "2001:db8:23::/64";
+/** Routed to node-b like 198.51.100.0/24: egress IPv6 addresses a gateway SNATs to. */
+export const EGRESS6_RANGE = "2001:db8:100::/48";
 
 export interface Lab {
   prefix: string;
   ns: { router: string; inet: string; nodeA: string; nodeB: string };
   /** A scratch directory for conflists, IPAM state and captures; removed on teardown. */
   dir: string;
-  /** Adds a gateway namespace on node-b with underlay address 10.23.0.<host>. */
-  addGateway(name: string, host: number): Promise<{ ns: string; ip: string }>;
+  /** Adds a gateway namespace on node-b with underlay address 10.23.0.<host> and uplink IPv6 2001:db8:23::<host>. */
+  addGateway(name: string, host: number): Promise<{ ns: string; ip: string; ip6: string }>;
   /** Creates an empty pod namespace (the runtime's job; CNI plugins then wire it). */
   addPodNamespace(name: string): Promise<string>;
   teardown(): Promise<void>;
@@ -104,6 +111,9 @@ export async function createLab(prefix: string): Promise<Lab> {
       "addr add 2001:db8:113::1/64 dev to-inet nodad",
       `route add ${POD6_SUBNET} via fd00:1::2`,
       `route add ${POD6_SUBNET_2} via fd00:1::2`,
+      "addr add fd00:2::1/64 dev to-b nodad",
+      `route add ${NODE_B6_SUBNET} via fd00:2::2`,
+      `route add ${EGRESS6_RANGE} via fd00:2::2`,
     ]);
     await ipIn(ns.nodeA, [
       "addr add 10.0.1.2/30 dev uplink",
@@ -116,8 +126,11 @@ export async function createLab(prefix: string): Promise<Lab> {
       "addr add 10.0.2.2/30 dev uplink",
       "link set uplink up",
       "route add default via 10.0.2.1",
+      "addr add fd00:2::2/64 dev uplink nodad",
+      "route add default via fd00:2::1",
       "link add gwbr type bridge",
       `addr add 10.23.0.1/24 dev gwbr`,
+      "addr add 2001:db8:23::1/64 dev gwbr nodad",
       "link set gwbr up",
     ]);
     await ipIn(ns.inet, [
@@ -128,7 +141,7 @@ export async function createLab(prefix: string): Promise<Lab> {
       "route add default via 2001:db8:113::1",
     ]);
     for (const n of [ns.router, ns.nodeA, ns.nodeB]) await sysctlIn(n, "net.ipv4.ip_forward=1");
-    for (const n of [ns.router, ns.nodeA]) await sysctlIn(n, "net.ipv6.conf.all.forwarding=1");
+    for (const n of [ns.router, ns.nodeA, ns.nodeB]) await sysctlIn(n, "net.ipv6.conf.all.forwarding=1");
   } catch (e) {
     await teardown();
     throw e;
@@ -148,8 +161,15 @@ export async function createLab(prefix: string): Promise<Lab> {
         `link set ${peer} master gwbr up`,
       ]);
       const ip = `10.23.0.${host}`;
-      await ipIn(gw, [`addr add ${ip}/24 dev eth0`, "link set eth0 up", "route add default via 10.23.0.1"]);
-      return { ns: gw, ip };
+      const ip6 = `2001:db8:23::${host.toString(16)}`;
+      await ipIn(gw, [
+        `addr add ${ip}/24 dev eth0`,
+        `addr add ${ip6}/64 dev eth0 nodad`,
+        "link set eth0 up",
+        "route add default via 10.23.0.1",
+        "route add default via 2001:db8:23::1",
+      ]);
+      return { ns: gw, ip, ip6 };
     },
     async addPodNamespace(name) {
       const pod = `${prefix}-${name}`;

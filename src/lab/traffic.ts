@@ -13,6 +13,8 @@ export const ECHO_PORT = 8080;
 export const SINK_PORT = 8081;
 /** Reads a number N, then pushes one line after N seconds of silence: a server push to an idle client. */
 export const PUSH_PORT = 8082;
+/** HTTP/1.1 that keeps connections open for minutes: one keep-alive connection can outlive a failover. */
+export const HTTP_PORT = 8083;
 export const IPERF_PORTS = [5201, 5202, 5203, 5204];
 
 // A client that hangs up early (a readiness probe, a killed test) resets the socket: without an
@@ -23,6 +25,12 @@ const serve = (port, handle) => net.createServer((s) => { s.on("error", () => {}
 serve(${ECHO_PORT}, (s) => s.end(s.remoteAddress.replace(/^::ffff:/, "") + "\\n"));
 serve(${SINK_PORT}, (s) => { s.resume(); s.on("end", () => s.end()); });
 serve(${PUSH_PORT}, (s) => s.once("data", (d) => setTimeout(() => s.end("push\\n"), 1000 * Number(String(d).trim()))));
+const http = require("http").createServer((q, r) => r.end(q.socket.remoteAddress.replace(/^::ffff:/, "") + "\\n"));
+http.keepAliveTimeout = 600000;
+http.headersTimeout = 0;
+http.requestTimeout = 0;
+http.on("clientError", (e, s) => s.destroy());
+http.listen(${HTTP_PORT});
 console.log("ready");
 `;
 
@@ -157,8 +165,9 @@ export interface Capture {
 /** Captures on `dev` inside `ns` with a pcap filter; resolves once tcpdump is listening. */
 export async function capture(ns: string, dev: string, filter: string, verbose = false): Promise<Capture> {
   const bg = startIn(ns, ["tcpdump", "-n", "-l", "-U", ...(verbose ? ["-v"] : []), "-i", dev, filter]);
-  // tcpdump needs a moment to attach; there is no readiness signal on stdout.
-  await sleep(600);
+  // tcpdump says "listening on <dev>" on stderr once its capture is attached and filtered:
+  // only then is the first packet of what is measured sure to be seen.
+  await bg.stderrMatches(/listening on /);
   return {
     async stop() {
       await sleep(300);

@@ -17,8 +17,11 @@ import { run } from "./run.js";
 /** The input of each tool for a change list; a tool with nothing to do is absent. */
 export interface Batches {
   ip?: string;
+  /** `ip -6 -batch`: IPv6 rules and routes (after `ip`, which creates the devices they name). */
+  ip6?: string;
   /** iptables-restore input for --noflush: one block per table, each committed atomically. */
   iptables?: string;
+  ip6tables?: string;
   nft?: string;
   /** `sysctl -w` arguments. */
   sysctl?: string[];
@@ -29,13 +32,18 @@ export function renderBatches(changes: readonly AnyChange[]): Batches {
   const r = render(changes);
   const flat = (tool: Tool) => [...(r.get(tool)?.values() ?? [])].flat();
   const text = (lines: string[]) => (lines.length ? `${lines.join("\n")}\n` : undefined);
-  const ipt = [...(r.get("iptables") ?? new Map<string, string[]>())]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .flatMap(([table, lines]) => [`*${table}`, ...lines, "COMMIT"]);
+  const restore = (tool: Tool) =>
+    [...(r.get(tool) ?? new Map<string, string[]>())]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .flatMap(([table, lines]) => [`*${table}`, ...lines, "COMMIT"]);
+  const ipt = restore("iptables");
+  const ip6t = restore("ip6tables");
   const sysctl = flat("sysctl");
   return {
     ...(text(flat("ip")) ? { ip: text(flat("ip")) } : {}),
+    ...(text(flat("ip6")) ? { ip6: text(flat("ip6")) } : {}),
     ...(text(ipt) ? { iptables: text(ipt) } : {}),
+    ...(text(ip6t) ? { ip6tables: text(ip6t) } : {}),
     ...(text(flat("nft")) ? { nft: text(flat("nft")) } : {}),
     ...(sysctl.length ? { sysctl } : {}),
     ...(text(flat("tc")) ? { tc: text(flat("tc")) } : {}),
@@ -48,13 +56,17 @@ export async function apply(netns: string | undefined, changes: readonly AnyChan
   // Sysctls and traffic control name devices, so they follow the ip batch that creates them.
   const ip = async () => {
     if (b.ip) await run(["ip", "-batch", "-"], { netns, input: b.ip });
+    if (b.ip6) await run(["ip", "-6", "-batch", "-"], { netns, input: b.ip6 });
     await Promise.all([
       b.sysctl ? run(["sysctl", "-q", "-w", ...b.sysctl], { netns }) : undefined,
       b.tc ? run(["tc", "-batch", "-"], { netns, input: b.tc }) : undefined,
     ]);
   };
   const iptables = async () => {
-    if (b.iptables) await run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: b.iptables });
+    await Promise.all([
+      b.iptables ? run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: b.iptables }) : undefined,
+      b.ip6tables ? run(["ip6tables-restore", "--noflush", "-w", "5"], { netns, input: b.ip6tables }) : undefined,
+    ]);
   };
   const nft = async () => {
     if (b.nft) await run(["nft", "-f", "-"], { netns, input: b.nft });

@@ -47,6 +47,12 @@ export interface NetState {
   qdiscs: Qdisc[];
   classes: TcClass[];
   nftChains: NftChain[];
+  /** IPv6 twins the kernel keeps apart from their IPv4 kinds (`ip -6 rule`/`route`, net/ipv6/conf, ip6tables). */
+  rules6: Rule[];
+  routes6: Route[];
+  sysctls6: Sysctl[];
+  chains6: Chain[];
+  jumps6: Jump[];
 }
 
 export type Kind = keyof NetState;
@@ -66,6 +72,11 @@ export function emptyState(): NetState {
     qdiscs: [],
     classes: [],
     nftChains: [],
+    rules6: [],
+    routes6: [],
+    sysctls6: [],
+    chains6: [],
+    jumps6: [],
   };
 }
 
@@ -142,6 +153,8 @@ function diffKind<K extends Kind>(
     wanted.add(key);
     const have = seen.get(key);
     if (!have) {
+      const inherited = d.inherited?.(want, (k) => seen.get(k));
+      if (inherited && !d.compare(inherited, want)) continue;
       mine.push({ kind: d.kind, op: "add", object: want, ...(gone(want) ? { quiet: true } : {}) });
       continue;
     }

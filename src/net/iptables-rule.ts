@@ -16,7 +16,7 @@
  * stateless matches plans use (mark, tcp, udp, u32, conntrack, comment). Negation is read in
  * the prefix form (`! -s x`) that iptables-save has printed since 1.4.3.
  */
-import { formatIPv4, maskOf, parseIPv4 } from "./ipv4.js";
+import { familyOf, formatCidr, parseCidr, parseIP } from "./ip.js";
 
 /** The long spellings iptables accepts for base options, and the `-m`/`-j` words. */
 const SHORT: Record<string, string> = {
@@ -116,21 +116,26 @@ const plain = (v: string) =>
     .map((p) => number(p) ?? p)
     .join(":");
 
-/** "a.b.c.d", "a.b.c.d/n" or "a.b.c.d/m.m.m.m" as the kernel stores it: network/prefix. */
+/**
+ * An address as the kernel stores it, network/prefix, of either family: "a.b.c.d", "a.b.c.d/n",
+ * "a.b.c.d/m.m.m.m", and IPv6 with or without "/n" in any spelling (ip6tables prints RFC 5952).
+ */
 function address(v: string): string {
   const [host, mask] = v.split("/") as [string, string | undefined];
-  const addr = parseIPv4(host);
-  if (addr === undefined) return v;
-  let prefix = 32;
+  const family = familyOf(host);
+  if (family === undefined) return v;
+  const bits = family === 4 ? 32 : 128;
+  let prefix = bits;
   if (mask !== undefined) {
-    const dotted = parseIPv4(mask);
+    const dotted = family === 4 ? parseIP(mask, 4) : undefined;
     if (dotted !== undefined) {
       prefix = dotted.toString(2).replace(/0/g, "").length;
-      if (maskOf(prefix) !== dotted) return v;
-    } else if (/^\d+$/.test(mask) && Number(mask) <= 32) prefix = Number(mask);
+      if (dotted !== (((1n << 32n) - 1n) ^ ((1n << BigInt(32 - prefix)) - 1n))) return v;
+    } else if (/^\d+$/.test(mask) && Number(mask) <= bits) prefix = Number(mask);
     else return v;
   }
-  return `${formatIPv4((addr & maskOf(prefix)) >>> 0)}/${prefix}`;
+  const cidr = parseCidr(`${host}/${prefix}`, false, family);
+  return cidr ? formatCidr(cidr) : v;
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;

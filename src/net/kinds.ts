@@ -15,10 +15,10 @@
  */
 import type { AnyChange, Change, Kind, ObjectOf, Scope } from "./desired-state.js";
 import { canonicalRule, rulesDifference } from "./iptables-rule.js";
-import type { Neighbour, NftChain, Qdisc, Route, TcClass, VxlanLink } from "./objects.js";
+import type { Chain, Jump, Neighbour, NftChain, Qdisc, Route, Rule, Sysctl, TcClass, VxlanLink } from "./objects.js";
 
 /** The process a line goes to; `group` splits a tool's batch (iptables: one block per table). */
-export type Tool = "ip" | "iptables" | "nft" | "sysctl" | "tc";
+export type Tool = "ip" | "ip6" | "iptables" | "ip6tables" | "nft" | "sysctl" | "tc";
 
 export interface Line {
   tool: Tool;
@@ -36,6 +36,11 @@ export interface Descriptor<K extends Kind> {
   livesIn?(o: ObjectOf<K>): string[];
   resets?(c: Change<K>): string[];
   render(changes: Change<K>[]): Line[];
+  /**
+   * What the kernel gives a wanted object that is not there, from what is (looked up by key):
+   * when that already compares equal, nothing is written.
+   */
+  inherited?(want: ObjectOf<K>, lookup: (key: string) => ObjectOf<K> | undefined): ObjectOf<K> | undefined;
   /** Many changes as few messages (a gateway can hold thousands of neighbour entries). */
   summarize?(changes: Change<K>[]): string[];
 }
@@ -95,7 +100,9 @@ const links: Descriptor<"links"> = {
     ]),
 };
 
-const addrSpec = (a: ObjectOf<"addresses">) => `${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}`;
+// IPv6 addresses skip DAD: ours are on point-to-point tunnels, and DAD would keep them unusable for a second.
+const addrSpec = (a: ObjectOf<"addresses">) =>
+  `${a.local}${a.peer ? ` peer ${a.peer}` : `/${a.prefix}`} dev ${a.dev}${family(a.local) === "inet6" ? " nodad" : ""}`;
 
 const addresses: Descriptor<"addresses"> = {
   kind: "addresses",
@@ -195,12 +202,22 @@ const neighbours: Descriptor<"neighbours"> = {
   },
 };
 
-/** Set when different, never reverted: sysctls belong to the namespace's owner too, so no scope owns one. */
+/**
+ * Set when different, never reverted: sysctls belong to the namespace's owner too, so no scope
+ * owns one. A device the kernel creates starts with conf/default's values, so a sysctl of a
+ * device that does not exist yet is only written when that value will not do.
+ */
 const sysctls: Descriptor<"sysctls"> = {
   kind: "sysctls",
   key: (s) => `inet ${s.dev} ${s.name}`,
   compare: (have, want) =>
-    have.value !== want.value ? { op: "change", why: `is ${have.value}, want ${want.value}` } : undefined,
+    have.value === want.value || want.accept?.includes(have.value)
+      ? undefined
+      : { op: "change", why: `is ${have.value}, want ${[want.value, ...(want.accept ?? [])].join(" or ")}` },
+  inherited: (want, lookup) => {
+    const template = want.dev === "all" || want.dev === "default" ? undefined : lookup(`inet default ${want.name}`);
+    return template && { dev: want.dev, name: want.name, value: template.value };
+  },
   describe: (s) => `sysctl ${s.name} on ${s.dev}`,
   owned: () => false,
   livesIn: (s) => [dev(s.dev)],
@@ -408,6 +425,58 @@ const nftChains: Descriptor<"nftChains"> = {
   ],
 };
 
+const retool = (lines: Line[], tool: Tool) => lines.map((l) => ({ ...l, tool }));
+const as6 = <K extends Kind>(d: Descriptor<K>) => d as unknown as Descriptor<Kind>;
+
+/**
+ * The IPv6 twins of rules, routes, sysctls, chains and jumps: the same objects compared the same
+ * way, but the kernel keeps them apart, so they are kinds of their own, rendered for `ip -6
+ * -batch` (ip takes no family per batch line, and infers none for a rule without addresses),
+ * net/ipv6/conf and ip6tables-restore.
+ */
+const rules6 = {
+  ...as6(rules),
+  kind: "rules6",
+  key: (r: Rule) => `inet6 ${r.table} ${r.fwmark}`,
+  describe: (r: Rule) => `ip -6 rule fwmark ${r.fwmark} lookup ${r.table}`,
+  render: (changes: Change[]) => retool(rules.render(changes as Change<"rules">[]), "ip6"),
+} as unknown as Descriptor<"rules6">;
+
+const routes6 = {
+  ...as6(routes),
+  kind: "routes6",
+  key: (r: Route) => `inet6 ${r.table} ${r.dst}`,
+  describe: (r: Route) => `IPv6 ${describeRoute(r)}`,
+  render: (changes: Change[]) => retool(routes.render(changes as Change<"routes">[]), "ip6"),
+} as unknown as Descriptor<"routes6">;
+
+const sysctls6 = {
+  ...as6(sysctls),
+  kind: "sysctls6",
+  key: (s: Sysctl) => `inet6 ${s.dev} ${s.name}`,
+  describe: (s: Sysctl) => `sysctl IPv6 ${s.name} on ${s.dev}`,
+  render: (changes: Change[]) =>
+    (changes as Change<"sysctls">[]).map((c) =>
+      line("sysctl", 0, `net/ipv6/conf/${c.object.dev}/${c.object.name}=${c.object.value}`),
+    ),
+} as unknown as Descriptor<"sysctls6">;
+
+const chains6 = {
+  ...as6(chains),
+  kind: "chains6",
+  key: (c: Chain) => `ipv6 ${c.table} ${c.name}`,
+  describe: (c: Chain) => `ip6tables chain ${c.name} (${c.table})`,
+  render: (changes: Change[]) => retool(chains.render(changes as Change<"chains">[]), "ip6tables"),
+} as unknown as Descriptor<"chains6">;
+
+const jumps6 = {
+  ...as6(jumps),
+  kind: "jumps6",
+  key: (j: Jump) => `ipv6 ${j.table} ${j.hook} ${canonicalRule(jumpSpec(j))}`,
+  describe: (j: Jump) => `ip6tables jump ${j.hook} ${jumpSpec(j)} (${j.table})`,
+  render: (changes: Change[]) => retool(jumps.render(changes as Change<"jumps">[]), "ip6tables"),
+} as unknown as Descriptor<"jumps6">;
+
 export const DESCRIPTORS = [
   links,
   addresses,
@@ -420,6 +489,11 @@ export const DESCRIPTORS = [
   qdiscs,
   classes,
   nftChains,
+  rules6,
+  routes6,
+  sysctls6,
+  chains6,
+  jumps6,
 ] as const;
 
 /** The batch lines of a change list, per tool and group, each group in stage order. */

@@ -3,6 +3,7 @@
  * in the host namespace: a CNI_NETNS that is the host's own (a runtime bug, or a reused path
  * after a crash — containernetworking/plugins#714) must be refused, never "configured".
  */
+import { statfsSync } from "node:fs";
 import { stat, statfs } from "node:fs/promises";
 
 /** statfs(2) f_type of nsfs, the filesystem namespace files live on. */
@@ -31,4 +32,16 @@ export async function checkNetns(path: string): Promise<NetnsStatus> {
     throw new NetnsError(`CNI_NETNS ${path} is the plugin's own (host) network namespace; refusing to change it`);
   }
   return "present";
+}
+
+/**
+ * Whether `path` is a namespace file at all, answered at once: enough to let read-only tools
+ * start inside it early. Anything that changes the namespace still waits for `checkNetns`.
+ */
+export function isNamespaceFile(path: string): boolean {
+  try {
+    return path.startsWith("/") && statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }

@@ -55,10 +55,12 @@ export interface Route {
 export type SysctlName = "rp_filter" | "forwarding";
 
 export interface Sysctl {
-  /** A device name or "all". */
+  /** A device name, "all" or "default". */
   dev: string;
   name: SysctlName;
   value: number;
+  /** Other values that do as well (a tolerance): what is written is `value`. */
+  accept?: number[];
 }
 
 export type IptTable = "filter" | "mangle" | "nat";

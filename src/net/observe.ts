@@ -1,7 +1,8 @@
 /**
  * Reads a namespace's network state back into the desired-state vocabulary, with two
  * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
- * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel.
+ * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel, and
+ * can be started before the caller knows which tables it wants.
  * nftables tables (the node's enforcement) are read with one `nft list ruleset <family>`.
  *
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
@@ -21,7 +22,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
-import { run } from "./run.js";
+import { run, start } from "./run.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
 interface IpLink {
@@ -54,7 +55,15 @@ interface IpRoute {
   gateway?: string;
   dev?: string;
   flags?: string[];
+  /** Router preference: the kernel gives every IPv6 route one, and no IPv4 route. */
+  pref?: string;
 }
+
+/**
+ * Whether a route printed without a family is IPv6: `route show table all` lists every family
+ * (a table filter alone would mean IPv4), and an IPv6 default must not pair up with the IPv4 one.
+ */
+const isRoute6 = (r: IpRoute) => r.pref !== undefined || r.dst.includes(":") || !!r.gateway?.includes(":");
 
 interface IpNetconf {
   family: string;
@@ -67,6 +76,9 @@ interface IpNetconf {
 export interface RawObservation {
   ip: string;
   iptables: string;
+  /** `ip -6 -json -batch` (rules, the same tables' routes, netconf) and ip6tables-save; absent: no IPv6 state. */
+  ip6?: string;
+  ip6tables?: string;
 }
 
 /**
@@ -108,25 +120,75 @@ export interface ObserveWhat {
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  const batch = [
-    "addr show",
-    "rule show",
-    ...(what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`)),
-    "netconf show",
-    ...(what.neighbours ? ["neigh show nud permanent"] : []),
-    "",
-  ].join("\n");
-  const [ip, ipt] = await Promise.all([
-    run(["ip", "-json", "-details", "-batch", "-"], { netns, input: batch }),
-    what.withoutIptables ? { stdout: "" } : run(["iptables-save"], { netns }),
-  ]);
-  return parseObservation({ ip: ip.stdout, iptables: ipt.stdout }, what);
+  return startObserve(netns).read(what);
+}
+
+/** An observation whose processes are already running; what to read is given once it is known. */
+export interface PendingObservation {
+  read(what: ObserveWhat): Promise<Observed>;
+  cancel(): void;
+}
+
+/**
+ * Starts the observing processes before the caller knows which tables to read: the two `ip`
+ * wait for their batches on stdin, `iptables-save` and `ip6tables-save` need none. A plugin calls
+ * this before it has even loaded its configuration code, so their start-up runs while it does.
+ */
+export function startObserve(netns: string | undefined): PendingObservation {
+  const ip = start(["ip", "-json", "-details", "-batch", "-"], { netns });
+  const ip6 = start(["ip", "-6", "-json", "-batch", "-"], { netns });
+  const ipt = start(["iptables-save"], { netns });
+  const ip6t = start(["ip6tables-save"], { netns });
+  return {
+    async read(what) {
+      const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
+      const batch = [
+        "addr show",
+        "rule show",
+        ...tables,
+        "netconf show",
+        ...(what.neighbours ? ["neigh show nud permanent"] : []),
+        "",
+      ].join("\n");
+      const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
+      if (what.withoutIptables) {
+        ipt.cancel();
+        ip6t.cancel();
+      }
+      const none = { stdout: "" };
+      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
+        ip.finish(batch),
+        what.withoutIptables ? none : ipt.finish(""),
+        ip6.finish(batch6),
+        what.withoutIptables ? none : ip6t.finish(""),
+      ]);
+      return parseObservation(
+        { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
+        what,
+      );
+    },
+    cancel() {
+      ip.cancel();
+      ip6.cancel();
+      ipt.cancel();
+      ip6t.cancel();
+    },
+  };
 }
 
 /** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */
 export async function observeNeighbours(netns: string | undefined): Promise<Neighbour[]> {
   const r = await run(["ip", "-json", "neigh", "show", "nud", "permanent"], { netns });
   return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
+}
+
+/** The IPv6 neighbour entries on `devices` in any state (one `ip -6 -json neigh show`): what neighbour discovery learned. */
+export async function observeNdp(netns: string | undefined, devices: readonly string[]): Promise<Neighbour[]> {
+  if (!devices.length) return [];
+  const r = await run(["ip", "-6", "-json", "neigh", "show"], { netns });
+  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : [])
+    .filter((n) => devices.includes(n.dev))
+    .flatMap(toNeighbour);
 }
 
 /**
@@ -203,18 +265,44 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const netconf = docs[2 + tables.length] as IpNetconf[];
   const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
   const { chains, jumps } = parseIptablesSave(raw.iptables);
+  const v6 = parseIp6(raw.ip6 ?? "", tables);
+  const ipt6 = parseIptablesSave(raw.ip6tables ?? "");
   return {
     interfaces: links.map(toInterface),
     state: stateOf({
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
       rules: rules.flatMap(toRule),
-      routes: routeDocs.flatMap((rs, i) => rs.flatMap((r) => toRoute(r, tables[i]))),
+      routes: routeDocs.flatMap((rs, i) => rs.filter((r) => !isRoute6(r)).flatMap((r) => toRoute(r, tables[i]))),
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
       neighbours,
+      ...v6,
+      chains6: ipt6.chains,
+      jumps6: ipt6.jumps,
     }),
+  };
+}
+
+/** The IPv6 rules, routes and sysctls from `ip -6 -json -batch` (empty output: none). */
+function parseIp6(text: string, tables: readonly (number | undefined)[]) {
+  const docs = text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as unknown[]);
+  if (!docs.length) return {};
+  if (docs.length !== tables.length + 2)
+    throw new Error(`unexpected output from ip -6 -batch: ${docs.length} documents for ${tables.length + 2} commands`);
+  const routeDocs = docs.slice(1, 1 + tables.length) as IpRoute[][];
+  return {
+    rules6: (docs[0] as IpRule[]).flatMap(toRule),
+    routes6: routeDocs.flatMap((rs, i) => rs.flatMap((r) => toRoute(r, tables[i]))),
+    sysctls6: (docs[1 + tables.length] as IpNetconf[]).flatMap((n) =>
+      n.family === "inet6" && n.forwarding !== undefined
+        ? [{ dev: n.interface, name: "forwarding" as const, value: n.forwarding ? 1 : 0 }]
+        : [],
+    ),
   };
 }
 
@@ -225,7 +313,7 @@ interface IpNeigh {
 }
 
 function toNeighbour(n: IpNeigh): Neighbour[] {
-  return n.lladdr && !n.dst.includes(":") ? [{ dev: n.dev, ip: n.dst, mac: n.lladdr }] : [];
+  return n.lladdr ? [{ dev: n.dev, ip: n.dst, mac: n.lladdr.toLowerCase() }] : [];
 }
 
 function toVxlan(l: IpLink): VxlanLink[] {
@@ -249,14 +337,17 @@ function toVxlan(l: IpLink): VxlanLink[] {
 }
 
 function toAddresses(l: IpLink): Address[] {
-  return (l.addr_info ?? [])
-    .filter((a) => a.family === "inet")
-    .map((a) => ({
-      dev: l.ifname,
-      local: a.local,
-      prefix: a.prefixlen,
-      ...(a.address && a.address !== a.local ? { peer: a.address } : {}),
-    }));
+  return (
+    (l.addr_info ?? [])
+      // IPv6 link-local addresses are the kernel's own, never ours.
+      .filter((a) => a.family === "inet" || (a.family === "inet6" && a.scope === "global"))
+      .map((a) => ({
+        dev: l.ifname,
+        local: a.local,
+        prefix: a.prefixlen,
+        ...(a.address && a.address !== a.local ? { peer: a.address } : {}),
+      }))
+  );
 }
 
 function toRule(r: IpRule): Rule[] {

@@ -91,42 +91,76 @@ export function hintFor(stderr: string): string {
 }
 
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const full = options.netns ? ["nsenter", `--net=${options.netns}`, "--", ...argv] : [...argv];
-  const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
-  const result = await spawnCollect(full, options.input ?? "", env);
-  if (result.exitCode !== 0 && !options.allowFailure) {
-    throw new CommandError(
-      describe(argv, options.netns),
-      result.exitCode < 0 ? undefined : result.exitCode,
-      result.stderr,
-      hintFor(result.stderr),
-    );
-  }
-  return result;
+  return start(argv, options).finish(options.input ?? "");
 }
 
-/** Spawns without a shell, writes `input`, collects both outputs; never rejects. */
-function spawnCollect(argv: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const [file, ...args] = argv as [string, ...string[]];
-    const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let spawnError = "";
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
-    });
-    child.stdin.on("error", () => {
-      // The tool may exit before reading all input; its exit status says what went wrong.
-    });
-    child.stdin.end(input);
+/** A tool already running, waiting for its stdin (see `start`). */
+export interface Started {
+  /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. */
+  finish(input: string): Promise<RunResult>;
+  /** The tool is not needed after all: ends it (it only ever reads). */
+  cancel(): void;
+}
+
+/**
+ * Starts a tool now and gives it its input later: process start-up (nsenter, the tool's own
+ * loading) then overlaps whatever the caller still has to do before it knows the input.
+ */
+export function start(argv: readonly string[], options: Omit<RunOptions, "input"> = {}): Started {
+  const full = options.netns ? ["nsenter", `--net=${options.netns}`, "--", ...argv] : [...argv];
+  const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
+  const child = spawnCollect(full, env);
+  return {
+    async finish(input) {
+      const result = await child.finish(input);
+      if (result.exitCode !== 0 && !options.allowFailure) {
+        throw new CommandError(
+          describe(argv, options.netns),
+          result.exitCode < 0 ? undefined : result.exitCode,
+          result.stderr,
+          hintFor(result.stderr),
+        );
+      }
+      return result;
+    },
+    cancel: child.cancel,
+  };
+}
+
+/** Spawns without a shell and collects both outputs once `finish` has written the input; never rejects. */
+function spawnCollect(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { finish(input: string): Promise<RunResult>; cancel(): void } {
+  const [file, ...args] = argv as [string, ...string[]];
+  const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let spawnError = "";
+  child.stdout.on("data", (d: Buffer) => out.push(d));
+  child.stderr.on("data", (d: Buffer) => err.push(d));
+  child.on("error", (e: NodeJS.ErrnoException) => {
+    spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
+  });
+  child.stdin.on("error", () => {
+    // The tool may exit before reading all input; its exit status says what went wrong.
+  });
+  const done = new Promise<RunResult>((resolve) => {
     child.on("close", (code, signal) => {
       const stderr = Buffer.concat(err).toString("utf8") + spawnError + (signal ? `killed by ${signal}` : "");
       resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr, exitCode: code ?? -1 });
     });
   });
+  return {
+    finish(input) {
+      child.stdin.end(input);
+      return done;
+    },
+    cancel() {
+      child.stdin.end();
+      child.kill("SIGKILL");
+    },
+  };
 }
 
 function describe(argv: readonly string[], netns: string | undefined): string {

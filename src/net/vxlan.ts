@@ -4,7 +4,7 @@
  * and the matches that recognise one VNI on the wire (iptables: the gateway accepts a tenant's
  * tunnel; nftables: the node keeps a pod on its own).
  */
-import { parseIPv4 } from "./ipv4.js";
+import { formatIP, parseIP } from "./ip.js";
 
 /** VXLAN over IPv4 costs 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
@@ -15,8 +15,19 @@ export const VXLAN_OVERHEAD = 50;
  * pod with the same overlay address keeps its MAC, so nothing waits for ARP or FDB ageing.
  */
 export function overlayMac(ip: string): string {
-  const addr = parseIPv4(ip) as number;
+  const addr = Number(parseIP(ip, 4));
   return ["02", "7e", ...[24, 16, 8, 0].map((s) => ((addr >>> s) & 255).toString(16).padStart(2, "0"))].join(":");
+}
+
+/**
+ * A tunnel's default overlay IPv6 prefix: a ULA /48 (RFC 4193) whose 40-bit global ID is the
+ * VNI followed by 7e7e (fd00:64:7e7e::/48 for VNI 100). Both halves know the VNI, so they agree
+ * without configuration; VNIs are unique per gateway, so tenants' prefixes never overlap there
+ * (their connected routes on the tunnels would); and a pod's IPv6 host bits below /48 fit in
+ * it, so derived overlay addresses are unique for any cluster whose pod IPv6 range fits in a /48.
+ */
+export function defaultOverlaySubnet6(vni: number): string {
+  return `${formatIP(6, (0xfdn << 120n) | (BigInt(vni) << 96n) | (0x7e7en << 80n))}/48`;
 }
 
 /** The overlay IPv4 a derived MAC stands for, or undefined when `mac` is not one (the inverse of overlayMac). */

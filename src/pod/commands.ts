@@ -11,11 +11,13 @@
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
-import { podAddress, podIdentity } from "../cni/result.js";
+import { type PodAddresses, podAddresses, podIdentity } from "../cni/result.js";
 import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
+import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import { type Observed, observe, observeNftTable, observeVeths } from "../net/observe.js";
+import type { Route } from "../net/objects.js";
+import { type Observed, observeNftTable, observeVeths, type PendingObservation, startObserve } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -28,6 +30,10 @@ import { chooseSlot, recordedSlot, type Slot } from "./slots.js";
 
 const MAIN_TABLE = 254;
 
+/** Whether `ifname` holds the main table's default route (of the family `routes` are). */
+const holdsDefault = (routes: readonly Route[], ifname: string) =>
+  routes.some((r) => r.table === MAIN_TABLE && r.dst === "default" && r.dev === ifname);
+
 export interface Invocation {
   env: CniEnv;
   /** The network configuration as parsed JSON. */
@@ -36,6 +42,8 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
+  /** The pod namespace's observation if the main started it already; gives it once. */
+  early?: () => PendingObservation | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -82,14 +90,16 @@ function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
 
 /**
  * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
- * find the table the attachment recorded, whatever the configuration says now.
+ * find the table the attachment recorded, whatever the configuration says now. Its first
+ * observation may already be under way (started by the main).
  */
-function podTarget(config: PluginConfig, netns: string, ifname: string, desired: (o: Observed) => NetState): Target {
+function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
+  const { netns, ifname } = inv.env;
   return {
     netns,
     where: "",
     scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
-    observe: () => observe(netns, { tables: "all" }),
+    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: "all" }),
     desired,
   };
 }
@@ -133,25 +143,59 @@ async function rollback(t: Target, target: NetState, scope: Scope): Promise<void
   }
 }
 
-/** The overlay address for ADD (allocating through IPAM if configured) and whether ADD allocated it. */
+/** The pod's overlay addresses: IPv4, and IPv6 when the pod has IPv6. */
+export interface OverlayAddresses {
+  ip: string;
+  ip6?: string;
+}
+
+/** The overlay addresses that need no allocator: pinned, else derived (of each family the pod has). */
+function overlayWithoutIpam(a: Attachment, pod: PodAddresses, family: 4 | 6): string {
+  if (family === 4)
+    return a.overlayIP !== undefined
+      ? checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP")
+      : deriveOverlayAddress(pod.ipv4.ip, a);
+  return a.overlayIP6 !== undefined
+    ? checkOverlayAddress(a.overlayIP6, a, "EGRESS_OVERLAY_IP6", ErrorCode.InvalidEnvironment, 6)
+    : deriveOverlayAddress(pod.ipv6!.ip, a, 6);
+}
+
+/**
+ * The overlay addresses for ADD (allocating through IPAM if configured: one IPAM call gives
+ * both families, as host-local does with one range per family) and whether ADD allocated them.
+ * A pinned address of a family wins over IPAM's.
+ */
 async function overlayForAdd(
   inv: Invocation,
   config: PluginConfig,
   a: Attachment,
-  podIP: string,
-): Promise<{ ip: string; allocated: boolean }> {
-  if (a.overlayIP !== undefined)
-    return { ip: checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP"), allocated: false };
-  if (!config.ipam) return { ip: deriveOverlayAddress(podIP, a), allocated: false };
+  pod: PodAddresses,
+): Promise<OverlayAddresses & { allocated: boolean }> {
+  const dual = pod.ipv6 !== undefined;
+  if (!config.ipam || (a.overlayIP !== undefined && (!dual || a.overlayIP6 !== undefined))) {
+    const ip = overlayWithoutIpam(a, pod, 4);
+    return { ip, ...(dual ? { ip6: overlayWithoutIpam(a, pod, 6) } : {}), allocated: false };
+  }
   const result = (await delegate("ADD", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path)) as {
     ips?: Array<{ address?: string }>;
   };
-  const address = result.ips?.[0]?.address?.split("/")[0] ?? "";
+  const origin = `IPAM plugin ${config.ipam.type}`;
+  const of = (family: 4 | 6) =>
+    (result.ips ?? []).map((x) => x.address?.split("/")[0] ?? "").find((x) => familyOf(x) === family);
   try {
-    return {
-      ip: checkOverlayAddress(address, a, `IPAM plugin ${config.ipam.type}`, ErrorCode.InvalidConfig),
-      allocated: true,
-    };
+    const ip =
+      a.overlayIP !== undefined
+        ? overlayWithoutIpam(a, pod, 4)
+        : checkOverlayAddress(of(4) ?? "", a, origin, ErrorCode.InvalidConfig);
+    if (!dual) return { ip, allocated: true };
+    if (a.overlayIP6 !== undefined) return { ip, ip6: overlayWithoutIpam(a, pod, 6), allocated: true };
+    const ip6 = of(6);
+    if (ip6 === undefined)
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        `${origin} returned no IPv6 address for the dual-stack pod (${pod.ipv6!.ip}): give the ipam block an IPv6 range inside overlaySubnet6, or pin one with EGRESS_OVERLAY_IP6`,
+      );
+    return { ip, ip6: checkOverlayAddress(ip6, a, origin, ErrorCode.InvalidConfig, 6), allocated: true };
   } catch (e) {
     await releaseIpam(inv, config);
     throw e;
@@ -188,21 +232,24 @@ function attachedTargets(
   config: PluginConfig,
   a: Attachment,
   podIP: string,
-  overlayIP: string | ((o: Observed) => string),
+  overlayIPs: OverlayAddresses | ((o: Observed) => OverlayAddresses),
 ): Target[] {
-  const { ifname, netns, containerId } = inv.env;
-  const overlay = typeof overlayIP === "string" ? () => overlayIP : overlayIP;
+  const { ifname, containerId } = inv.env;
+  const overlay = typeof overlayIPs === "function" ? overlayIPs : () => overlayIPs;
   const targets = [
-    podTarget(config, netns, ifname, (o) =>
-      planPod(config, a, {
+    podTarget(inv, config, (o) => {
+      const { ip, ip6 } = overlay(o);
+      return planPod(config, a, {
         ifname,
         podIP,
-        overlayIP: overlay(o),
+        overlayIP: ip,
         underlayMtu: underlayMtu(o, ifname, podIP),
-        defaultRoute: o.state.routes.some((r) => r.table === MAIN_TABLE && r.dst === "default" && r.dev === ifname),
+        defaultRoute: holdsDefault(o.state.routes, ifname),
         slot: chooseSlot(config, o.state, ifname),
-      }),
-    ),
+        allRpFilter: o.state.sysctls.find((s) => s.dev === "all" && s.name === "rp_filter")?.value,
+        ...(ip6 ? { overlayIP6: ip6, defaultRoute6: holdsDefault(o.state.routes6, ifname) } : {}),
+      });
+    }),
   ];
   if (config.enforce) {
     const network = config.name ?? "";
@@ -227,15 +274,15 @@ function attachedTargets(
 
 export async function cmdAdd(inv: Invocation): Promise<unknown> {
   const config = parseConfig(inv.conf);
-  const pod = podAddress(config.prevResult, inv.env.ifname);
+  const pod = podAddresses(config.prevResult, inv.env.ifname);
   const a = selectGateway(config, inv.env.args);
   if (!a) return config.prevResult;
   await requireNetns(inv.env.netns);
-  if (a.gateway === pod.ip)
+  if (a.gateway === pod.ipv4.ip)
     throw new CniError(ErrorCode.InvalidConfig, `the gateway ${a.gateway} (from ${a.source}) is the pod's own address`);
-  const overlay = await overlayForAdd(inv, config, a, pod.ip);
+  const overlay = await overlayForAdd(inv, config, a, pod);
   try {
-    await reconcile("ADD", attachedTargets(inv, config, a, pod.ip, overlay.ip));
+    await reconcile("ADD", attachedTargets(inv, config, a, pod.ipv4.ip, overlay));
   } catch (e) {
     if (overlay.allocated)
       await releaseIpam(inv, config).catch((r: Error) =>
@@ -264,10 +311,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     false,
   );
   try {
-    await reconcile(
-      "DEL",
-      status === "present" ? [node, podTarget(config, netns, ifname, () => emptyState())] : [node],
-    );
+    await reconcile("DEL", status === "present" ? [node, podTarget(inv, config, () => emptyState())] : [node]);
   } catch (e) {
     // The namespace may vanish between the check and the commands: then there is nothing left to remove in it.
     if (status === "absent" || (await checkNetns(netns).catch(() => "absent")) === "present") throw e;
@@ -279,24 +323,29 @@ export async function cmdDel(inv: Invocation): Promise<void> {
 export async function cmdCheck(inv: Invocation): Promise<void> {
   const config = parseConfig(inv.conf);
   const { ifname, netns } = inv.env;
-  const pod = podAddress(config.prevResult, ifname);
+  const pod = podAddresses(config.prevResult, ifname);
   const a = selectGateway(config, inv.env.args);
   await requireNetns(netns);
-  let targets: Target[] = [podTarget(config, netns, ifname, () => emptyState())];
+  let targets: Target[] = [podTarget(inv, config, () => emptyState())];
   if (a) {
-    let overlayIP: string | ((o: Observed) => string);
-    if (a.overlayIP !== undefined) overlayIP = checkOverlayAddress(a.overlayIP, a, "EGRESS_OVERLAY_IP");
-    else if (config.ipam) {
-      await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
-      const device = names(ifname).device;
-      overlayIP = (o) => {
-        const found = o.state.addresses.find((x) => x.dev === device)?.local;
-        if (!found)
-          throw new CniError(ErrorCode.AttachmentMismatch, `CHECK: the overlay address on ${device} is missing`);
-        return found;
-      };
-    } else overlayIP = deriveOverlayAddress(pod.ip, a);
-    targets = attachedTargets(inv, config, a, pod.ip, overlayIP);
+    const dual = pod.ipv6 !== undefined;
+    const device = names(ifname).device;
+    // With IPAM, what ADD allocated is read back from the tunnel; a pin or a derivation is recomputed.
+    const found = (o: Observed, family: 4 | 6, pinned: boolean) => {
+      if (!config.ipam || pinned) return overlayWithoutIpam(a, pod, family);
+      const ip = o.state.addresses.find((x) => x.dev === device && familyOf(x.local) === family)?.local;
+      if (!ip)
+        throw new CniError(
+          ErrorCode.AttachmentMismatch,
+          `CHECK: the overlay IPv${family} address on ${device} is missing`,
+        );
+      return ip;
+    };
+    if (config.ipam) await delegate("CHECK", config.ipam.type, inv.stdin, inv.processEnv, inv.env.path);
+    targets = attachedTargets(inv, config, a, pod.ipv4.ip, (o) => ({
+      ip: found(o, 4, a.overlayIP !== undefined),
+      ...(dual ? { ip6: found(o, 6, a.overlayIP6 !== undefined) } : {}),
+    }));
   }
   const observed = await Promise.all(targets.map((t) => t.observe()));
   const inPod = podObservation(targets, observed);
@@ -328,7 +377,15 @@ export async function cmdGc(inv: Invocation): Promise<void> {
 }
 
 /** The tools every verb needs. STATUS runs every few seconds: it only looks at PATH, it runs nothing. */
-export const REQUIRED_TOOLS = ["ip", "iptables-restore", "iptables-save", "nsenter", "sysctl"];
+export const REQUIRED_TOOLS = [
+  "ip",
+  "iptables-restore",
+  "iptables-save",
+  "ip6tables-restore",
+  "ip6tables-save",
+  "nsenter",
+  "sysctl",
+];
 /** And with `enforce`: the node's rules are nftables. */
 export const ENFORCE_TOOLS = ["nft"];
 

@@ -5,8 +5,9 @@
  */
 import * as z from "zod/mini";
 import { configError } from "../cni/errors.js";
-import { broadcastOf, type Cidr, cidrContains, firstHost, formatIPv4, parseCidr, parseIPv4 } from "../net/ipv4.js";
-import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
+import { type Cidr, firstHost, formatCidr, formatIP, isHostOf, parseCidr, parseIP } from "../net/ip.js";
+import { cidr, cidr4, cidr6, intIn, ipv4, ipv6, port, unicastIPv4, vni } from "../net/schema.js";
+import { defaultOverlaySubnet6 } from "../net/vxlan.js";
 
 /** "value/mask" in hex or decimal; value must lie inside the mask so other components' bits are untouched. */
 const mark = z.pipe(
@@ -38,8 +39,10 @@ const Tenant = z.strictObject({
   gateway: unicastIPv4,
   vni: z.optional(vni),
   vxlanPort: z.optional(port),
-  overlaySubnet: z.optional(cidr),
+  overlaySubnet: z.optional(cidr4),
   gatewayOverlayIP: z.optional(ipv4),
+  overlaySubnet6: z.optional(cidr6),
+  gatewayOverlayIP6: z.optional(ipv6),
 });
 
 const attachments = z.optional(z.array(z.looseObject({ containerID: z.string(), ifname: z.string() })));
@@ -76,8 +79,10 @@ const Schema = z.strictObject({
   gateway: z.optional(unicastIPv4),
   vni: z._default(vni, 100),
   vxlanPort: z._default(port, 4789),
-  overlaySubnet: z._default(cidr, "172.16.0.0/16"),
+  overlaySubnet: z._default(cidr4, "172.16.0.0/16"),
   gatewayOverlayIP: z.optional(ipv4),
+  overlaySubnet6: z.optional(cidr6),
+  gatewayOverlayIP6: z.optional(ipv6),
   routeTable: z._default(routeTable, 200),
   rulePriority: z._default(intIn(1, 32765, "a rule priority is 1-32765 (before the main table's 32766)"), 1000),
   mark: z._default(mark, "0xa/0xff"),
@@ -103,7 +108,7 @@ const Schema = z.strictObject({
 
 export type RawConfig = z.infer<typeof Schema>;
 
-/** Built-in exclusions: never steer private, shared, link-local (cloud metadata), loopback or multicast. */
+/** Built-in IPv4 exclusions: never steer private, shared, link-local (cloud metadata), loopback or multicast. */
 export const BUILTIN_EXCLUSIONS = [
   "10.0.0.0/8",
   "172.16.0.0/12",
@@ -114,9 +119,23 @@ export const BUILTIN_EXCLUSIONS = [
   "224.0.0.0/4",
 ];
 
-/** Every destination a pod reaches directly, never through the tunnel. */
+/** The same for IPv6: loopback, link-local, unique local (the cluster's ULA) and multicast. */
+export const BUILTIN_EXCLUSIONS6 = ["::1/128", "fe80::/10", "fc00::/7", "ff00::/8"];
+
+/** Every IPv4 destination a pod reaches directly, never through the tunnel. */
 export function exclusions(config: RawConfig): string[] {
-  return [...BUILTIN_EXCLUSIONS, ...config.excludeCIDRs];
+  return [...BUILTIN_EXCLUSIONS, ...config.excludeCIDRs.filter((c) => parseCidr(c)?.family === 4)];
+}
+
+/** Every IPv6 destination a pod reaches directly, canonical (as ip6tables-save prints them back). */
+export function exclusions6(config: RawConfig): string[] {
+  return [
+    ...BUILTIN_EXCLUSIONS6,
+    ...config.excludeCIDRs.flatMap((c) => {
+      const cidr = parseCidr(c);
+      return cidr?.family === 6 ? [formatCidr(cidr)] : [];
+    }),
+  ];
 }
 
 export interface TunnelSettings {
@@ -124,6 +143,8 @@ export interface TunnelSettings {
   port: number;
   overlaySubnet: Cidr;
   gatewayOverlayIP: string;
+  overlaySubnet6: Cidr;
+  gatewayOverlayIP6: string;
 }
 
 export interface PluginConfig extends RawConfig {
@@ -152,34 +173,72 @@ export function parseConfig(input: unknown): PluginConfig {
       throw configError(`invalid configuration field namespaces.${ns}: tenant "${tenant}" is not defined in tenants`);
   }
   const defaults = tunnelSettings(raw, "", raw);
-  for (const [name, t] of Object.entries(raw.tenants)) tunnelSettings({ ...raw, ...t }, `tenants.${name}.`, raw);
+  for (const [name, t] of Object.entries(raw.tenants)) tunnelSettings(t, `tenants.${name}.`, raw);
   return { ...raw, defaults };
 }
 
 /** Resolves and cross-checks one set of tunnel settings (the defaults, or a tenant's overrides). */
 export function tunnelSettings(
-  t: { vni?: number; vxlanPort?: number; overlaySubnet?: string; gatewayOverlayIP?: string },
+  t: {
+    vni?: number;
+    vxlanPort?: number;
+    overlaySubnet?: string;
+    gatewayOverlayIP?: string;
+    overlaySubnet6?: string;
+    gatewayOverlayIP6?: string;
+  },
   where: string,
   base: RawConfig,
 ): TunnelSettings {
-  const subnetText = t.overlaySubnet ?? base.overlaySubnet;
+  const vniValue = t.vni ?? base.vni;
+  const v4 = overlay(where, "", t.overlaySubnet, t.gatewayOverlayIP, base.overlaySubnet, base.gatewayOverlayIP, 30);
+  // The IPv6 default follows the VNI: a tenant with its own VNI gets its own prefix, and the
+  // conflist's gateway address only where the prefix is the conflist's own.
+  const base6 = base.overlaySubnet6 ?? defaultOverlaySubnet6(base.vni);
+  const own6 = t.overlaySubnet6 ?? (base.overlaySubnet6 ? undefined : defaultOverlaySubnet6(vniValue));
+  const v6 = overlay(
+    where,
+    "6",
+    own6 === base6 ? undefined : own6,
+    t.gatewayOverlayIP6,
+    base6,
+    base.gatewayOverlayIP6,
+    126,
+  );
+  return {
+    vni: vniValue,
+    port: t.vxlanPort ?? base.vxlanPort,
+    overlaySubnet: v4.subnet,
+    gatewayOverlayIP: v4.gateway,
+    overlaySubnet6: v6.subnet,
+    gatewayOverlayIP6: v6.gateway,
+  };
+}
+
+/**
+ * One family's overlay: the subnet (a tenant's own, else the conflist's) and the gateway's
+ * address in it (a tenant that sets its own subnet does not inherit the conflist's gateway address).
+ */
+function overlay(
+  where: string,
+  suffix: "" | "6",
+  subnetOwn: string | undefined,
+  gatewayOwn: string | undefined,
+  subnetBase: string,
+  gatewayBase: string | undefined,
+  longest: number,
+): { subnet: Cidr; gateway: string } {
+  const subnetText = subnetOwn ?? subnetBase;
   const subnet = parseCidr(subnetText)!;
-  if (subnet.prefix > 30)
+  if (subnet.prefix > longest)
     throw configError(
-      `invalid configuration field ${where}overlaySubnet: ${subnetText} has no room for pods (at most /30)`,
+      `invalid configuration field ${where}overlaySubnet${suffix}: ${subnetText} has no room for pods (at most /${longest})`,
     );
-  const gwText =
-    t.gatewayOverlayIP ?? (t.overlaySubnet ? undefined : base.gatewayOverlayIP) ?? formatIPv4(firstHost(subnet));
-  const gw = parseIPv4(gwText)!;
-  if (!cidrContains(subnet, gw) || gw === subnet.network || gw === broadcastOf(subnet)) {
+  const gwText = gatewayOwn ?? (subnetOwn ? undefined : gatewayBase) ?? formatIP(subnet.family, firstHost(subnet));
+  if (!isHostOf(subnet, parseIP(gwText, subnet.family)!)) {
     throw configError(
-      `invalid configuration field ${where}gatewayOverlayIP: ${gwText} is not a host address inside overlaySubnet ${subnetText}`,
+      `invalid configuration field ${where}gatewayOverlayIP${suffix}: ${gwText} is not a host address inside overlaySubnet${suffix} ${subnetText}`,
     );
   }
-  return {
-    vni: t.vni ?? base.vni,
-    port: t.vxlanPort ?? base.vxlanPort,
-    overlaySubnet: subnet,
-    gatewayOverlayIP: gwText,
-  };
+  return { subnet, gateway: formatIP(subnet.family, parseIP(gwText)!) };
 }

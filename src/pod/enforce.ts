@@ -12,8 +12,8 @@
  *     dropped (no borrowing another tenant's VNI or gateway); private destinations (the same
  *     exclusions as inside the pod) pass; everything else — public — is dropped;
  *   - IPv6 from its own, link-local or unspecified addresses, to link-local, link-scope
- *     multicast (neighbour discovery) and fc00::/7 only: IPv6 is not steered, so public IPv6
- *     is dropped.
+ *     multicast (neighbour discovery), fc00::/7 and the IPv6 `excludeCIDRs` only: public IPv6
+ *     leaves the pod inside its tunnel (IPv4 VXLAN, above) or not at all.
  * Every other frame is dropped by the chain's policy. One base chain per attachment (each
  * netdev chain hooks its own device) in one shared table, named from the network, container ID
  * and interface; its comment names the owner for GC.
@@ -22,7 +22,7 @@ import { CniError, ErrorCode } from "../cni/errors.js";
 import type { PodIdentity } from "../cni/result.js";
 import type { NetState, Scope } from "../net/desired-state.js";
 import { stateOf } from "../net/desired-state.js";
-import { cidrContains, parseCidr } from "../net/ipv4.js";
+import { cidrContains, formatCidr, parseCidr } from "../net/ip.js";
 import type { Interface } from "../net/observe.js";
 import { nftVniMatch } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
@@ -33,7 +33,7 @@ import type { Attachment } from "./select-gateway.js";
 /** Before anything else that might hook the same port. */
 export const ENFORCE_PRIORITY = -500;
 
-/** IPv6 a pod may reach directly while IPv6 is not steered: link-local, link-scope multicast, unique local. */
+/** IPv6 a pod always reaches directly: link-local, link-scope multicast, unique local (plus the IPv6 excludeCIDRs). */
 const IPV6_DIRECT = ["fe80::/10", "ff02::/16", "fc00::/7"];
 
 export interface EnforcedPod {
@@ -56,6 +56,20 @@ function disjoint(cidrs: string[]): string[] {
 
 const set = (items: string[]) => `{ ${items.join(", ")} }`;
 
+/**
+ * The IPv6 a pod reaches directly through its port: IPV6_DIRECT and the configured IPv6
+ * exclusions (not all of the built-ins: of multicast only the link scope, of loopback nothing,
+ * since neither has any business leaving the pod).
+ */
+const direct6 = (config: PluginConfig) =>
+  disjoint([
+    ...IPV6_DIRECT,
+    ...config.excludeCIDRs.flatMap((c) => {
+      const cidr = parseCidr(c);
+      return cidr?.family === 6 ? [formatCidr(cidr)] : [];
+    }),
+  ]);
+
 export function planEnforcement(config: PluginConfig, a: Attachment, p: EnforcedPod): NetState {
   const n = enforceNames(p.network, p.containerId, p.ifname);
   const { ipv4, ipv6, mac } = p.identity;
@@ -67,7 +81,7 @@ export function planEnforcement(config: PluginConfig, a: Attachment, p: Enforced
     `udp dport ${a.port} drop`,
     `ip daddr ${set(disjoint(exclusions(config)))} accept`,
     `ip6 saddr != ${set(["::", "fe80::/10", ...ipv6])} drop`,
-    `ip6 daddr ${set(IPV6_DIRECT)} accept`,
+    `ip6 daddr ${set(direct6(config))} accept`,
   ];
   return stateOf({
     nftChains: [

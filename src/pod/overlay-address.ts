@@ -1,43 +1,67 @@
 /**
- * The pod's address inside its tenant's overlay. It must be unique per tenant across the
- * cluster, because the gateway tells pods apart by it. By default it is derived from the pod's
- * IP: the pod IP's host bits placed into the overlay subnet, so no state, no allocator and no
- * coordination is needed, and it is stable for the life of the pod IP. This is unique as long
- * as the overlay subnet has at least as many host bits as the cluster's pod network; where that
- * does not hold, configure an `ipam` block and let an IPAM plugin allocate instead.
+ * The pod's addresses inside its tenant's overlay, one per family it has. Each must be unique
+ * per tenant across the cluster, because the gateway tells pods apart by it. By default it is
+ * derived from the pod's own address of that family: its host bits placed into the overlay
+ * subnet (`overlaySubnet`, `overlaySubnet6`), so no state, no allocator and no coordination is
+ * needed, and it is stable for the life of the pod's address. This is unique as long as the
+ * overlay subnet has at least as many host bits as the cluster's pod network of that family;
+ * where that does not hold, configure an `ipam` block and let an IPAM plugin allocate instead,
+ * or pin one per pod.
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
-import { broadcastOf, cidrContains, formatCidr, formatIPv4, maskOf, parseIPv4 } from "../net/ipv4.js";
+import {
+  canonicalIP,
+  cidrContains,
+  type Family,
+  formatCidr,
+  formatIP,
+  isHostOf,
+  parseIP,
+  placeHostBits,
+} from "../net/ip.js";
 import type { TunnelSettings } from "./config.js";
 
-/** Checks that `ip` can be a pod's overlay address in `t`'s overlay subnet. */
+const NAME: Record<Family, string> = { 4: "IPv4", 6: "IPv6" };
+
+function overlayOf(t: TunnelSettings, family: Family) {
+  return family === 4
+    ? { subnet: t.overlaySubnet, gateway: t.gatewayOverlayIP, field: "overlaySubnet", pin: "EGRESS_OVERLAY_IP" }
+    : { subnet: t.overlaySubnet6, gateway: t.gatewayOverlayIP6, field: "overlaySubnet6", pin: "EGRESS_OVERLAY_IP6" };
+}
+
+/** Checks that `ip` can be a pod's overlay address of `family` in `t`'s overlay; returns it in canonical form. */
 export function checkOverlayAddress(
   ip: string,
   t: TunnelSettings,
   origin: string,
   code: number = ErrorCode.InvalidEnvironment,
+  family: Family = 4,
 ): string {
-  const addr = parseIPv4(ip);
-  const subnet = formatCidr(t.overlaySubnet);
-  if (addr === undefined) throw new CniError(code, `${origin}: "${ip}" is not an IPv4 address`);
-  if (!cidrContains(t.overlaySubnet, addr))
-    throw new CniError(code, `${origin}: ${ip} is outside the overlay subnet ${subnet}`);
-  if (ip === t.gatewayOverlayIP) throw new CniError(code, `${origin}: ${ip} is the gateway's overlay address`);
-  if (addr === t.overlaySubnet.network || addr === broadcastOf(t.overlaySubnet)) {
-    throw new CniError(code, `${origin}: ${ip} is the network or broadcast address of ${subnet}`);
+  const o = overlayOf(t, family);
+  const addr = parseIP(ip, family);
+  const subnet = formatCidr(o.subnet);
+  if (addr === undefined)
+    throw new CniError(code, `${origin}: ${JSON.stringify(ip)} is not an ${NAME[family]} address`);
+  const canonical = canonicalIP(ip)!;
+  if (canonical === o.gateway) throw new CniError(code, `${origin}: ${canonical} is the gateway's overlay address`);
+  if (!cidrContains(o.subnet, addr))
+    throw new CniError(code, `${origin}: ${canonical} is outside the overlay subnet ${subnet}`);
+  if (!isHostOf(o.subnet, addr)) {
+    const what = family === 4 ? "network or broadcast" : "network (subnet-router anycast)";
+    throw new CniError(code, `${origin}: ${canonical} is the ${what} address of ${subnet}`);
   }
-  return ip;
+  return canonical;
 }
 
-/** The overlay address derived from the pod IP's host bits. */
-export function deriveOverlayAddress(podIP: string, t: TunnelSettings): string {
-  const pod = parseIPv4(podIP) as number;
-  const hostBits = (pod & ~maskOf(t.overlaySubnet.prefix)) >>> 0;
-  const derived = formatIPv4((t.overlaySubnet.network | hostBits) >>> 0);
+/** The overlay address of `family` derived from the pod's address of that family. */
+export function deriveOverlayAddress(podIP: string, t: TunnelSettings, family: Family = 4): string {
+  const o = overlayOf(t, family);
+  const derived = formatIP(family, placeHostBits(o.subnet, parseIP(podIP, family)!));
   return checkOverlayAddress(
     derived,
     t,
-    `overlay address derived from pod IP ${podIP} into ${formatCidr(t.overlaySubnet)} (pin one with EGRESS_OVERLAY_IP, or configure ipam)`,
+    `overlay ${NAME[family]} address derived from pod IP ${podIP} into ${o.field} ${formatCidr(o.subnet)} (pin one with ${o.pin}, or configure ipam)`,
     ErrorCode.InvalidConfig,
+    family,
   );
 }

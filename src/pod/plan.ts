@@ -24,14 +24,18 @@
  *   route lookup (the pod's eth0 address), and the reroute after marking keeps it; without SNAT
  *   the gateway would answer the pod's eth0 address over the underlay, bypassing the tunnel;
  * - MSS clamp on SYN and SYN-ACK in both directions of the tunnel;
- * - rp_filter=2 on the tunnel: replies arrive there while the main table points elsewhere.
+ * - rp_filter not strict on the tunnel: replies arrive there while the main table points
+ *   elsewhere. The kernel filters by the larger of conf/all and the device's own value, so with
+ *   `all` off or loose the device may be off as well (what it gets from conf/default in most
+ *   namespaces: then nothing is written); only 2 is written when something must be.
  */
 import type { Chain, Jump, NetState, Scope } from "../net/desired-state.js";
-import { formatCidr } from "../net/ipv4.js";
+import { formatCidr } from "../net/ip.js";
 import { overlayMac, VXLAN_OVERHEAD } from "../net/vxlan.js";
 import type { PluginConfig } from "./config.js";
 import { exclusions } from "./config.js";
 import { names } from "./names.js";
+import { planPod6 } from "./plan6.js";
 import type { Attachment } from "./select-gateway.js";
 import { type Slot, slotAlias } from "./slots.js";
 
@@ -47,6 +51,19 @@ export interface PodInputs {
   /** Whether CNI_IFNAME holds the pod's default route (then forwarded traffic is this attachment's). */
   defaultRoute: boolean;
   slot: Slot;
+  /** A dual-stack pod's overlay IPv6: its public IPv6 is steered too (plan6.ts). */
+  overlayIP6?: string;
+  /** Whether CNI_IFNAME holds the pod's IPv6 default route (forwarded IPv6 is then this attachment's). */
+  defaultRoute6?: boolean;
+  /** The pod namespace's conf/all rp_filter, as observed (strict if unknown). */
+  allRpFilter?: number;
+}
+
+const STRICT = 1;
+
+/** The tunnel's rp_filter values that leave it not strict, given conf/all's (the kernel takes the larger). */
+function looseEnough(all: number): number[] {
+  return [0, 1, 2].filter((v) => Math.max(all, v) !== STRICT);
 }
 
 /** What the attachment on `ifname` owns: its device and chains by name, the rules and tables of its slots. */
@@ -101,6 +118,15 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
     { table: "nat", hook: "POSTROUTING", match: "", chain: n.snatChain, first: true },
   ];
 
+  const v6 = p.overlayIP6
+    ? planPod6(config, a, {
+        ifname: p.ifname,
+        overlayIP6: p.overlayIP6,
+        mss4: mss,
+        slot: p.slot,
+        defaultRoute: p.defaultRoute6 ?? false,
+      })
+    : undefined;
   return {
     links: [
       {
@@ -117,7 +143,10 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
         alias: slotAlias(p.slot),
       },
     ],
-    addresses: [{ dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP }],
+    addresses: [
+      { dev: n.device, local: p.overlayIP, prefix: 32, peer: a.gatewayOverlayIP },
+      ...(v6 ? [v6.address] : []),
+    ],
     rules: [{ priority, fwmark: mark, table }],
     routes: [
       {
@@ -130,12 +159,24 @@ export function planPod(config: PluginConfig, a: Attachment, p: PodInputs): NetS
       },
       { table, type: "throw", dst: a.gateway },
     ],
-    sysctls: [{ dev: n.device, name: "rp_filter", value: 2 }],
+    sysctls: [
+      {
+        dev: n.device,
+        name: "rp_filter",
+        value: 2,
+        accept: looseEnough(p.allRpFilter ?? STRICT).filter((v) => v !== 2),
+      },
+    ],
     chains: [markChain, mssChain, snatChain],
     jumps,
     neighbours: [],
     qdiscs: [],
     classes: [],
     nftChains: [],
+    rules6: v6?.rules ?? [],
+    routes6: v6?.routes ?? [],
+    sysctls6: [],
+    chains6: v6?.chains ?? [],
+    jumps6: v6?.jumps ?? [],
   };
 }

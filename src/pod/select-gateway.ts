@@ -9,7 +9,7 @@
  * tunnel settings apply).
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
-import { explainNotIPv4, parseIPv4 } from "../net/ipv4.js";
+import { explainNotIP, type Family, parseIP } from "../net/ip.js";
 import { notUnicast } from "../net/schema.js";
 import type { PluginConfig, TunnelSettings } from "./config.js";
 import { tunnelSettings } from "./config.js";
@@ -18,6 +18,7 @@ export const ANNOTATIONS_CAPABILITY = "io.kubernetes.cri.pod-annotations";
 export const ANNOTATION_GATEWAY = "tenant-egress/gateway";
 export const ANNOTATION_TENANT = "tenant-egress/tenant";
 export const ANNOTATION_OVERLAY_IP = "tenant-egress/overlay-ip";
+export const ANNOTATION_OVERLAY_IP6 = "tenant-egress/overlay-ip6";
 
 /** CNI_ARGS keys we read, plus the ones Kubernetes runtimes always send. */
 const KNOWN_CNI_ARGS = new Set([
@@ -29,6 +30,7 @@ const KNOWN_CNI_ARGS = new Set([
   "EGRESS_GATEWAY",
   "EGRESS_TENANT",
   "EGRESS_OVERLAY_IP",
+  "EGRESS_OVERLAY_IP6",
 ]);
 
 export interface Attachment extends TunnelSettings {
@@ -38,12 +40,15 @@ export interface Attachment extends TunnelSettings {
   source: string;
   /** A pinned overlay address, if the runtime args carry one. */
   overlayIP?: string;
+  /** The same for the overlay IPv6. */
+  overlayIP6?: string;
 }
 
 interface Choice {
   gateway?: string;
   tenant?: string;
   overlayIP?: string;
+  overlayIP6?: string;
   source: string;
 }
 
@@ -72,18 +77,21 @@ function candidates(config: PluginConfig, cniArgs: Map<string, string>): Choice[
       gateway: str(annotations[ANNOTATION_GATEWAY]),
       tenant: str(annotations[ANNOTATION_TENANT]),
       overlayIP: str(annotations[ANNOTATION_OVERLAY_IP]),
+      overlayIP6: str(annotations[ANNOTATION_OVERLAY_IP6]),
       source: `pod annotation ${ANNOTATION_GATEWAY}/${ANNOTATION_TENANT}`,
     },
     {
       gateway: str(argsCni.egressGateway),
       tenant: str(argsCni.egressTenant),
       overlayIP: str(argsCni.egressOverlayIP),
+      overlayIP6: str(argsCni.egressOverlayIP6),
       source: "args.cni.egressGateway/egressTenant",
     },
     {
       gateway: str(cniArgs.get("EGRESS_GATEWAY")),
       tenant: str(cniArgs.get("EGRESS_TENANT")),
       overlayIP: str(cniArgs.get("EGRESS_OVERLAY_IP")),
+      overlayIP6: str(cniArgs.get("EGRESS_OVERLAY_IP6")),
       source: "CNI_ARGS EGRESS_GATEWAY/EGRESS_TENANT",
     },
     { tenant: ns !== undefined ? config.namespaces[ns] : undefined, source: `namespaces["${ns ?? ""}"]` },
@@ -96,12 +104,15 @@ export function selectGateway(config: PluginConfig, cniArgs: Map<string, string>
   checkCniArgs(cniArgs);
   const all = candidates(config, cniArgs);
   // A pinned overlay IP may come from any source, even one that does not pick the gateway.
-  const overlayIP = all.find((c) => c.overlayIP)?.overlayIP;
-  if (overlayIP !== undefined && parseIPv4(overlayIP) === undefined)
-    throw argsError(`EGRESS_OVERLAY_IP: ${explainNotIPv4(overlayIP)}`);
+  const pinned = (key: "overlayIP" | "overlayIP6", family: Family, name: string) => {
+    const value = all.find((c) => c[key])?.[key];
+    if (value !== undefined && parseIP(value, family) === undefined)
+      throw argsError(`${name}: ${explainNotIP(value, family)}`);
+    return value !== undefined ? { [key]: value } : {};
+  };
+  const pin = { ...pinned("overlayIP", 4, "EGRESS_OVERLAY_IP"), ...pinned("overlayIP6", 6, "EGRESS_OVERLAY_IP6") };
   const chosen = all.find((c) => c.gateway !== undefined || c.tenant !== undefined);
   if (!chosen) return undefined;
-  const pin = overlayIP !== undefined ? { overlayIP } : {};
   if (chosen.tenant !== undefined && chosen.gateway === undefined) {
     const t = config.tenants[chosen.tenant];
     if (!t)

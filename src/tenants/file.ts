@@ -10,8 +10,9 @@
  */
 import * as z from "zod/mini";
 import { type GatewayConfig, GatewayConfigError, parseGatewayConfig } from "../gateway/config.js";
-import { firstHost, formatIPv4, parseCidr } from "../net/ipv4.js";
-import { cidr, intIn, ipv4, port, unicastIPv4, vni } from "../net/schema.js";
+import { canonicalIP, firstHost, formatIP, parseCidr } from "../net/ip.js";
+import { cidr, cidr4, cidr6, intIn, ipv4, ipv6, port, unicastIPv4, vni } from "../net/schema.js";
+import { defaultOverlaySubnet6 } from "../net/vxlan.js";
 import { type PluginConfig, parseConfig } from "../pod/config.js";
 
 export class TenantsFileError extends Error {}
@@ -32,8 +33,11 @@ const Tunnel = z.strictObject({
   gateway: unicastIPv4,
   vni,
   port: z._default(port, 4789),
-  overlaySubnet: cidr,
+  overlaySubnet: cidr4,
   gatewayOverlayIP: z.optional(ipv4),
+  /** Default: a ULA /48 derived from the VNI (both halves derive the same). */
+  overlaySubnet6: z.optional(cidr6),
+  gatewayOverlayIP6: z.optional(ipv6),
 });
 
 const Tenant = z.strictObject({
@@ -43,7 +47,8 @@ const Tenant = z.strictObject({
   upload: Limit,
   download: Limit,
   snat: z._default(z.union([z.literal("masquerade"), ipv4]), "masquerade"),
-  allowedSources: z.array(cidr),
+  snat6: z._default(z.union([z.literal("masquerade"), ipv6]), "masquerade"),
+  allowedSources: z.array(cidr4),
 });
 
 const Schema = z.strictObject({
@@ -62,7 +67,15 @@ const Schema = z.strictObject({
     { enforce: false, excludeCIDRs: [] },
   ),
   /** Gateway-wide settings. */
-  gateway: z._default(z.strictObject({ uplink: z.optional(z.string()), linkRate: z.optional(z.string()) }), {}),
+  gateway: z._default(
+    z.strictObject({
+      uplink: z.optional(z.string()),
+      linkRate: z.optional(z.string()),
+      /** An active/standby pair; checked by the gateway's own parser. */
+      ha: z.optional(z.unknown()),
+    }),
+    {},
+  ),
   tenants: z.array(Tenant),
 });
 
@@ -94,6 +107,14 @@ export function parseTenantsFile(input: unknown): TenantsFile {
       owners.set(ns, t.name);
     }
   });
+  // Pods must send to the pair's shared address: an instance's own address stops answering the
+  // moment it fails.
+  const ha = file.gateway.ha as { vip?: unknown } | undefined;
+  const vip = typeof ha?.vip === "string" ? ha.vip.split("/")[0] : undefined;
+  file.tenants.forEach((t, i) => {
+    if (vip && t.tunnel.gateway !== vip)
+      fail(`tenants[${i}].tunnel.gateway`, `${t.tunnel.gateway} is not gateway.ha.vip's address ${vip}`);
+  });
   if (file.plugin.defaultTenant && !names.has(file.plugin.defaultTenant))
     fail("plugin.defaultTenant", `tenant "${file.plugin.defaultTenant}" is not defined`);
   // Each half's own parser: their messages name the field as that half sees it.
@@ -111,9 +132,19 @@ export function parseTenantsFile(input: unknown): TenantsFile {
   return file;
 }
 
-/** The gateway's overlay address, resolved once for both halves. */
-function gatewayOverlayIP(t: TenantsFile["tenants"][number]): string {
-  return t.tunnel.gatewayOverlayIP ?? formatIPv4(firstHost(parseCidr(t.tunnel.overlaySubnet)!));
+/** A tenant's overlay of both families, resolved once for both halves: the two cannot disagree on a default. */
+function overlay(t: TenantsFile["tenants"][number]) {
+  const subnet6 = t.tunnel.overlaySubnet6 ?? defaultOverlaySubnet6(t.tunnel.vni);
+  const first = (subnet: string) => {
+    const c = parseCidr(subnet)!;
+    return formatIP(c.family, firstHost(c));
+  };
+  return {
+    overlaySubnet: t.tunnel.overlaySubnet,
+    gatewayOverlayIP: t.tunnel.gatewayOverlayIP ?? first(t.tunnel.overlaySubnet),
+    overlaySubnet6: subnet6,
+    gatewayOverlayIP6: canonicalIP(t.tunnel.gatewayOverlayIP6 ?? first(subnet6)),
+  };
 }
 
 /** The plugin's conflist entry (the installer appends it to the node's primary network). */
@@ -131,8 +162,7 @@ export function pluginEntry(file: TenantsFile): Record<string, unknown> {
           gateway: t.tunnel.gateway,
           vni: t.tunnel.vni,
           vxlanPort: t.tunnel.port,
-          overlaySubnet: t.tunnel.overlaySubnet,
-          gatewayOverlayIP: gatewayOverlayIP(t),
+          ...overlay(t),
         },
       ]),
     ),
@@ -144,8 +174,7 @@ export function pluginEntry(file: TenantsFile): Record<string, unknown> {
       gateway: fallback.tunnel.gateway,
       vni: fallback.tunnel.vni,
       vxlanPort: fallback.tunnel.port,
-      overlaySubnet: fallback.tunnel.overlaySubnet,
-      gatewayOverlayIP: gatewayOverlayIP(fallback),
+      ...overlay(fallback),
     });
   return entry;
 }
@@ -157,10 +186,10 @@ function gatewayConfigObject(file: TenantsFile): Record<string, unknown> {
       name: t.name,
       vni: t.tunnel.vni,
       vxlanPort: t.tunnel.port,
-      overlaySubnet: t.tunnel.overlaySubnet,
-      gatewayOverlayIP: gatewayOverlayIP(t),
+      ...overlay(t),
       allowedSources: t.allowedSources,
       snat: t.snat,
+      snat6: t.snat6,
       upload: t.upload,
       download: t.download,
     })),

@@ -171,6 +171,73 @@ const cases: Case[] = [
     exit: 2,
     message: /tenants\[0\]\.allowedSources\[0\]/,
   },
+  // IPv6 fields: bad prefixes, the wrong family either way, overlaps and the gateway's own address.
+  {
+    name: "IPv6 overlay with host bits",
+    config: { tenants: [tenant({ overlaySubnet6: "fd00::1/64" })] },
+    exit: 2,
+    message: /tenants\[0\]\.overlaySubnet6: "fd00::1\/64" has host bits set/,
+  },
+  {
+    name: "IPv6 overlay /129",
+    config: { tenants: [tenant({ overlaySubnet6: "fd00::/129" })] },
+    exit: 2,
+    message: /tenants\[0\]\.overlaySubnet6/,
+  },
+  {
+    name: "IPv4 overlay where IPv6 is needed",
+    config: { tenants: [tenant({ overlaySubnet6: "172.18.0.0/24" })] },
+    exit: 2,
+    message: /tenants\[0\]\.overlaySubnet6: .*IPv4 CIDR; an IPv6 CIDR is needed/,
+  },
+  {
+    name: "IPv6 overlay where IPv4 is needed",
+    config: { tenants: [tenant({ overlaySubnet: "fd00::/64" })] },
+    exit: 2,
+    message: /tenants\[0\]\.overlaySubnet: .*IPv6 CIDR; an IPv4 CIDR is needed/,
+  },
+  {
+    name: "IPv6 overlay without room",
+    config: { tenants: [tenant({ overlaySubnet6: "fd00::/127" })] },
+    exit: 2,
+    message: /tenants\[0\]\.overlaySubnet6: fd00::\/127 has no room for pods/,
+  },
+  {
+    name: "overlapping IPv6 overlays",
+    config: { tenants: [tenant({ overlaySubnet6: "fd00:1::/64" }), other({ overlaySubnet6: "fd00::/16" })] },
+    exit: 2,
+    message: /tenants\[1\]\.overlaySubnet6: fd00::\/16 overlaps tenants\[0\]\.overlaySubnet6/,
+  },
+  {
+    name: "gateway overlay IPv6 outside its prefix",
+    config: { tenants: [tenant({ gatewayOverlayIP6: "fd00:65::1" })] },
+    exit: 2,
+    message: /tenants\[0\]\.gatewayOverlayIP6: fd00:65::1 is not a host address inside fd00:64:7e7e::\/48/,
+  },
+  {
+    name: "gateway overlay IPv6 that is IPv4",
+    config: { tenants: [tenant({ gatewayOverlayIP6: "172.16.0.1" })] },
+    exit: 2,
+    message: /tenants\[0\]\.gatewayOverlayIP6: .*IPv4 address; an IPv6 address is needed/,
+  },
+  {
+    name: "gateway overlay IPv6 with metacharacters",
+    config: { tenants: [tenant({ gatewayOverlayIP6: "fd00::1; reboot" })] },
+    exit: 2,
+    message: /tenants\[0\]\.gatewayOverlayIP6: "fd00::1; reboot" is not an IPv6 address/,
+  },
+  {
+    name: "IPv6 SNAT that is IPv4",
+    config: { tenants: [tenant({ snat6: "198.51.100.7" })] },
+    exit: 2,
+    message: /tenants\[0\]\.snat6/,
+  },
+  {
+    name: "IPv4 SNAT that is IPv6",
+    config: { tenants: [tenant({ snat: "2001:db8::7" })] },
+    exit: 2,
+    message: /tenants\[0\]\.snat/,
+  },
   {
     name: "SNAT to a CIDR",
     config: { tenants: [tenant({ snat: "0.0.0.0/0" })] },

@@ -27,6 +27,11 @@ const prevResult = {
   interfaces: [{ name: "eth0", sandbox: `/run/netns/${pod}` }],
   ips: [{ address: `${POD_IP}/24`, gateway: "10.22.0.1", interface: 0 }],
 };
+/** prevResult of a dual-stack pod: its IPv4 and `ipv6` on eth0. */
+const dualStack = (ipv6: string) => ({
+  ...prevResult,
+  ips: [...prevResult.ips, { address: `${ipv6}/64`, gateway: "fd00:10:22::1", interface: 0 }],
+});
 const conf = (over: Record<string, unknown> = {}) => ({
   cniVersion: "1.0.0",
   name: "hostile",
@@ -130,7 +135,80 @@ const cases: Case[] = [
     code: 7,
     msg: /field gatewayOverlayIP/,
   },
-  { name: "IPv6 exclusion", stdin: conf({ excludeCIDRs: ["fd00::/8"] }), code: 7, msg: /field excludeCIDRs/ },
+  // IPv6 fields: bad prefixes, the wrong family either way, collisions with the gateway's address.
+  {
+    name: "IPv6 exclusion with host bits",
+    stdin: conf({ excludeCIDRs: ["2001:db8::1/32"] }),
+    code: 7,
+    msg: /field excludeCIDRs.0: "2001:db8::1\/32" has host bits set/,
+  },
+  { name: "IPv6 prefix /129", stdin: conf({ overlaySubnet6: "fd00::/129" }), code: 7, msg: /field overlaySubnet6/ },
+  {
+    name: "IPv6 prefix with a zone id",
+    stdin: conf({ overlaySubnet6: "fe80::%eth0/64" }),
+    code: 7,
+    msg: /field overlaySubnet6: "fe80::%eth0\/64" is not an IPv6 CIDR/,
+  },
+  {
+    name: "IPv4-mapped IPv6 overlay",
+    stdin: conf({ overlaySubnet6: "::ffff:172.16.0.0/112" }),
+    code: 7,
+    msg: /field overlaySubnet6/,
+  },
+  {
+    name: "IPv6 overlay without room",
+    stdin: conf({ overlaySubnet6: "fd00::/127" }),
+    code: 7,
+    msg: /no room for pods/,
+  },
+  {
+    name: "IPv4 overlay where IPv6 is needed",
+    stdin: conf({ overlaySubnet6: "172.16.0.0/16" }),
+    code: 7,
+    msg: /field overlaySubnet6: .*IPv4 CIDR; an IPv6 CIDR is needed/,
+  },
+  {
+    name: "IPv4 gateway overlay IP where IPv6 is needed",
+    stdin: conf({ gatewayOverlayIP6: "172.16.0.1" }),
+    code: 7,
+    msg: /field gatewayOverlayIP6: .*IPv4 address; an IPv6 address is needed/,
+  },
+  {
+    name: "IPv6 gateway overlay IP where IPv4 is needed",
+    stdin: conf({ gatewayOverlayIP: "fd00:64:7e7e::1" }),
+    code: 7,
+    msg: /field gatewayOverlayIP: .*IPv6 address; an IPv4 address is needed/,
+  },
+  {
+    name: "IPv6 gateway overlay IP outside its prefix",
+    stdin: conf({ gatewayOverlayIP6: "fd00:65::1" }),
+    code: 7,
+    msg: /gatewayOverlayIP6: fd00:65::1 is not a host address inside overlaySubnet6/,
+  },
+  {
+    name: "IPv6 gateway overlay IP with a newline",
+    stdin: conf({ gatewayOverlayIP6: "fd00:64:7e7e::1\nlink del eth0" }),
+    code: 7,
+    msg: /field gatewayOverlayIP6: "fd00:64:7e7e::1\\nlink del eth0" is not an IPv6 address/,
+  },
+  {
+    name: "tenant's IPv6 overlay of the wrong family",
+    stdin: conf({ tenants: { t: { gateway: "10.23.0.2", overlaySubnet6: "10.0.0.0/8" } } }),
+    code: 7,
+    msg: /field tenants.t.overlaySubnet6/,
+  },
+  {
+    name: "derived overlay IPv6 is the gateway's",
+    stdin: conf({ prevResult: dualStack("fd00:10:22::1") }),
+    code: 7,
+    msg: /overlay IPv6 address derived from pod IP fd00:10:22::1 .* is the gateway's overlay address/,
+  },
+  {
+    name: "derived overlay IPv6 is the prefix's network address",
+    stdin: conf({ prevResult: dualStack("fd00:10:22::") }),
+    code: 7,
+    msg: /fd00:64:7e7e:: is the network \(subnet-router anycast\) address/,
+  },
   { name: "loopback gateway", stdin: conf({ gateway: "127.0.0.1" }), code: 7, msg: /field gateway: .*loopback/ },
   { name: "unspecified gateway", stdin: conf({ gateway: "0.0.0.0" }), code: 7, msg: /field gateway: .*unspecified/ },
   { name: "multicast gateway", stdin: conf({ gateway: "224.0.0.1" }), code: 7, msg: /field gateway: .*multicast/ },
@@ -201,7 +279,7 @@ const cases: Case[] = [
     name: "prevResult IPv6 only",
     stdin: conf({ prevResult: { ...prevResult, ips: [{ address: "fd00::5/64", interface: 0 }] } }),
     code: 6,
-    msg: /no IPv4 address/,
+    msg: /only IPv6 on interface eth0 .*fd00::5.*VXLAN over the pod's IPv4/,
   },
   {
     name: "prevResult IP not on the interface",
@@ -320,6 +398,34 @@ const cases: Case[] = [
     stdin: conf(),
     code: 4,
     msg: /EGRESS_OVERLAY_IP: 192.168.9.9 is outside the overlay subnet/,
+  },
+  {
+    name: "pinned overlay IPv6 = gateway overlay IPv6",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP6=fd00:64:7e7e:0::1" },
+    stdin: conf({ prevResult: dualStack("fd00:10:22::5") }),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP6: fd00:64:7e7e::1 is the gateway's overlay address/,
+  },
+  {
+    name: "pinned overlay IPv6 outside its prefix",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP6=fd00:65::5" },
+    stdin: conf({ prevResult: dualStack("fd00:10:22::5") }),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP6: fd00:65::5 is outside the overlay subnet fd00:64:7e7e::\/48/,
+  },
+  {
+    name: "pinned overlay IPv6 that is IPv4",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP6=172.16.9.9" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP6: "172.16.9.9" is an IPv4 address; an IPv6 address is needed/,
+  },
+  {
+    name: "pinned overlay IPv4 that is IPv6",
+    env: { CNI_ARGS: "EGRESS_OVERLAY_IP=fd00:64:7e7e::9" },
+    stdin: conf(),
+    code: 4,
+    msg: /EGRESS_OVERLAY_IP: "fd00:64:7e7e::9" is an IPv6 address; an IPv4 address is needed/,
   },
   {
     name: "pinned overlay = gateway overlay",

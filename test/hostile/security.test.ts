@@ -29,7 +29,7 @@ import { run } from "../../src/net/run.js";
 
 let lab: Lab;
 let servers: Background;
-let gw: { ns: string; ip: string };
+let gw: { ns: string; ip: string; ip6: string };
 
 const tenants = (ip: string) => ({
   red: { gateway: ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
@@ -118,6 +118,15 @@ async function tearOwnRulesDown(ns: string): Promise<void> {
   await run(["ip", "-n", ns, "rule", "del", "pref", "1000"]);
 }
 
+/**
+ * The same for IPv6 alone: steered like IPv4 (its own mark chain in ip6tables, an `ip -6 rule`
+ * into the same table), so a pod that wants public IPv6 out untunnelled deletes those.
+ */
+async function tearOwnIPv6RulesDown(ns: string): Promise<void> {
+  for (const table of ["mangle", "nat"]) await run(["ip", "netns", "exec", ns, "ip6tables", "-w", "-t", table, "-F"]);
+  await run(["ip", "-6", "-n", ns, "rule", "del", "pref", "1000"]);
+}
+
 /** Sends from another source address: added to eth0 and made the default route's source. */
 async function useSource(pod: Pod, source: string): Promise<void> {
   await ipIn(pod.ns, [
@@ -167,7 +176,7 @@ interface Attempt {
   setup(pod: Pod, m: Main): Promise<void>;
   probe(pod: Pod): Promise<unknown>;
   /** What of it the internet host and the node's uplink would see (pcap filters). */
-  inet: string;
+  inet: string | (() => string);
   uplink: (pod: Pod) => string;
   /** With enforcement: does the pod's own traffic still work afterwards? */
   after: { privateWorks: boolean; tunnelWorks: boolean };
@@ -251,11 +260,17 @@ const ATTEMPTS: Attempt[] = [
     after: { privateWorks: true, tunnelWorks: true },
   },
   {
-    name: "IPv6 to a public address",
-    setup: async () => {},
+    name: "delete its IPv6 steering, then IPv6 to a public address",
+    setup: async (pod) => {
+      // Steered first, with or without enforcement: what escapes below is what the deletion let out.
+      expect(await sourceSeenBy(pod.ns, INET6_IP)).toBe(gw.ip6);
+      await tearOwnIPv6RulesDown(pod.ns);
+    },
     probe: (pod) => tcpProbe(pod, INET6_IP),
-    inet: `ip6 and tcp dst port 8080`,
+    // Untunnelled IPv6 only: the tunnelled kind reaches the internet host from the gateway's IPv6.
+    inet: () => `ip6 and tcp dst port 8080 and not src host ${gw.ip6}`,
     uplink: () => `ip6 and tcp dst port 8080`,
+    // Its IPv4 steering was left alone, and still works.
     after: { privateWorks: true, tunnelWorks: true },
   },
   {
@@ -291,7 +306,7 @@ async function attempt(m: Main, variant: Variant, a: Attempt) {
   expect(await sourceSeenBy(pod.ns)).toBe(gw.ip);
   await a.setup(pod, m);
   const [atInet, atUplink] = await Promise.all([
-    capture(lab.ns.inet, "eth0", a.inet),
+    capture(lab.ns.inet, "eth0", typeof a.inet === "string" ? a.inet : a.inet()),
     capture(lab.ns.nodeA, "uplink", a.uplink(pod)),
   ]);
   await a.probe(pod);

@@ -84,7 +84,7 @@ describe("STATUS and VERSION of the installed plugin", () => {
   });
 
   it("reports code 50 naming the missing tools when they are not", async () => {
-    // Only node itself: the plugin must start, then find none of ip, iptables, nsenter, sysctl.
+    // Only node itself: the plugin must start, then find none of ip, iptables, ip6tables, nsenter, sysctl.
     const nodeDir = join(dir, "only-node");
     await run(["mkdir", "-p", nodeDir]);
     await run(["ln", "-sf", (await run(["sh", "-c", "command -v node"])).stdout.trim(), join(nodeDir, "node")]);
@@ -95,7 +95,7 @@ describe("STATUS and VERSION of the installed plugin", () => {
       cniVersion: "1.1.0",
       code: 50,
       msg: expect.stringMatching(
-        /required tools not found in PATH: ip, iptables-restore, iptables-save, nsenter, sysctl/,
+        /required tools not found in PATH: ip, iptables-restore, iptables-save, ip6tables-restore, ip6tables-save, nsenter, sysctl/,
       ),
     });
   });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, cnitool, writeBridgeConflist, writePtpConflist } from "../../src/lab/cni-client.js";
 import type { Background } from "../../src/lab/process.js";
-import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
+import { createLab, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 import { plainGateway } from "./plain-gateway.js";
@@ -43,6 +43,33 @@ describe("CNI versions and main plugins", () => {
     await cni("add", call);
     expect(await sourceSeenBy(pod)).toBe(gw.ip);
     if (version !== "0.3.1") await cni("check", call);
+    await cni("del", call);
+    await run(["ip", "netns", "del", pod]);
+  });
+
+  it.each(["0.4.0", "1.0.0"])("passes a dual-stack result through at cniVersion %s", async (version) => {
+    const tag = version.replaceAll(".", "");
+    // Each network its own part of the shared IPv6 range (they share the bridge).
+    const block = version === "0.4.0" ? "a" : "b";
+    const net = await writeBridgeConflist({
+      name: `${lab.prefix}-d${tag}`,
+      dir: lab.dir,
+      cniVersion: version,
+      ipv6Subnet: POD6_SUBNET,
+      ipv6Range: { start: `fd00:22::${block}0`, end: `fd00:22::${block}f` },
+      egress: { gateway: gw.ip },
+    });
+    const pod = await lab.addPodNamespace(`d${tag}`);
+    const call = { node: lab.ns.nodeA, network: net, pod };
+    const result = JSON.parse(await cni("add", call)) as { ips: Array<{ address: string; version?: string }> };
+    // 0.4.0 results name each IP's version, 1.0.0 results do not: the plugin reads both.
+    expect(result.ips.map((ip) => ip.address)).toEqual([
+      expect.stringMatching(/^10\.22\.0\./),
+      expect.stringMatching(new RegExp(`^fd00:22::${block}[0-9a-f]/64$`)),
+    ]);
+    expect(result.ips.some((ip) => ip.version === "6")).toBe(version === "0.4.0");
+    expect(await sourceSeenBy(pod)).toBe(gw.ip);
+    await cni("check", call);
     await cni("del", call);
     await run(["ip", "netns", "del", pod]);
   });
@@ -86,6 +113,27 @@ describe("overlay address from an IPAM plugin", () => {
     expect(await leases()).toHaveLength(1);
     await cni("del", call);
     expect(await leases()).toHaveLength(0);
+  });
+
+  it("refuses a dual-stack pod when IPAM gives no overlay IPv6, naming the fix, and releases the IPv4 lease", async () => {
+    const name = `${lab.prefix}-ipam4`;
+    const dataDir = join(lab.dir, "ipam4");
+    const net = await writeBridgeConflist({
+      name,
+      dir: lab.dir,
+      ipv6Subnet: POD6_SUBNET,
+      ipv6Range: { start: "fd00:22::e0", end: "fd00:22::ef" },
+      egress: {
+        gateway: gw.ip,
+        ipam: { type: "host-local", dataDir, ranges: [[{ subnet: "172.16.0.0/16", rangeStart: "172.16.101.10" }]] },
+      },
+    });
+    const pod = await lab.addPodNamespace("ipam4");
+    const r = await cnitool("add", { node: lab.ns.nodeA, network: net, pod });
+    expect(r.ok).toBe(false);
+    expect(r.stdout + r.stderr).toMatch(/returned no IPv6 address for the dual-stack pod .*overlaySubnet6/);
+    expect((await readdir(join(dataDir, name))).filter((f) => f.startsWith("172."))).toHaveLength(0);
+    await cni("del", { node: lab.ns.nodeA, network: net, pod });
   });
 
   it("reports an IPAM address outside the overlay subnet and releases it", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkVersion, parseCniArgs, readEnv, versionHas } from "../../../src/cni/protocol.js";
-import { podAddress } from "../../../src/cni/result.js";
+import { podAddresses } from "../../../src/cni/result.js";
 
 const env = {
   CNI_COMMAND: "ADD",
@@ -61,7 +61,7 @@ describe("readEnv", () => {
   });
 });
 
-describe("podAddress", () => {
+describe("podAddresses", () => {
   const v1 = {
     cniVersion: "1.0.0",
     interfaces: [{ name: "cni0" }, { name: "veth1" }, { name: "eth0", sandbox: "/run/netns/x" }],
@@ -69,12 +69,28 @@ describe("podAddress", () => {
   };
 
   it("finds the IPv4 on CNI_IFNAME inside the container", () => {
-    expect(podAddress(v1, "eth0")).toEqual({ ip: "10.22.0.5", prefix: 24 });
+    expect(podAddresses(v1, "eth0")).toEqual({ ipv4: { ip: "10.22.0.5", prefix: 24 } });
+  });
+
+  it("finds both families of a dual-stack pod, IPv6 in canonical form", () => {
+    const dual = {
+      ...v1,
+      ips: [...v1.ips, { address: "FD00:10:22:0:0:0:0:5/64", gateway: "fd00:10:22::1", interface: 2 }],
+    };
+    expect(podAddresses(dual, "eth0")).toEqual({
+      ipv4: { ip: "10.22.0.5", prefix: 24 },
+      ipv6: { ip: "fd00:10:22::5", prefix: 64 },
+    });
+  });
+
+  it("refuses an IPv6-only pod, naming why: the tunnel's underlay is IPv4", () => {
+    const v6only = { ...v1, ips: [{ address: "fd00:10:22::5/64", interface: 2 }] };
+    expect(() => podAddresses(v6only, "eth0")).toThrow(/only IPv6 .*fd00:10:22::5.*VXLAN over the pod's IPv4/);
   });
 
   it("reads 0.3/0.4 results and results without interface indexes", () => {
     expect(
-      podAddress(
+      podAddresses(
         {
           ips: [
             { version: "6", address: "2001:db8::5/64" },
@@ -83,12 +99,12 @@ describe("podAddress", () => {
         },
         "eth0",
       ),
-    ).toEqual({ ip: "10.1.0.5", prefix: 16 });
+    ).toEqual({ ipv4: { ip: "10.1.0.5", prefix: 16 }, ipv6: { ip: "2001:db8::5", prefix: 64 } });
   });
 
   it("refuses a missing prevResult or one without an address on CNI_IFNAME", () => {
-    expect(() => podAddress(undefined, "eth0")).toThrow(/prevResult is missing/);
-    expect(() => podAddress(v1, "net1")).toThrow(/no IPv4 address on interface net1/);
-    expect(() => podAddress({ ips: "x" }, "eth0")).toThrow(/malformed/);
+    expect(() => podAddresses(undefined, "eth0")).toThrow(/prevResult is missing/);
+    expect(() => podAddresses(v1, "net1")).toThrow(/no IPv4 address on interface net1/);
+    expect(() => podAddresses({ ips: "x" }, "eth0")).toThrow(/malformed/);
   });
 });

@@ -48,11 +48,43 @@ describe("parseGatewayConfig", () => {
       port: 4789,
       gatewayOverlayIP: "172.16.0.1",
       snat: "masquerade",
+      overlaySubnet6: "fd00:64:7e7e::/48",
+      gatewayOverlayIP6: "fd00:64:7e7e::1",
+      snat6: "masquerade",
       upload: { rate: 10e6, ceil: 10e6 },
       download: { rate: 20e6, ceil: 50e6 },
       classMinor: classMinorOf(100),
     });
     expect(c.linkRate).toBe(1e9);
+  });
+
+  it("takes IPv6 overlay and SNAT settings, in canonical form", () => {
+    const c = parseGatewayConfig({
+      tenants: [tenant({ overlaySubnet6: "fd00:aa::/64", gatewayOverlayIP6: "FD00:AA::FE", snat6: "2001:DB8::7" })],
+    });
+    expect(c.tenants[0]).toMatchObject({ gatewayOverlayIP6: "fd00:aa::fe", overlayPrefix6: 64, snat6: "2001:db8::7" });
+  });
+
+  it.each([
+    [{ tenants: [tenant({ overlaySubnet6: "fd00::1/64" })] }, /tenants\[0\].overlaySubnet6: .*host bits/],
+    [{ tenants: [tenant({ overlaySubnet6: "172.16.0.0/24" })] }, /overlaySubnet6: .*IPv4 CIDR; an IPv6 CIDR is needed/],
+    [{ tenants: [tenant({ overlaySubnet: "fd00::/64" })] }, /overlaySubnet: .*IPv6 CIDR; an IPv4 CIDR is needed/],
+    [{ tenants: [tenant({ gatewayOverlayIP6: "fd00::1" })] }, /gatewayOverlayIP6: fd00::1 is not a host address/],
+    [{ tenants: [tenant({ gatewayOverlayIP6: "172.16.0.1" })] }, /gatewayOverlayIP6: .*IPv4 address; an IPv6/],
+    [{ tenants: [tenant({ snat6: "198.51.100.7" })] }, /snat6/],
+    [{ tenants: [tenant({ snat: "2001:db8::7" })] }, /snat/],
+    [{ tenants: [tenant({ allowedSources: ["fd00::/8"] })] }, /allowedSources.*IPv6 CIDR; an IPv4 CIDR is needed/],
+    [
+      {
+        tenants: [
+          tenant({ overlaySubnet6: "fd00:1::/64" }),
+          tenant({ name: "b", vni: 200, overlaySubnet: "172.17.0.0/24", overlaySubnet6: "fd00::/16" }),
+        ],
+      },
+      /tenants\[1\].overlaySubnet6: fd00::\/16 overlaps tenants\[0\].overlaySubnet6 fd00:1::\/64/,
+    ],
+  ])("refuses bad IPv6 settings (%#)", (input, message) => {
+    expect(() => parseGatewayConfig(input)).toThrow(message);
   });
 
   it.each([

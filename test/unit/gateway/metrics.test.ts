@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { countPerTunnel, type DirectionSample, type GatewaySample } from "../../../src/gateway/commands.js";
+import type { HaStatus } from "../../../src/gateway/ha/controller.js";
 import { parseListen } from "../../../src/gateway/http.js";
 import {
   createMetrics,
@@ -7,7 +8,7 @@ import {
   type ReconcileSource,
   sharedInFlight,
 } from "../../../src/gateway/metrics.js";
-import { pageHtml, renderTenants } from "../../../src/gateway/page.js";
+import { pageHtml, renderHa, renderTenants } from "../../../src/gateway/page.js";
 import { run } from "../../../src/net/run.js";
 
 const dir = (dev: string, rate: number, ceil: number, bytes: number): DirectionSample => ({
@@ -38,6 +39,7 @@ const sampleOf = (tenants: string[], bytes = 1_000_000): GatewaySample => ({
 });
 
 class Source implements ReconcileSource {
+  ha: HaStatus | undefined = undefined;
   generation = 2;
   configError: string | undefined = undefined;
   lastSuccess: Date | undefined = new Date(1_700_000_000_000);
@@ -172,6 +174,7 @@ describe("the page", () => {
     generation: 1,
     configError: null,
     lastSuccess: null,
+    ha: null,
     tenants: [
       {
         name: "acme",
@@ -205,5 +208,62 @@ describe("the page", () => {
     const plain = pageHtml(status);
     expect(plain).not.toMatch(/\b(src|href)=/);
     expect(plain).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+});
+
+const haStatus: HaStatus = {
+  instance: "gw-b",
+  peer: "gw-a",
+  role: "active",
+  vrrpState: "MASTER",
+  since: "2026-12-01T10:00:00.000Z",
+  transitions: 2,
+  peerAdvert: { at: "2026-12-01T10:00:09.500Z", priority: 150 },
+  sync: { healthy: true, reason: "ok" },
+  replicatedConnections: 24,
+  addresses: { moving: ["10.23.0.100", "198.51.100.1"], held: ["10.23.0.100", "198.51.100.1"] },
+  podsMirrored: 0,
+  children: {},
+};
+
+describe("the pair in metrics and on the page", () => {
+  it("exports the role, the peer's advertisement, sync health and replicated connections per instance", async () => {
+    const source = new Source();
+    const m = createMetrics(source, async () => sampleOf([]));
+    // No sample (only the HELP and TYPE lines) for a gateway that is no pair.
+    expect(await m.render()).not.toMatch(/^tenant_egress_ha_/m);
+    source.ha = haStatus;
+    const text = await m.render();
+    expect(value(text, 'tenant_egress_ha_role{instance="gw-b",role="active"}')).toBe(1);
+    expect(value(text, 'tenant_egress_ha_role{instance="gw-b",role="standby"}')).toBe(0);
+    expect(value(text, 'tenant_egress_ha_peer_advert_timestamp_seconds{instance="gw-b"}')).toBe(
+      Date.parse("2026-12-01T10:00:09.500Z") / 1000,
+    );
+    expect(value(text, 'tenant_egress_ha_peer_advert_priority{instance="gw-b"}')).toBe(150);
+    expect(value(text, 'tenant_egress_ha_sync_healthy{instance="gw-b"}')).toBe(1);
+    expect(value(text, 'tenant_egress_ha_replicated_connections{instance="gw-b"}')).toBe(24);
+    expect(value(text, 'tenant_egress_ha_addresses_held{instance="gw-b"}')).toBe(2);
+  });
+
+  it("says on the page who is active, when the peer was heard and how sync is", () => {
+    const base = {
+      uplink: "eth0",
+      intervalSeconds: 1,
+      directPackets: 0,
+      generation: 1,
+      configError: null,
+      lastSuccess: null,
+      tenants: [],
+    };
+    expect(renderHa({ ...base, ha: null }, 0)).toBe("");
+    const line = renderHa(
+      { ...base, ha: { ...haStatus, sync: { healthy: false, reason: "a<b" } } },
+      Date.parse("2026-12-01T10:00:10.000Z"),
+    );
+    expect(line).toContain("gw-b: active");
+    expect(line).toContain("peer gw-a advertised 0.5 s ago (priority 150)");
+    expect(line).toContain("sync unhealthy: a&#60;b");
+    expect(line).toContain("24 replicated connections");
+    expect(line).toContain("holds 2 of 2 moving addresses");
   });
 });

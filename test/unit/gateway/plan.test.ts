@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
-import { CONNTRACK_CHAIN, gatewayScope, learnedPods, planGateway, tenantScope } from "../../../src/gateway/plan.js";
+import {
+  CONNTRACK_CHAIN,
+  gatewayScope,
+  learnedPods,
+  planGateway,
+  planGateway6,
+  tenantScope,
+} from "../../../src/gateway/plan.js";
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
+import type { Neighbour } from "../../../src/net/desired-state.js";
 import { diff, emptyState, problems } from "../../../src/net/desired-state.js";
 import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
@@ -36,6 +44,7 @@ const facts = {
   leaf: "tbf" as const,
   fdb,
   tracked: [] as string[],
+  ndp: [] as Neighbour[],
 };
 
 describe("planGateway", () => {
@@ -60,6 +69,21 @@ describe("planGateway", () => {
   it("keeps one permanent neighbour per learned pod, with the MAC derived from its overlay address", () => {
     expect(s.neighbours).toEqual([
       { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
+      { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
+    ]);
+  });
+
+  it("pins a learned pod's IPv6 twin: the entry its neighbour discovery left, same MAC, inside the tenant's IPv6 overlay", () => {
+    const ndp = [
+      { dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:05" }, // pod .5's overlay IPv6
+      { dev: "tev300", ip: "fd00:12c:7e7e::77", mac: "02:7e:ac:1e:00:77" }, // a MAC no learned pod has
+      { dev: "tev300", ip: "fd00:12d::9", mac: "02:7e:ac:1e:00:09" }, // outside the tenant's IPv6 overlay
+      { dev: "tev300", ip: "fd00:12c:7e7e::1", mac: "02:7e:ac:1e:00:09" }, // the gateway's own overlay IPv6
+      { dev: "tev999", ip: "fd00:12c:7e7e::9", mac: "02:7e:ac:1e:00:09" }, // no tenant's tunnel
+    ];
+    expect(planGateway(config, { ...facts, ndp }).neighbours).toEqual([
+      { dev: "tev300", ip: "172.30.0.5", mac: "02:7e:ac:1e:00:05" },
+      { dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:05" },
       { dev: "tev300", ip: "172.30.0.9", mac: "02:7e:ac:1e:00:09" },
     ]);
   });
@@ -265,5 +289,57 @@ class htb 7e:13b parent 7e:1 leaf 13b: prio 0 quantum 12500 rate 3333Kbit ceil 1
       { dev: "eth0", parent: "root", handle: "7e:", kind: "htb", defaultClass: 2, directPackets: 0 },
       { dev: "eth0", parent: "7e:2", handle: "2:", kind: "tbf", rate: 125000000, burst: 3000 },
     ]);
+  });
+});
+
+describe("planGateway6", () => {
+  const s6 = planGateway6(config, facts);
+
+  it("forwards IPv6 and puts the tenant's overlay IPv6 on its tunnel", () => {
+    expect(s6.sysctls).toEqual([{ dev: "all", name: "forwarding", value: 1 }]);
+    expect(s6.addresses).toEqual([{ dev: "tev300", local: "fd00:12c:7e7e::1", prefix: 48 }]);
+  });
+
+  it("twins the IPv4 forwarding, NAT and classification in ip6tables: both families in the one upload class", () => {
+    const v4 = planGateway(config, facts);
+    const byName = (chains: { name: string; rules: string[] }[], name: string) =>
+      chains.find((c) => c.name === name)!.rules;
+    expect(byName(s6.chains, "TEG-FWD-300")).toEqual(
+      byName(v4.chains, "TEG-FWD-300").map((r) => r.replace("172.30.0.0/24", "fd00:12c:7e7e::/48")),
+    );
+    expect(byName(s6.chains, "TEG-SNAT-300")).toEqual(["-s fd00:12c:7e7e::/48 -o eth0 -j MASQUERADE"]);
+    expect(byName(s6.chains, "TEG-CLS-300")).toEqual(byName(v4.chains, "TEG-CLS-300"));
+    expect(byName(s6.chains, CONNTRACK_CHAIN)).toEqual(byName(v4.chains, CONNTRACK_CHAIN));
+    expect(s6.jumps.map((j) => `${j.table} ${j.hook} ${j.chain}`)).toEqual([
+      `filter INPUT ${CONNTRACK_CHAIN}`,
+      "filter FORWARD TEG-FWD-300",
+      "nat POSTROUTING TEG-SNAT-300",
+      "mangle FORWARD TEG-CLS-300",
+    ]);
+  });
+
+  it("SNATs to a configured egress IPv6, and owns nothing without tenants", () => {
+    const fixed = parseGatewayConfig({
+      tenants: [
+        {
+          name: "red",
+          vni: 300,
+          overlaySubnet: "172.30.0.0/24",
+          allowedSources: ["10.22.0.0/24"],
+          snat6: "2001:db8:100::7",
+          upload: { rate: "1mbit" },
+          download: { rate: "1mbit" },
+        },
+      ],
+    });
+    expect(planGateway6(fixed, facts).chains.find((c) => c.name === "TEG-SNAT-300")!.rules).toEqual([
+      "-s fd00:12c:7e7e::/48 -o eth0 -j SNAT --to-source 2001:db8:100::7",
+    ]);
+    expect(planGateway6(parseGatewayConfig({ tenants: [] }), facts)).toEqual({
+      sysctls: [],
+      addresses: [],
+      chains: [],
+      jumps: [],
+    });
   });
 });

@@ -103,6 +103,22 @@ describe("diff", () => {
     expect(renderBatches(c).sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
   });
 
+  it("writes no sysctl for a new device when the value conf/default gives it will do, and writes it otherwise", () => {
+    const loose = { ...desired, sysctls: [{ dev: "te-eth0", name: "rp_filter" as const, value: 2, accept: [0] }] };
+    const withDefault = (value: number) => stateOf({ sysctls: [{ dev: "default", name: "rp_filter", value }] });
+    expect(ops(diff(loose, withDefault(0), scope)).filter((o) => o.startsWith("sysctls"))).toEqual([]);
+    expect(renderBatches(diff(loose, withDefault(1), scope)).sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
+    // Without conf/default observed nothing can be assumed.
+    expect(renderBatches(diff(loose, emptyState(), scope)).sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
+  });
+
+  it("accepts a sysctl value within its tolerance and names the values that would do when it is not", () => {
+    const want = { ...desired, sysctls: [{ dev: "te-eth0", name: "rp_filter" as const, value: 2, accept: [0] }] };
+    const have = (value: number) => ({ ...desired, sysctls: [{ dev: "te-eth0", name: "rp_filter" as const, value }] });
+    expect(diff(want, have(0), scope)).toEqual([]);
+    expect(problems(diff(want, have(1), scope))).toEqual(["sysctl rp_filter on te-eth0 is 1, want 2 or 0"]);
+  });
+
   it("fixes an MTU in place", () => {
     const c = diff(desired, { ...desired, links: [{ ...desired.links[0]!, mtu: 1500 }] }, scope);
     expect(ops(c)).toEqual(["links change"]);

@@ -113,6 +113,10 @@ describe("iptables rules compared by meaning", () => {
     ["-d 10.1.2.3 -j RETURN", "-d 10.1.2.3/32 -j RETURN"],
     ["-d 10.1.2.3/8 -j RETURN", "-d 10.0.0.0/255.0.0.0 -j RETURN"],
     ["--source 10.0.0.0/8 --jump RETURN", "-s 10.0.0.0/8 -j RETURN"],
+    // ip6tables prints RFC 5952 and a host as /128.
+    ["-d 2001:db8::1 -j RETURN", "-d 2001:0db8:0:0::1/128 -j RETURN"],
+    ["-s FD00::/8 -j RETURN", "-s fd00::/8 -j RETURN"],
+    ["-d 2001:db8::5/32 -j RETURN", "-d 2001:db8::/32 -j RETURN"],
     [
       "-m conntrack --ctstate INVALID -m mark --mark 0x2/0x2 -j DROP",
       "-m mark --mark 0x2/0x2 -m conntrack --ctstate INVALID -j DROP",
@@ -135,6 +139,8 @@ describe("iptables rules compared by meaning", () => {
     [clamp, clamp.replace("1400", "1401")],
     ["-p tcp -m tcp --tcp-flags SYN,RST SYN -j DROP", "-p tcp -m tcp --tcp-flags SYN,RST RST -j DROP"],
     ["-d 172.16.0.1/32 -j RETURN", "-d 172.16.0.1/31 -j RETURN"],
+    ["-d 2001:db8::1/128 -j RETURN", "-d 2001:db8::1/127 -j RETURN"],
+    ["-d 10.0.0.0/8 -j RETURN", "-d ::a00:0/104 -j RETURN"],
     ["-m u32 --u32 0x0>>0x16&0x3c@0xc>>0x8=0x12c -j ACCEPT", "-m u32 --u32 0x0>>0x16&0x3c@0xc>>0x8=0x12d -j ACCEPT"],
     ["-i tev300 -j ACCEPT", "-i tev300+ -j ACCEPT"],
     ["-i tev300 -j ACCEPT", "-o tev300 -j ACCEPT"],

@@ -115,6 +115,45 @@ describe("parseObservation", () => {
   });
 });
 
+describe("parseObservation of every table", () => {
+  // `route show table all` prints every family (a table filter alone would mean IPv4); IPv6
+  // routes carry a router preference, IPv4 ones never do.
+  const [links, rules, , netconf] = ip.split("\n");
+  const v6default = {
+    type: "unicast",
+    dst: "default",
+    gateway: "fd00:64:7e7e::1",
+    dev: "te-eth0",
+    table: "200",
+    metric: 1024,
+    flags: ["onlink"],
+    pref: "medium",
+  };
+  const all = JSON.stringify([
+    { type: "unicast", dst: "default", gateway: "172.16.0.1", dev: "te-eth0", table: "200", flags: ["onlink"] },
+    { type: "unicast", dst: "default", gateway: "10.22.0.1", dev: "eth0", flags: [] },
+    { type: "local", dst: "10.22.0.2", dev: "eth0", table: "local", flags: [] },
+    v6default,
+    { type: "unicast", dst: "default", dev: "eth0", metric: 1024, flags: [], pref: "medium" },
+    { type: "local", dst: "::1", dev: "lo", table: "local", metric: 0, flags: [], pref: "medium" },
+  ]);
+  const ip6 = [JSON.stringify([]), JSON.stringify([v6default]), JSON.stringify([])].join("\n");
+  const { state } = parseObservation(
+    { ip: [links, rules, all, netconf].join("\n"), iptables: "", ip6, ip6tables: "" },
+    { tables: "all" },
+  );
+
+  it("keeps IPv6 routes out of the IPv4 ones, so an IPv6 default never pairs with the IPv4 default", () => {
+    expect(state.routes).toEqual([
+      { table: 200, type: "unicast", dst: "default", gateway: "172.16.0.1", dev: "te-eth0", onlink: true },
+      { table: 254, type: "unicast", dst: "default", gateway: "10.22.0.1", dev: "eth0" },
+    ]);
+    expect(state.routes6).toEqual([
+      { table: 200, type: "unicast", dst: "default", gateway: "fd00:64:7e7e::1", dev: "te-eth0", onlink: true },
+    ]);
+  });
+});
+
 describe("parseIptablesSave", () => {
   it("finds user chains with their rules and only the jumps into them", () => {
     const { chains, jumps } = parseIptablesSave(iptables);

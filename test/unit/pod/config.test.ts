@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { CniError } from "../../../src/cni/errors.js";
-import { parseConfig } from "../../../src/pod/config.js";
+import { parseCidr } from "../../../src/net/ip.js";
+import { defaultOverlaySubnet6 } from "../../../src/net/vxlan.js";
+import { exclusions, exclusions6, parseConfig } from "../../../src/pod/config.js";
 
 const base = { cniVersion: "1.0.0", name: "n", type: "tenant-egress" };
 
@@ -25,6 +27,23 @@ describe("parseConfig", () => {
       rulePriority: 1000,
     });
     expect(c.defaults.gatewayOverlayIP).toBe("172.16.0.1");
+    expect(c.defaults.overlaySubnet6).toEqual(parseCidr("fd00:64:7e7e::/48"));
+    expect(c.defaults.gatewayOverlayIP6).toBe("fd00:64:7e7e::1");
+  });
+
+  it("takes IPv6 overlay settings (canonical form) and exclusions of both families", () => {
+    const c = parseConfig({
+      ...base,
+      overlaySubnet6: "fd00:aa::/64",
+      gatewayOverlayIP6: "FD00:AA:0:0::FE",
+      excludeCIDRs: ["198.51.100.0/24", "2001:db8:100::/48"],
+      tenants: { t: { gateway: "1.2.3.4", overlaySubnet6: "fd00:bb::/64" } },
+    });
+    expect(c.defaults.gatewayOverlayIP6).toBe("fd00:aa::fe");
+    expect(defaultOverlaySubnet6(0xabcdef)).toBe("fdab:cdef:7e7e::/48");
+    expect(exclusions(c)).toContain("198.51.100.0/24");
+    expect(exclusions(c)).not.toContain("2001:db8:100::/48");
+    expect(exclusions6(c)).toEqual(["::1/128", "fe80::/10", "fc00::/7", "ff00::/8", "2001:db8:100::/48"]);
   });
 
   it("normalises marks to the hex form ip and iptables print", () => {
@@ -67,6 +86,20 @@ describe("parseConfig", () => {
     [{ mtu: 100 }, /mtu/],
     [{ mtu: 1400, mss: 1380 }, /mss: 1380 does not fit in mtu 1400/],
     [{ excludeCIDRs: ["1.2.3.4"] }, /excludeCIDRs.0/],
+    [{ excludeCIDRs: ["2001:db8::1/32"] }, /excludeCIDRs.0: "2001:db8::1\/32" has host bits set/],
+    [{ overlaySubnet: "fd00::/64" }, /overlaySubnet: "fd00::\/64" is an IPv6 CIDR; an IPv4 CIDR is needed/],
+    [{ overlaySubnet6: "172.16.0.0/16" }, /overlaySubnet6: "172.16.0.0\/16" is an IPv4 CIDR; an IPv6 CIDR is needed/],
+    [{ overlaySubnet6: "fd00::1/64" }, /overlaySubnet6: .*host bits zero/],
+    [{ overlaySubnet6: "fd00::/127" }, /overlaySubnet6: fd00::\/127 has no room for pods/],
+    [{ overlaySubnet6: "fd00::/129" }, /overlaySubnet6/],
+    [
+      { gatewayOverlayIP6: "172.16.0.1" },
+      /gatewayOverlayIP6: "172.16.0.1" is an IPv4 address; an IPv6 address is needed/,
+    ],
+    [{ gatewayOverlayIP6: "fe80::1%eth0" }, /gatewayOverlayIP6: "fe80::1%eth0" is not an IPv6 address/],
+    [{ gatewayOverlayIP6: "fd00::1" }, /gatewayOverlayIP6: fd00::1 is not a host address inside overlaySubnet6/],
+    [{ gatewayOverlayIP: "fd00:64:7e7e::1" }, /gatewayOverlayIP: .* is an IPv6 address; an IPv4 address is needed/],
+    [{ tenants: { a: { gateway: "1.2.3.4", overlaySubnet6: "10.0.0.0/8" } } }, /tenants.a.overlaySubnet6/],
     [{ namespaces: { team: "nope" } }, /namespaces.team: tenant "nope" is not defined/],
     [{ type: "other" }, /type must be "tenant-egress"/],
     [

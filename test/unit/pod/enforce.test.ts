@@ -14,7 +14,7 @@ const config = parseConfig({
   gateway: "10.23.0.2",
   vni: 300,
   enforce: true,
-  excludeCIDRs: ["198.18.0.0/15", "10.96.0.0/12"],
+  excludeCIDRs: ["198.18.0.0/15", "10.96.0.0/12", "2001:DB8:CAFE:0::/48", "fd00:96::/64"],
 });
 const a = selectGateway(config, new Map())!;
 const pod = {
@@ -51,6 +51,8 @@ describe("planEnforcement", () => {
     // 10.96.0.0/12 lies inside the built-in 10.0.0.0/8: nft's interval sets reject overlaps.
     expect(rules[5]).not.toContain("10.96.0.0/12");
     expect(rules[6]).toBe("ip6 saddr != { ::, fe80::/10, fd00:22::5 } drop");
+    // The IPv6 excludeCIDRs pass direct too (canonical, as nft prints them; fd00:96::/64 is inside fc00::/7).
+    expect(rules[7]).toBe("ip6 daddr { fe80::/10, ff02::/16, fc00::/7, 2001:db8:cafe::/48 } accept");
   });
 
   it("names each attachment apart, per network too", () => {
@@ -65,7 +67,11 @@ describe("planEnforcement", () => {
       rules: rules.map((r) =>
         r
           .replace("{ 10.22.0.5 }", "10.22.0.5")
-          .replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }"),
+          .replace("{ ::, fe80::/10, fd00:22::5 }", "{ ::, fd00:22::5, fe80::/10 }")
+          .replace(
+            "{ fe80::/10, ff02::/16, fc00::/7, 2001:db8:cafe::/48 }",
+            "{ 2001:db8:cafe::/48, fc00::/7, fe80::/10, ff02::/16 }",
+          ),
       ),
     };
     expect(diff(s, stateOf({ nftChains: [printed] }), enforcementScope(new Set([ch.name])))).toEqual([]);

@@ -24,6 +24,25 @@ describe("overlay addresses", () => {
     expect(() => checkOverlayAddress("172.16.0.1", t, "pin")).toThrow(/gateway's overlay address/);
   });
 
+  it("derives the overlay IPv6 from the pod IPv6's host bits, with the same checks", () => {
+    expect(deriveOverlayAddress("fd00:10:22::5", t, 6)).toBe("fd00:64:7e7e::5");
+    expect(deriveOverlayAddress("fd00:10:22:3:0:0:0:11", t, 6)).toBe("fd00:64:7e7e:3::11");
+    expect(() => deriveOverlayAddress("fd00:10:22::1", t, 6)).toThrow(
+      /overlay IPv6 address derived from pod IP fd00:10:22::1 .*gateway's overlay address.*/,
+    );
+    expect(() => deriveOverlayAddress("fd00:10:22::", t, 6)).toThrow(/network \(subnet-router anycast\)/);
+    expect(() => deriveOverlayAddress("fd00:10:22::1", t, 6)).toThrow(/EGRESS_OVERLAY_IP6/);
+  });
+
+  it("checks pinned IPv6 addresses", () => {
+    expect(checkOverlayAddress("FD00:64:7E7E::9", t, "pin", 4, 6)).toBe("fd00:64:7e7e::9");
+    expect(() => checkOverlayAddress("fd7f::9", t, "pin", 4, 6)).toThrow(
+      /outside the overlay subnet fd00:64:7e7e::\/48/,
+    );
+    expect(() => checkOverlayAddress("fd00:64:7e7e:0::1", t, "pin", 4, 6)).toThrow(/gateway's overlay address/);
+    expect(() => checkOverlayAddress("172.16.0.9", t, "pin", 4, 6)).toThrow(/"172.16.0.9" is not an IPv6 address/);
+  });
+
   it("derives a locally administered unicast MAC from the overlay address", () => {
     expect(overlayMac("172.16.0.5")).toBe("02:7e:ac:10:00:05");
   });

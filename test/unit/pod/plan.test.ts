@@ -97,6 +97,14 @@ describe("planPod", () => {
     expect(b.sysctl).toEqual(["net/ipv4/conf/te-eth0/rp_filter=2"]);
   });
 
+  it("wants the tunnel's rp_filter not strict: with conf/all off or loose, off does as well", () => {
+    const rp = (allRpFilter?: number) => planPod(config, attachment, { ...inputs, allRpFilter }).sysctls;
+    expect(rp()).toEqual([{ dev: "te-eth0", name: "rp_filter", value: 2, accept: [] }]);
+    expect(rp(1)).toEqual([{ dev: "te-eth0", name: "rp_filter", value: 2, accept: [] }]);
+    expect(rp(0)).toEqual([{ dev: "te-eth0", name: "rp_filter", value: 2, accept: [0] }]);
+    expect(rp(2)).toEqual([{ dev: "te-eth0", name: "rp_filter", value: 2, accept: [0, 1] }]);
+  });
+
   it("derives short, distinct names for long interface names", () => {
     expect(names("eth0").device).toBe("te-eth0");
     const long = names("averyverylongif");

@@ -62,6 +62,9 @@ describe("selectGateway", () => {
 
   it("pins an overlay address from any source", () => {
     expect(selectGateway(config(), args("EGRESS_OVERLAY_IP=172.16.9.9"))).toMatchObject({ overlayIP: "172.16.9.9" });
+    expect(selectGateway(config(), args("EGRESS_OVERLAY_IP6=fd00:64:7e7e::9"))).toMatchObject({
+      overlayIP6: "fd00:64:7e7e::9",
+    });
   });
 
   it.each([
@@ -69,6 +72,8 @@ describe("selectGateway", () => {
     ["EGRESS_GATEWAY=2001:db8::1", /IPv6/],
     ["EGRESS_TENANT=green", /tenant "green" is not defined/],
     ["EGRESS_OVERLAY_IP=x", /EGRESS_OVERLAY_IP/],
+    ["EGRESS_OVERLAY_IP=fd7e::9", /EGRESS_OVERLAY_IP: "fd7e::9" is an IPv6 address; an IPv4 address is needed/],
+    ["EGRESS_OVERLAY_IP6=172.16.9.9", /EGRESS_OVERLAY_IP6: "172.16.9.9" is an IPv4 address; an IPv6 address is needed/],
     ["FOO=bar", /CNI_ARGS key "FOO" is unknown \(set IgnoreUnknown=1/],
   ])("rejects %s with code 4", (cniArgs, message) => {
     expect(() => selectGateway(config(), args(cniArgs))).toThrow(message);

@@ -1,0 +1,469 @@
+/**
+ * One instance of an active/standby gateway pair. Both instances keep the full tenant state
+ * (the daemon's reconcile runs on both); this controller adds what makes them a pair: it
+ * renders keepalived's and conntrackd's configurations, supervises both (and a tcpdump that
+ * watches the peer's VRRP advertisements, so status can say when the peer was last heard and at
+ * which priority), and acts on keepalived's transitions in the order connections need:
+ * becoming active, it commits the replicated connections into the kernel *before* claiming the
+ * addresses, so the first packet of a taken-over flow already finds its NAT binding (a packet
+ * without one would reach the local stack and be answered with a reset); becoming standby (or
+ * faulty, or when keepalived dies), it drops the addresses first and then asks the active for a
+ * full resync. Transitions are handled one at a time, in the order keepalived reported them.
+ */
+import { constants, openSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { run } from "../../net/run.js";
+import type { GatewayConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { tunnelDevice } from "../plan.js";
+import { announce, claim, held, type MovingAddress, movingAddresses, release } from "./addresses.js";
+import { Supervised } from "./child.js";
+import {
+  type ConntrackdFiles,
+  conntrackdArgv,
+  conntrackdCtl,
+  parseSyncStats,
+  renderConntrackd,
+  type SyncStats,
+} from "./conntrackd.js";
+import { type KeepalivedFiles, keepalivedArgv, parseNotify, renderKeepalived, type VrrpState } from "./keepalived.js";
+import { PodShare, type SharedPod } from "./pod-share.js";
+import { type HaInstance, whoAmI } from "./settings.js";
+
+export type Role = "starting" | "active" | "standby" | "fault" | "stopped";
+
+export interface HaStatus {
+  instance: string;
+  peer: string;
+  role: Role;
+  /** keepalived's last reported state, as it names it. */
+  vrrpState?: VrrpState;
+  since: string;
+  transitions: number;
+  /** The last takeover: how long committing connections and claiming the addresses took. */
+  lastTakeover?: { at: string; commitMs: number; claimMs: number };
+  /** The peer's last VRRP advertisement seen on the uplink. */
+  peerAdvert?: { at: string; priority: number };
+  /** The peer's daemon, last heard on the sync link. */
+  peerDaemon?: { at: string; active: boolean };
+  sync: { healthy: boolean; reason: string; stats?: SyncStats };
+  /** Active: its connections conntrackd replicates out; standby: those replicated in, ready for a takeover. */
+  replicatedConnections: number;
+  addresses: { moving: string[]; held: string[] };
+  podsMirrored: number;
+  children: Record<string, { pid?: number; restarts: number }>;
+}
+
+const POLL_MS = 1000;
+/** The active re-announces its addresses every this many polls. */
+const ANNOUNCE_EVERY = 2;
+/** At most one extra announcement per this long while the peer contests the role. */
+const CONTESTED_EVERY_MS = 300;
+const STATUS_FILE = "status.json";
+
+/** Where an instance keeps its files by default: per instance, in the temporary directory. */
+export function haDir(instance: string): string {
+  return join(tmpdir(), `tenant-egress-ha-${instance}`);
+}
+
+export const haStatusFile = (dir: string) => join(dir, STATUS_FILE);
+/** The sync link is healthy while the peer's daemon was heard this recently (it sends every second). */
+const PEER_SILENT_MS = 3000;
+const POD_SHARE_PORT_OFFSET = 1;
+
+export interface HaControllerOptions {
+  log: Logger;
+  /** The instance's own directory (configurations, FIFO, lock, socket, status); `haDir(instance)` if absent. */
+  dir?: string;
+  /** The learned pods as the daemon last saw them. */
+  pods: () => SharedPod[];
+}
+
+export class HaController {
+  private dir = "";
+  private me?: { self: HaInstance; peer: HaInstance };
+  private config?: GatewayConfig;
+  private uplink = "";
+  private moving: MovingAddress[] = [];
+  private keepalived?: Supervised;
+  private conntrackd?: Supervised;
+  private watcher?: Supervised;
+  private share?: PodShare;
+  private fifo?: Socket;
+  private poller?: NodeJS.Timeout;
+  private queue = Promise.resolve();
+  private renderedKeepalived = "";
+  private renderedConntrackd = "";
+  private stopped = false;
+  /** keepalived's reports so far: a queued transition acts only if no newer one follows it. */
+  private reported = 0;
+  private polls = 0;
+  private polling = false;
+  private ctlChain = Promise.resolve();
+  private lastContested = 0;
+  private s: Omit<HaStatus, "instance" | "peer" | "children" | "podsMirrored" | "peerDaemon"> = {
+    role: "starting",
+    since: new Date().toISOString(),
+    transitions: 0,
+    sync: { healthy: false, reason: "not started" },
+    replicatedConnections: 0,
+    addresses: { moving: [], held: [] },
+  };
+
+  constructor(private readonly o: HaControllerOptions) {}
+
+  get role(): Role {
+    return this.s.role;
+  }
+
+  private get kFiles(): KeepalivedFiles {
+    return {
+      config: join(this.dir, "keepalived.conf"),
+      fifo: join(this.dir, "keepalived.fifo"),
+      pid: join(this.dir, "keepalived.pid"),
+      vrrpPid: join(this.dir, "keepalived-vrrp.pid"),
+    };
+  }
+
+  private get cFiles(): ConntrackdFiles {
+    return {
+      config: join(this.dir, "conntrackd.conf"),
+      lock: join(this.dir, "conntrackd.lock"),
+      socket: join(this.dir, "conntrackd.ctl"),
+    };
+  }
+
+  status(): HaStatus {
+    const child = (c?: Supervised) => ({ ...(c?.pid ? { pid: c.pid } : {}), restarts: c?.restarts ?? 0 });
+    const seen = this.share?.peerSeen;
+    return {
+      ...structuredClone(this.s),
+      instance: this.me?.self.name ?? "",
+      peer: this.me?.peer.name ?? "",
+      ...(seen ? { peerDaemon: { at: seen.at.toISOString(), active: seen.active } } : {}),
+      podsMirrored: this.share?.mirrored ?? 0,
+      children: {
+        keepalived: child(this.keepalived),
+        conntrackd: child(this.conntrackd),
+        watcher: child(this.watcher),
+      },
+    };
+  }
+
+  /** Starts the pair's machinery for `config` on `uplink` (after the daemon's first reconcile). */
+  async start(config: GatewayConfig, uplink: string): Promise<void> {
+    const ha = config.ha!;
+    const r = await run(["ip", "-json", "-4", "address", "show", "dev", uplink]);
+    const addrs = (JSON.parse(r.stdout || "[]") as Array<{ addr_info?: Array<{ local: string }> }>).flatMap((l) =>
+      (l.addr_info ?? []).map((a) => a.local),
+    );
+    this.me = whoAmI(ha, addrs);
+    this.config = config;
+    this.uplink = uplink;
+    this.moving = movingAddresses(config);
+    this.s.addresses.moving = this.moving.map((a) => a.local);
+    // Whatever a killed predecessor held is not ours until keepalived says so.
+    await release(this.moving, uplink);
+    // A taken-over flow's next segment may fall outside the window the standby's copy recorded.
+    await run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_be_liberal=1"]);
+    this.dir = this.o.dir ?? haDir(this.me.self.name);
+    // Nothing of a previous run is reused: its lock, socket and FIFO belonged to dead processes.
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.writeConfigs();
+    await this.openFifo();
+    const { log } = this.o;
+    this.conntrackd = new Supervised({
+      name: "conntrackd",
+      argv: conntrackdArgv(this.cFiles),
+      log,
+      // A killed conntrackd leaves its lock and socket; the next one refuses to start over them.
+      beforeStart: async () => {
+        await rm(this.cFiles.lock, { force: true });
+        await rm(this.cFiles.socket, { force: true });
+      },
+    });
+    this.watcher = new Supervised({
+      name: "advert-watch",
+      // -Z root: tcpdump otherwise switches to its own user, and a process that changes user
+      // loses its parent-death signal, so a killed daemon would leave it running.
+      argv: [
+        "tcpdump",
+        "-Z",
+        "root",
+        "-l",
+        "-n",
+        "-tt",
+        "-i",
+        uplink,
+        `ip proto 112 and src host ${this.me.peer.address}`,
+      ],
+      log,
+      onLine: (line) => this.advertLine(line),
+    });
+    this.keepalived = new Supervised({
+      name: "keepalived",
+      argv: keepalivedArgv(this.kFiles, this.me.self.name),
+      log,
+      onExit: (how) => this.keepalivedDied(how),
+      // A keepalived back before the peer noticed the silence (3 × interval + skew) could win
+      // the election the peer was about to: give the peer the role first.
+      firstBackoffMs: 1000 + 4 * ha.advertCentiseconds * 10,
+    });
+    await this.conntrackd.start();
+    await this.watcher.start();
+    await this.keepalived.start();
+    this.share = new PodShare({
+      self: this.me.self.name,
+      bind: { address: this.me.self.syncAddress, port: ha.syncPort + POD_SHARE_PORT_OFFSET },
+      peer: { address: this.me.peer.syncAddress, port: ha.syncPort + POD_SHARE_PORT_OFFSET },
+      log,
+      active: () => this.s.role === "active",
+      pods: this.o.pods,
+      tunnels: () => (this.config?.tenants ?? []).map((t) => tunnelDevice(t.vni)),
+    });
+    await this.share.start();
+    this.poller = setInterval(() => void this.poll(), POLL_MS);
+    log(
+      "info",
+      "ha",
+      `HA instance ${this.me.self.name} (priority ${this.me.self.priority}) with peer ${this.me.peer.name} at ${this.me.peer.address}; state in ${this.dir}`,
+      {
+        instance: this.me.self.name,
+        peer: this.me.peer.name,
+        dir: this.dir,
+      },
+    );
+  }
+
+  /** A new configuration: re-render, reload what changed, move addresses that came or went. */
+  async update(config: GatewayConfig, uplink: string): Promise<void> {
+    this.config = config;
+    this.uplink = uplink;
+    const before = this.moving;
+    this.moving = movingAddresses(config);
+    this.s.addresses.moving = this.moving.map((a) => a.local);
+    const gone = before.filter((a) => !this.moving.some((m) => m.local === a.local));
+    if (gone.length) await release(gone, uplink);
+    const { keepalived, conntrackd } = await this.writeConfigs();
+    // keepalived re-reads its file on SIGHUP and keeps its state; conntrackd has no reload.
+    if (keepalived) this.keepalived?.signal("SIGHUP");
+    if (conntrackd) this.conntrackd?.signal("SIGTERM");
+    if (this.s.role === "active") await claim(this.moving, uplink, this.o.log);
+  }
+
+  /** Tells the peer at once that the learned pods changed. */
+  podsChanged(): void {
+    if (this.s.role === "active") this.share?.send();
+  }
+
+  /** Gives the role up (keepalived's last advertisement says priority 0: the peer takes over at once) and stops everything. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.poller);
+    await this.keepalived?.stop();
+    await this.queue;
+    await this.ctlChain;
+    if (this.uplink) await release(this.moving, this.uplink);
+    this.s.role = "stopped";
+    this.share?.stop();
+    await Promise.all([this.conntrackd?.stop(), this.watcher?.stop()]);
+    this.fifo?.destroy();
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async writeConfigs(): Promise<{ keepalived: boolean; conntrackd: boolean }> {
+    const tunnels = this.config!.tenants.map((t) => tunnelDevice(t.vni));
+    const k = renderKeepalived(this.config!.ha!, this.me!, this.uplink, tunnels, this.kFiles);
+    const c = renderConntrackd(this.config!.ha!, this.me!, this.cFiles);
+    const changed = { keepalived: k !== this.renderedKeepalived, conntrackd: c !== this.renderedConntrackd };
+    if (changed.keepalived) await writeFile(this.kFiles.config, k);
+    if (changed.conntrackd) await writeFile(this.cFiles.config, c);
+    this.renderedKeepalived = k;
+    this.renderedConntrackd = c;
+    return changed;
+  }
+
+  /**
+   * keepalived writes one line per transition into the FIFO. Opened read-write and non-blocking,
+   * so opening never waits for a writer and a restarted keepalived finds a reader.
+   */
+  private async openFifo(): Promise<void> {
+    const path = this.kFiles.fifo;
+    await rm(path, { force: true });
+    await run(["mkfifo", "-m", "600", path]);
+    // A plain descriptor, owned by the socket from here on (a FileHandle would be closed when
+    // garbage-collected, silently ending the notifications).
+    this.fifo = new Socket({
+      fd: openSync(path, constants.O_RDWR | constants.O_NONBLOCK),
+      readable: true,
+      writable: false,
+    });
+    createInterface({ input: this.fifo }).on("line", (line) => {
+      const state = parseNotify(line);
+      if (state) this.enqueue(`keepalived: ${state}`, state);
+    });
+  }
+
+  private advertLine(line: string): void {
+    const m = /^(\d+\.\d+) .*VRRPv\d, Advertisement, vrid \d+, prio (\d+)/.exec(line);
+    if (!m) return;
+    this.s.peerAdvert = { at: new Date(Number(m[1]) * 1000).toISOString(), priority: Number(m[2]) };
+    // Only a master advertises. Hearing the peer while active means it believes it is active
+    // too (it missed our advertisements, or was partitioned) and may have announced our
+    // addresses: announce them again at once, so the segment comes back to us as soon as
+    // VRRP settles who is active, instead of at the next periodic announcement.
+    const now = Date.now();
+    const stillMaster = this.s.role === "active" && this.s.vrrpState === "MASTER" && !!this.keepalived?.pid;
+    if (stillMaster && Number(m[2]) > 0 && now - this.lastContested > CONTESTED_EVERY_MS) {
+      this.lastContested = now;
+      this.o.log(
+        "warn",
+        "ha",
+        `peer ${this.me?.peer.name} advertises (priority ${m[2]}) while this instance is active; announcing the addresses again`,
+      );
+      announce(this.moving, this.uplink, this.o.log, 1);
+    }
+  }
+
+  private enqueue(why: string, state: VrrpState): void {
+    const seq = ++this.reported;
+    this.queue = this.queue.then(() => {
+      // A loaded machine can fall behind keepalived: acting on a MASTER that keepalived has
+      // already left would claim addresses the peer holds. Only the newest report counts.
+      if (seq !== this.reported) {
+        this.o.log("info", "ha", `${why}: superseded by a newer report before it was handled; skipped`);
+        return;
+      }
+      return this.transition(why, state).catch((e) =>
+        this.o.log("error", "ha", `${why}: handling it failed: ${(e as Error).message}`),
+      );
+    });
+  }
+
+  private async transition(why: string, state: VrrpState): Promise<void> {
+    const was = this.s.role;
+    this.s.vrrpState = state;
+    const role: Role = state === "MASTER" ? "active" : state === "FAULT" ? "fault" : "standby";
+    if (this.stopped && role === "active") return;
+    const started = performance.now();
+    const ctl = (flag: string) => conntrackdCtl(this.cFiles, flag);
+    if (role === "active") {
+      const commit = await ctl("-c");
+      const committed = performance.now();
+      await claim(this.moving, this.uplink, this.o.log);
+      const claimed = performance.now();
+      const at = new Date().toISOString();
+      this.setRole(role);
+      this.share?.send();
+      this.s.lastTakeover = {
+        at,
+        commitMs: Math.round(committed - started),
+        claimMs: Math.round(claimed - committed),
+      };
+      this.o.log(
+        "info",
+        "ha",
+        `${why}: now active (was ${was}); committed replicated connections in ${this.s.lastTakeover.commitMs} ms${commit.exitCode ? ` (conntrackd -c: ${commit.stderr.trim() || `exit ${commit.exitCode}`})` : ""}, claimed ${this.moving.map((a) => a.local).join(", ")} in ${this.s.lastTakeover.claimMs} ms`,
+        { role, was, ...this.s.lastTakeover },
+      );
+      // As conntrack-tools' primary-backup script: start the caches afresh from the kernel and
+      // send the peer the whole table. Not awaited: the next transition must not wait for it.
+      this.followUp(["-f", "-R", "-B"]);
+      return;
+    }
+    await release(this.moving, this.uplink);
+    this.setRole(role);
+    this.o.log(
+      "info",
+      "ha",
+      `${why}: now ${role} (was ${was}); released ${this.moving.map((a) => a.local).join(", ")}`,
+      {
+        role,
+        was,
+      },
+    );
+    if (state === "STOP" && !this.stopped) return;
+    // Entries the kernel still holds from an active past expire soon; then ask for the active's table.
+    this.followUp(["-t", "-n"]);
+  }
+
+  /** conntrackd requests after a transition, in order among themselves, off the transition path. */
+  private followUp(flags: string[]): void {
+    this.ctlChain = this.ctlChain.then(async () => {
+      for (const flag of flags) await conntrackdCtl(this.cFiles, flag);
+    });
+  }
+
+  /**
+   * keepalived is gone, so nothing decides this instance is active any more: it stops being
+   * active at once, outside the queue of transitions (which may be busy), and drops the
+   * addresses a killed keepalived cannot drop itself; the queued STOP only records it.
+   */
+  private keepalivedDied(how: string): void {
+    if (this.s.role === "active") this.setRole("standby");
+    release(this.moving, this.uplink).catch((e) =>
+      this.o.log("error", "ha", `keepalived ended (${how}): cannot release the addresses: ${(e as Error).message}`),
+    );
+    this.enqueue(`keepalived ended (${how})`, "STOP");
+  }
+
+  private setRole(role: Role): void {
+    if (role !== this.s.role) {
+      this.s.transitions++;
+      this.s.since = new Date().toISOString();
+    }
+    this.s.role = role;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.s.role === "active" && ++this.polls % ANNOUNCE_EVERY === 0)
+      announce(this.moving, this.uplink, this.o.log, 1);
+    // On a loaded node one reading can outlast the interval: never two at once.
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await this.readStatus();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async readStatus(): Promise<void> {
+    try {
+      const [stats, have] = await Promise.all([
+        conntrackdCtl(this.cFiles, "-s").then((r) => (r.exitCode ? undefined : parseSyncStats(r.stdout))),
+        held(this.moving, this.uplink),
+      ]);
+      this.s.addresses.held = have;
+      const seen = this.share?.peerSeen;
+      const silentMs = seen ? Date.now() - seen.at.getTime() : Number.POSITIVE_INFINITY;
+      this.s.sync = !stats
+        ? { healthy: false, reason: "conntrackd does not answer" }
+        : silentMs > PEER_SILENT_MS
+          ? {
+              healthy: false,
+              reason: `the peer's daemon has not been heard on the sync link${seen ? ` for ${Math.round(silentMs / 1000)} s` : ""}`,
+              stats,
+            }
+          : { healthy: true, reason: "conntrackd runs and the peer answers on the sync link", stats };
+      // The active replicates its own connections out; the standby holds the active's.
+      this.s.replicatedConnections = (this.s.role === "active" ? stats?.internal : stats?.external) ?? 0;
+    } catch (e) {
+      this.s.sync = { healthy: false, reason: (e as Error).message };
+    }
+    if (this.stopped) return;
+    // For `status`, which runs as its own process: written whole, then renamed into place.
+    const file = join(this.dir, STATUS_FILE);
+    try {
+      await writeFile(`${file}.tmp`, JSON.stringify(this.status()));
+      await rename(`${file}.tmp`, file);
+    } catch (e) {
+      if (!this.stopped) this.o.log("warn", "ha", `cannot write ${file}: ${(e as Error).message}`);
+    }
+  }
+}

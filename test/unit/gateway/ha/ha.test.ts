@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import { GatewayConfigError, parseGatewayConfig } from "../../../../src/gateway/config.js";
+import { parseSyncStats, renderConntrackd } from "../../../../src/gateway/ha/conntrackd.js";
+import { parseNotify, renderKeepalived } from "../../../../src/gateway/ha/keepalived.js";
+import { advertCentiseconds, whoAmI } from "../../../../src/gateway/ha/settings.js";
+import { planGateway } from "../../../../src/gateway/plan.js";
+
+const ha = (over: Record<string, unknown> = {}) => ({
+  vip: "10.23.0.100/24",
+  syncInterface: "sync0",
+  instances: [
+    { name: "gw-a", address: "10.23.0.2", syncAddress: "198.51.100.253", priority: 150 },
+    { name: "gw-b", address: "10.23.0.3", syncAddress: "198.51.100.254" },
+  ],
+  ...over,
+});
+const config = (over: Record<string, unknown> = {}, snat: string = "198.51.100.1") => ({
+  ha: ha(over),
+  tenants: [
+    {
+      name: "acme",
+      vni: 100,
+      overlaySubnet: "172.16.0.0/24",
+      allowedSources: ["10.22.0.0/24"],
+      snat,
+      upload: { rate: "10mbit" },
+      download: { rate: "20mbit" },
+    },
+  ],
+});
+
+describe("the ha block", () => {
+  it("defaults to VRRPv3 at 100 ms, router id 51, no preemption", () => {
+    const c = parseGatewayConfig(config());
+    expect(c.ha).toMatchObject({ vip: "10.23.0.100", vipPrefix: 24, advertCentiseconds: 10, virtualRouterId: 51 });
+    expect(c.ha!.preempt).toBe(false);
+    expect(c.ha!.instances[1].priority).toBe(100);
+  });
+
+  it("refuses masquerade: each tenant needs an egress address that moves with the role", () => {
+    expect(() => parseGatewayConfig(config({}, "masquerade"))).toThrow(GatewayConfigError);
+    expect(() => parseGatewayConfig(config({}, "masquerade"))).toThrow(/tenants\[0\]\.snat: in HA mode/);
+  });
+
+  it("says what is wrong with a pair", () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ advertInterval: "105ms" }, /10 ms steps/],
+      [{ vip: "10.23.0.100" }, /with its prefix/],
+      [{ vip: "10.99.0.100/24" }, /outside 10\.99\.0\.100\/24/],
+      [{ instances: [ha().instances[0]] }, /exactly two/],
+    ];
+    for (const [over, re] of bad) expect(() => parseGatewayConfig(config(over))).toThrow(re);
+  });
+
+  it("reads intervals in 10 ms steps up to 40.95 s", () => {
+    expect(advertCentiseconds("100ms")).toBe(10);
+    expect(advertCentiseconds("1s")).toBe(100);
+    expect(advertCentiseconds("40.95s")).toBe(4095);
+    for (const bad of ["0ms", "5ms", "41s", "100"]) expect(advertCentiseconds(bad)).toBeUndefined();
+  });
+
+  it("finds itself by its uplink's addresses", () => {
+    const c = parseGatewayConfig(config());
+    expect(whoAmI(c.ha!, ["10.23.0.3", "10.23.0.100"]).self.name).toBe("gw-b");
+    expect(() => whoAmI(c.ha!, ["10.9.9.9"])).toThrow(/none of ha.instances/);
+  });
+
+  it("terminates the tunnels on the shared address on both instances", () => {
+    const c = parseGatewayConfig(config());
+    const s = planGateway(c, {
+      uplink: "eth0",
+      uplinkIP: "10.23.0.2",
+      uplinkMtu: 1500,
+      leaf: "tbf",
+      fdb: [],
+      tracked: [],
+      ndp: [],
+    });
+    expect(s.links[0]).toMatchObject({ name: "tev100", local: "10.23.0.100" });
+  });
+});
+
+describe("keepalived and conntrackd", () => {
+  const c = parseGatewayConfig(config());
+  const me = whoAmI(c.ha!, ["10.23.0.2"]);
+
+  it("renders a unicast VRRPv3 instance that tracks the tunnels and holds only a loopback marker", () => {
+    const text = renderKeepalived(c.ha!, me, "eth0", ["tev100"], {
+      config: "/d/k.conf",
+      fifo: "/d/fifo",
+      pid: "/d/k.pid",
+      vrrpPid: "/d/v.pid",
+    });
+    expect(text).toContain("vrrp_version 3");
+    expect(text).toContain("advert_int 0.10");
+    expect(text).toContain("nopreempt");
+    expect(text).toMatch(/unicast_src_ip 10\.23\.0\.2\n\s+unicast_peer \{\n\s+10\.23\.0\.3/);
+    expect(text).toMatch(/track_interface \{\n\s+tev100\n/);
+    expect(text).toMatch(/virtual_ipaddress \{\n\s+127\.255\.0\.51\/32 dev lo/);
+    expect(text).not.toContain("10.23.0.100");
+  });
+
+  it("reads keepalived's notifications", () => {
+    expect(parseNotify('INSTANCE "tenant-egress" MASTER 150')).toBe("MASTER");
+    expect(parseNotify('INSTANCE "other" MASTER 150')).toBeUndefined();
+    expect(parseNotify('GROUP "g" FAULT')).toBeUndefined();
+  });
+
+  it("syncs TCP, UDP and ICMP over the sync link, with per-instance lock and socket", () => {
+    const text = renderConntrackd(c.ha!, me, { config: "/d/c.conf", lock: "/d/c.lock", socket: "/d/c.ctl" });
+    expect(text).toMatch(/IPv4_address 198\.51\.100\.253\n\s+IPv4_Destination_Address 198\.51\.100\.254/);
+    expect(text).toMatch(/TCP\n\s+UDP\n\s+ICMP/);
+    expect(text).toContain("LockFile /d/c.lock");
+    expect(text).toMatch(/UNIX \{\n\s+Path \/d\/c\.ctl/);
+  });
+
+  it("reads conntrackd's statistics", () => {
+    const text = `cache internal:
+current active connections:	          24
+connections created:		          30	failed:	           0
+
+cache external:
+current active connections:	           3
+connections created:		           3	failed:	           0
+
+UDP traffic (active device=sync0):
+                1234 Bytes sent                 567 Bytes recv
+                  12 Pckts sent                   7 Pckts recv
+                   0 Error send                    1 Error recv
+
+message tracking:
+                   0 Malformed msgs                    2 Lost msgs
+`;
+    expect(parseSyncStats(text)).toEqual({
+      internal: 24,
+      external: 3,
+      sent: 12,
+      received: 7,
+      sendErrors: 0,
+      receiveErrors: 1,
+      lost: 2,
+    });
+    expect(parseSyncStats("nothing")).toBeUndefined();
+  });
+});
