@@ -65,7 +65,7 @@ async function measure(scene: Scene, endpoint: string, ns: string, pod: ScenePod
     via: endpoint.endsWith("(nested)") ? "forwarded through its pod" : pod.via,
     source:
       source === scene.gateway.ip ? `${source} (gateway)` : `${source} (${source === pod.ip ? "pod itself" : "other"})`,
-    ...(tenant ? { upLimit: parseRate(tenant.upload)!, downLimit: parseRate(tenant.download)! } : {}),
+    ...(tenant ? { upLimit: parseRate(tenant.upload.rate)!, downLimit: parseRate(tenant.download.rate)! } : {}),
     up: up.bitsPerSecond,
     down: down.bitsPerSecond,
     rttIdle: percentile(idle.samples, 50),
@@ -138,7 +138,7 @@ export async function demo(opts: { keep: boolean }): Promise<number> {
     say(formatTable(rows));
     say("");
     say(
-      `Gateway ${scene.gateway.ip} serves ${TENANTS.map((t) => `${t.name} (upload ${t.upload}, download ${t.download})`).join(" and ")}.`,
+      `Gateway ${scene.gateway.ip} serves ${TENANTS.map((t) => `${t.name} (upload ${t.upload.rate}, download ${t.download.rate})`).join(" and ")}.`,
     );
     say(
       "Limits count inner packets (Ethernet frames); TCP goodput is at most ~95% of them. RTT is ping to the internet host, p50.",

@@ -10,20 +10,13 @@ import { run } from "../net/run.js";
 import { cni, type Network, writeBridgeConflist } from "./cni-client.js";
 import { applyGateway } from "./gateway-cli.js";
 import type { Background } from "./process.js";
+import { type LabTenant, labTenant, pluginTenants } from "./tenants.js";
 import { createLab, ipIn, type Lab, sysctlIn } from "./topology.js";
 import { startInetServers } from "./traffic.js";
 
-export interface TenantSpec {
-  name: string;
-  vni: number;
-  overlaySubnet: string;
-  upload: string;
-  download: string;
-}
-
-export const TENANTS: TenantSpec[] = [
-  { name: "acme", vni: 100, overlaySubnet: "172.16.0.0/24", upload: "20mbit", download: "40mbit" },
-  { name: "globex", vni: 200, overlaySubnet: "172.17.0.0/24", upload: "5mbit", download: "10mbit" },
+export const TENANTS: LabTenant[] = [
+  labTenant("acme", 100, "172.16.0.0/24", { upload: "20mbit", download: "40mbit" }),
+  labTenant("globex", 200, "172.17.0.0/24", { upload: "5mbit", download: "10mbit" }),
 ];
 
 export interface ScenePod {
@@ -47,20 +40,6 @@ export interface Scene {
 }
 
 export type Progress = (step: string) => void;
-
-export function gatewayConfig(tenants: TenantSpec[]) {
-  return {
-    linkRate: "1gbit",
-    tenants: tenants.map((t) => ({
-      name: t.name,
-      vni: t.vni,
-      overlaySubnet: t.overlaySubnet,
-      allowedSources: ["10.22.0.0/24"],
-      upload: { rate: t.upload },
-      download: { rate: t.download },
-    })),
-  };
-}
 
 /** Gives `pod` a nested container behind a docker0-like bridge that masquerades, as dockerd does. */
 async function addNestedContainer(lab: Lab, pod: string): Promise<string> {
@@ -106,15 +85,13 @@ export async function buildScene(prefix: string, progress: Progress = () => {}):
     servers = await startInetServers(lab.ns.inet);
     progress("starting the gateway pod on node-b and applying two tenants with tenant-egress-gateway");
     const gateway = await lab.addGateway("gateway", 2);
-    await applyGateway(gateway.ns, lab.dir, gatewayConfig(TENANTS));
+    await applyGateway(gateway.ns, lab.dir, { linkRate: "1gbit", tenants: TENANTS });
     const network = await writeBridgeConflist({
       name: `${prefix}-pods`,
       dir: lab.dir,
       capabilities: { "io.kubernetes.cri.pod-annotations": true },
       egress: {
-        tenants: Object.fromEntries(
-          TENANTS.map((t) => [t.name, { gateway: gateway.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
-        ),
+        tenants: pluginTenants(gateway.ip, TENANTS),
         namespaces: { "acme-prod": "acme", "acme-ci": "acme" },
         enforce: true,
       },

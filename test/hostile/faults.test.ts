@@ -12,6 +12,7 @@ import { applyGateway, gatewayCli } from "../../src/lab/gateway-cli.js";
 import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
+import { labTenant } from "../../src/lab/tenants.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -20,18 +21,7 @@ let lab: Lab;
 let servers: Background;
 let gw: { ns: string; ip: string };
 let main: Network;
-const gatewayConfig = {
-  tenants: [
-    {
-      name: "red",
-      vni: 100,
-      overlaySubnet: "172.16.0.0/24",
-      allowedSources: ["10.22.0.0/24"],
-      upload: { rate: "20mbit" },
-      download: { rate: "20mbit" },
-    },
-  ],
-};
+const gatewayConfig = { tenants: [labTenant("red", 100, "172.16.0.0/24")] };
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("f"));

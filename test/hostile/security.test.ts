@@ -14,12 +14,15 @@ import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { sendRawUdp } from "../../src/lab/raw-frames.js";
+import { labTenant, pluginTenants } from "../../src/lab/tenants.js";
 import {
   createLab,
   INET_IP,
   INET6_IP,
   ipIn,
   type Lab,
+  POD_SUBNET,
+  POD_SUBNET_2,
   POD6_SUBNET,
   POD6_SUBNET_2,
   uniquePrefix,
@@ -31,10 +34,9 @@ let lab: Lab;
 let servers: Background;
 let gw: { ns: string; ip: string; ip6: string };
 
-const tenants = (ip: string) => ({
-  red: { gateway: ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
-  blue: { gateway: ip, vni: 400, overlaySubnet: "172.31.0.0/24" },
-});
+// Both main networks' pods are the tenants' allowed sources.
+const limits = { allowedSources: [POD_SUBNET, POD_SUBNET_2], upload: "50mbit", download: "50mbit" };
+const TENANTS = [labTenant("red", 300, "172.30.0.0/24", limits), labTenant("blue", 400, "172.31.0.0/24", limits)];
 
 type Variant = "open" | "enforced";
 interface Main {
@@ -53,15 +55,7 @@ beforeAll(async () => {
   lab = await createLab(uniquePrefix("x"));
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
-  const t = (name: string, vni: number, third: number) => ({
-    name,
-    vni,
-    overlaySubnet: `172.${third}.0.0/24`,
-    allowedSources: ["10.22.0.0/24", "10.24.0.0/24"],
-    upload: { rate: "50mbit" },
-    download: { rate: "50mbit" },
-  });
-  await applyGateway(gw.ns, lab.dir, { tenants: [t("red", 300, 30), t("blue", 400, 31)] });
+  await applyGateway(gw.ns, lab.dir, { tenants: TENANTS });
   for (const m of MAINS) {
     const write = m.main === "bridge" ? writeBridgeConflist : writePtpConflist;
     const v6 = m.v6.replace("::/64", "::");
@@ -77,7 +71,7 @@ beforeAll(async () => {
         range: { start: `${m.net3}.${from}`, end: `${m.net3}.${to}` },
         ipv6Subnet: m.v6,
         ipv6Range: { start: `${v6}${from}`, end: `${v6}${to}` },
-        egress: { tenants: tenants(gw.ip), ...(variant === "enforced" ? { enforce: true } : {}) },
+        egress: { tenants: pluginTenants(gw.ip, TENANTS), ...(variant === "enforced" ? { enforce: true } : {}) },
       });
     }
   }

@@ -16,6 +16,7 @@ import { eventually } from "../../src/lab/eventually.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
 import { enforcementChains, netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
+import { clusterTenant, labTenant } from "../../src/lab/tenants.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -36,8 +37,8 @@ let confDir: string;
 let ipamDir: string;
 const report: string[] = [];
 
-const tunnel = (gateway: string, vni: number, subnet: string) => ({ gateway, vni, overlaySubnet: subnet });
-const limits = { upload: { rate: "20mbit" }, download: { rate: "20mbit" }, allowedSources: [POD_SUBNET] };
+const acme = labTenant("acme", 100, "172.16.0.0/24");
+const globex = labTenant("globex", 200, "172.17.0.0/24");
 
 /** The primary CNI's own config: what it writes on every restart of its agent (`revision` tells its writes apart; bridge ignores it). */
 async function primaryWrites(revision: number): Promise<void> {
@@ -145,19 +146,12 @@ beforeAll(async () => {
   for (const p of ["bridge", "host-local", "loopback"]) await run(["cp", join(REFERENCE_PLUGINS, p), binDir]);
   const tenants = {
     plugin: { enforce: true },
-    tenants: [
-      { name: "acme", tunnel: tunnel(acmeGw.ip, 100, "172.16.0.0/24"), namespaces: ["acme-prod"], ...limits },
-      { name: "globex", tunnel: tunnel(globexGw.ip, 200, "172.17.0.0/24"), ...limits },
-    ],
+    tenants: [clusterTenant(acme, acmeGw.ip, { namespaces: ["acme-prod"] }), clusterTenant(globex, globexGw.ip)],
   };
   const tenantsFile = join(root, "etc/tenant-egress/tenants.json");
   await writeFile(tenantsFile, JSON.stringify(tenants));
-  await applyGateway(acmeGw.ns, lab.dir, {
-    tenants: [{ name: "acme", vni: 100, overlaySubnet: "172.16.0.0/24", ...limits }],
-  });
-  await applyGateway(globexGw.ns, lab.dir, {
-    tenants: [{ name: "globex", vni: 200, overlaySubnet: "172.17.0.0/24", ...limits }],
-  });
+  await applyGateway(acmeGw.ns, lab.dir, { tenants: [acme] });
+  await applyGateway(globexGw.ns, lab.dir, { tenants: [globex] });
   await primaryWrites(1);
   installer = startIn(lab.ns.nodeA, [
     INSTALLER,

@@ -14,6 +14,7 @@ import { cni, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { PLUGIN, pluginEnv } from "../../src/lab/plugin-runner.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
+import { labTenant } from "../../src/lab/tenants.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { run } from "../../src/net/run.js";
 
@@ -64,16 +65,7 @@ describe("single executables", () => {
 
     const gw = await lab.addGateway("gw", 2);
     await applyGateway(gw.ns, lab.dir, {
-      tenants: [
-        {
-          name: "t",
-          vni: 100,
-          overlaySubnet: "172.16.0.0/24",
-          allowedSources: ["10.22.0.0/24"],
-          upload: { rate: "10mbit" },
-          download: { rate: "10mbit" },
-        },
-      ],
+      tenants: [labTenant("t", 100, "172.16.0.0/24", { upload: "10mbit", download: "10mbit" })],
     });
     const main = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
     const pod = await lab.addPodNamespace("pod");

@@ -11,9 +11,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cni, distDir, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { distDir, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { gatewayCli } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
+import { attachTenantPods, labTenant, pluginTenants } from "../../src/lab/tenants.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { httpGet, ping, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -25,25 +26,19 @@ let prometheus: Background | undefined;
 let gw: { ns: string; ip: string };
 let mon: { ns: string; ip: string };
 let configFile: string;
-const pods: Record<string, string> = {};
+let pods: Record<string, string>;
 const PORT = 9464;
 const PROM_PORT = 9090;
 
-const tenant = (name: string, vni: number, third: number, up: string, upCeil: string, down: string) => ({
-  name,
-  vni,
-  overlaySubnet: `172.${third}.0.0/24`,
-  allowedSources: ["10.22.0.0/24"],
-  upload: { rate: up, ceil: upCeil },
-  download: { rate: down },
+const acme = labTenant("acme", 500, "172.40.0.0/24", {
+  upload: { rate: "20mbit", ceil: "20mbit" },
+  download: "40mbit",
 });
-const config = {
-  linkRate: "100mbit",
-  tenants: [
-    tenant("acme", 500, 40, "20mbit", "20mbit", "40mbit"),
-    tenant("globex", 600, 41, "5mbit", "10mbit", "10mbit"),
-  ],
-};
+const globex = labTenant("globex", 600, "172.41.0.0/24", {
+  upload: { rate: "5mbit", ceil: "10mbit" },
+  download: "10mbit",
+});
+const config = { linkRate: "100mbit", tenants: [acme, globex] };
 
 const url = (path: string, port = PORT) => `http://${gw.ip}:${port}${path}`;
 const get = (path: string, port = PORT) => httpGet(mon.ns, url(path, port));
@@ -73,22 +68,9 @@ beforeAll(async () => {
   const net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
     dir: lab.dir,
-    egress: {
-      tenants: {
-        acme: { gateway: gw.ip, vni: 500, overlaySubnet: "172.40.0.0/24" },
-        globex: { gateway: gw.ip, vni: 600, overlaySubnet: "172.41.0.0/24" },
-      },
-    },
+    egress: { tenants: pluginTenants(gw.ip, config.tenants) },
   });
-  for (const t of ["acme", "globex"]) {
-    pods[t] = await lab.addPodNamespace(t);
-    await cni("add", {
-      node: lab.ns.nodeA,
-      network: net,
-      pod: pods[t]!,
-      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}`,
-    });
-  }
+  pods = await attachTenantPods(lab, net, config.tenants);
 });
 
 afterAll(async () => {

@@ -15,6 +15,7 @@ import { makeLogger } from "../../src/gateway/log.js";
 import { cni, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { configMapDir, type DaemonProcess, gatewayCli, startGatewayDaemon } from "../../src/lab/gateway-cli.js";
 import type { Background } from "../../src/lab/process.js";
+import { clusterTenant, labTenant, pluginTenants } from "../../src/lab/tenants.js";
 import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { awaitPush, sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { sendVxlan } from "../../src/lab/vxlan-sender.js";
@@ -31,18 +32,8 @@ let podVtep: string;
 let cm: Awaited<ReturnType<typeof configMapDir>>;
 const processes: DaemonProcess[] = [];
 
-const red = (upload: string) => ({
-  tenants: [
-    {
-      name: "red",
-      vni: 300,
-      overlaySubnet: "172.30.0.0/24",
-      allowedSources: ["10.22.0.0/24"],
-      upload: { rate: upload },
-      download: { rate: "20mbit" },
-    },
-  ],
-});
+const redTenant = (upload: string) => labTenant("red", 300, "172.30.0.0/24", { upload });
+const red = (upload: string) => ({ tenants: [redTenant(upload)] });
 
 const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<number> => {
   const started = Date.now();
@@ -68,7 +59,7 @@ beforeAll(async () => {
   const net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
     dir: lab.dir,
-    egress: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
+    egress: pluginTenants(gw.ip, [redTenant("10mbit")]).red,
   });
   pod = await lab.addPodNamespace("pod");
   const result = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: net, pod })) as {
@@ -327,13 +318,7 @@ describe("tenant-egress-gateway run (the process)", () => {
 
   it("reads the cluster's tenants file (what the gateway manifest mounts) as its gateway half", async () => {
     // The same tenant as `red("10mbit")`, as an operator writes it once for both halves.
-    const tenant = {
-      name: "red",
-      tunnel: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
-      allowedSources: ["10.22.0.0/24"],
-      upload: { rate: "10mbit" },
-      download: { rate: "20mbit" },
-    };
+    const tenant = clusterTenant(redTenant("10mbit"), gw.ip);
     const file = join(lab.dir, "tenants.json");
     await writeFile(file, JSON.stringify({ plugin: { enforce: true }, tenants: [tenant] }));
     const dry = await gatewayCli(gw.ns, ["apply", "--dry-run", "-f", file]);

@@ -5,10 +5,11 @@
  * idempotence, isolation, nothing unclassified, counters surviving a live rate change.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cni, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
+import { type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { applyGateway, gatewayCli } from "../../src/lab/gateway-cli.js";
 import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
+import { attachTenantPods, labTenant, pluginTenants } from "../../src/lab/tenants.js";
 import { createLab, type Lab, uniquePrefix } from "../../src/lab/topology.js";
 import { awaitPush, iperf, sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -17,18 +18,10 @@ let lab: Lab;
 let servers: Background;
 let gw: { ns: string; ip: string };
 let net: Network;
-const pods: Record<string, string> = {};
+let pods: Record<string, string>;
 
-const tenant = (name: string, vni: number, third: number, up: string, down: string) => ({
-  name,
-  vni,
-  overlaySubnet: `172.${third}.0.0/24`,
-  allowedSources: ["10.22.0.0/24"],
-  upload: { rate: up },
-  download: { rate: down },
-});
-const red = tenant("red", 300, 30, "10mbit", "10mbit");
-const blue = tenant("blue", 400, 31, "4mbit", "6mbit");
+const red = labTenant("red", 300, "172.30.0.0/24", { upload: "10mbit", download: "10mbit" });
+const blue = labTenant("blue", 400, "172.31.0.0/24", { upload: "4mbit", download: "6mbit" });
 const config = (tenants: unknown[]) => ({ linkRate: "100mbit", tenants });
 
 beforeAll(async () => {
@@ -39,22 +32,9 @@ beforeAll(async () => {
   net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
     dir: lab.dir,
-    egress: {
-      tenants: {
-        red: { gateway: gw.ip, vni: 300, overlaySubnet: "172.30.0.0/24" },
-        blue: { gateway: gw.ip, vni: 400, overlaySubnet: "172.31.0.0/24" },
-      },
-    },
+    egress: { tenants: pluginTenants(gw.ip, [red, blue]) },
   });
-  for (const t of ["red", "blue"]) {
-    pods[t] = await lab.addPodNamespace(t);
-    await cni("add", {
-      node: lab.ns.nodeA,
-      network: net,
-      pod: pods[t]!,
-      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t}`,
-    });
-  }
+  pods = await attachTenantPods(lab, net, [red, blue]);
 });
 
 afterAll(async () => {

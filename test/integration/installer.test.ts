@@ -15,6 +15,7 @@ import { eventually } from "../../src/lab/eventually.js";
 import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { type Background, startIn } from "../../src/lab/process.js";
 import { enforcementChains } from "../../src/lab/snapshot.js";
+import { clusterTenant, labTenant } from "../../src/lab/tenants.js";
 import { createLab, type Lab, POD_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -31,19 +32,10 @@ let configMap: string;
 let installer: Background | undefined;
 let generation = 0;
 
+const acme = labTenant("acme", 100, "172.16.0.0/24");
 const tenants = (enforce: boolean, extra: object[] = []) => ({
   plugin: { enforce },
-  tenants: [
-    {
-      name: "acme",
-      tunnel: { gateway: gw.ip, vni: 100, overlaySubnet: "172.16.0.0/24" },
-      namespaces: ["acme-prod"],
-      upload: { rate: "20mbit" },
-      download: { rate: "20mbit" },
-      allowedSources: [POD_SUBNET],
-    },
-    ...extra,
-  ],
+  tenants: [clusterTenant(acme, gw.ip, { namespaces: ["acme-prod"] }), ...extra],
 });
 
 /** Publishes the tenants file as the kubelet updates a ConfigMap volume: new dir, symlink swap. */
@@ -84,18 +76,7 @@ beforeAll(async () => {
   lab = await createLab(uniquePrefix("i"));
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
-  await applyGateway(gw.ns, lab.dir, {
-    tenants: [
-      {
-        name: "acme",
-        vni: 100,
-        overlaySubnet: "172.16.0.0/24",
-        allowedSources: [POD_SUBNET],
-        upload: { rate: "20mbit" },
-        download: { rate: "20mbit" },
-      },
-    ],
-  });
+  await applyGateway(gw.ns, lab.dir, { tenants: [acme] });
   root = await mkdtemp(join(lab.dir, "node-"));
   binDir = join(root, "opt/cni/bin");
   confDir = join(root, "etc/cni/net.d");

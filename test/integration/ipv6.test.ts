@@ -14,6 +14,7 @@ import { applyGateway } from "../../src/lab/gateway-cli.js";
 import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { waitSettled } from "../../src/lab/snapshot.js";
+import { labTenant, pluginTenants } from "../../src/lab/tenants.js";
 import { createLab, INET6_IP, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { capture, iperf, ping, snmpCounter, sourceSeenBy, startInetServers, upload } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
@@ -25,14 +26,7 @@ let net: Network;
 let pod: string;
 let result: { ips: Array<{ address: string }> };
 
-const acme = {
-  name: "acme",
-  vni: 100,
-  overlaySubnet: "172.16.0.0/24",
-  allowedSources: ["10.22.0.0/24"],
-  upload: { rate: "20mbit" },
-  download: { rate: "20mbit" },
-};
+const acme = labTenant("acme", 100, "172.16.0.0/24");
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("v6"));
@@ -43,7 +37,7 @@ beforeAll(async () => {
     name: `${lab.prefix}-net`,
     dir: lab.dir,
     ipv6Subnet: POD6_SUBNET,
-    egress: { tenants: { acme: { gateway: gw.ip, vni: 100, overlaySubnet: "172.16.0.0/24" } } },
+    egress: { tenants: pluginTenants(gw.ip, [acme]) },
   });
   pod = await lab.addPodNamespace("pod");
   result = JSON.parse(
