@@ -177,16 +177,6 @@ export async function capture(ns: string, dev: string, filter: string, verbose =
   };
 }
 
-/** A counter from /proc/net/snmp (e.g. "Ip", "FragFails") inside `ns`. */
-export async function snmpCounter(ns: string, group: string, name: string): Promise<number> {
-  const r = await run([...execIn(ns), "cat", "/proc/net/snmp"]);
-  const lines = r.stdout.split("\n").filter((l) => l.startsWith(`${group}:`));
-  const [header, values] = [lines[0]?.split(/\s+/) ?? [], lines[1]?.split(/\s+/) ?? []];
-  const i = header.indexOf(name);
-  if (i < 0) throw new Error(`no ${group} ${name} in /proc/net/snmp`);
-  return Number(values[i]);
-}
-
 export interface HttpReply {
   status: number;
   body: string;
