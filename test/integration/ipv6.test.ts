@@ -4,7 +4,8 @@
  * the real chain with cnitool. The underlay stays IPv4. What is asserted is what a user of a
  * dual-stack cluster cares about: the chain's result still carries both families unchanged, the
  * pod's IPv4 leaves through the gateway as before, and its private IPv6 (the cluster's ULA) goes
- * direct, never into the tunnel.
+ * direct, never into the tunnel; a narrower path past the gateway answers with Packet Too Big
+ * and that reaches the pod; and the gateway's IPv6 state goes with its tenant and with `reset`.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
