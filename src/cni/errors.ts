@@ -16,7 +16,7 @@ export const ErrorCode = {
   PluginNotAvailable: 50,
   /** Plugin-specific (≥ 100): CHECK found the attachment different from what ADD makes. */
   AttachmentMismatch: 100,
-  /** Plugin-specific: a network command failed while applying the plan. */
+  /** Plugin-specific: a network command failed or is missing, while observing or applying (its hint says which tool). */
   ApplyFailed: 101,
   Internal: 999,
 } as const;

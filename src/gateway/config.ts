@@ -158,9 +158,7 @@ export function parseGatewayConfig(input: unknown): GatewayConfig {
     seen.minors.set(classMinor, i);
     const subnet = parseCidr(t.overlaySubnet)!;
     if (subnet.prefix < 16 || subnet.prefix > 30)
-      throw new GatewayConfigError(
-        `${at}.overlaySubnet: ${t.overlaySubnet} must be /16 to /30 (the gateway keeps a neighbour entry per address)`,
-      );
+      throw new GatewayConfigError(`${at}.overlaySubnet: ${t.overlaySubnet} must be /16 to /30`);
     const gw = t.gatewayOverlayIP ?? formatIP(4, firstHost(subnet));
     if (!isHostOf(subnet, parseIP(gw, 4)!)) {
       throw new GatewayConfigError(`${at}.gatewayOverlayIP: ${gw} is not a host address inside ${t.overlaySubnet}`);

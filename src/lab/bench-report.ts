@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatRate } from "../net/rates.js";
-import type { GatewayBench, IsolationRow } from "./bench-gateway.js";
+import { type GatewayBench, type IsolationRow, THEORETICAL_RATIO, THEORETICAL_RATIO6 } from "./bench-gateway.js";
 import type { ScaleBench } from "./bench-gateway-scale.js";
 import type { PluginBench, Ratio, Timing } from "./bench-plugin.js";
 
@@ -71,7 +71,7 @@ export function markdown(r: BenchRun): string {
   if (r.gateway) {
     const g = r.gateway;
     out.push(
-      `## Gateway shaping (iperf3 TCP, ${g.seconds} s per row; theoretical = rate × ${((1398 / 1464) * 100).toFixed(1)} %, the TCP goodput of a full-size segment in the tunnel)`,
+      `## Gateway shaping (iperf3 TCP, ${g.seconds} s per row; theoretical = rate × ${pct(THEORETICAL_RATIO)} for IPv4, × ${pct(THEORETICAL_RATIO6)} for IPv6, the TCP goodput of a full-size segment in the tunnel)`,
       "",
     );
     out.push(
@@ -86,7 +86,7 @@ export function markdown(r: BenchRun): string {
         continue;
       }
       out.push(
-        `| ${formatRate(x.rate)} | ${x.direction} | ${x.streams} | ${formatRate(x.goodput)} | ${pct(x.ofRate)} | ${pct(x.ofTheoretical)} | ${pct(x.maxWindowOfRate)} | ${x.rttIdleP50.toFixed(2)} ms | ${x.rttLoadedP50.toFixed(1)} / ${x.rttLoadedP99.toFixed(1)} ms |`,
+        `| ${formatRate(x.rate)}${x.family === 6 ? " IPv6" : ""} | ${x.direction} | ${x.streams} | ${formatRate(x.goodput)} | ${pct(x.ofRate)} | ${pct(x.ofTheoretical)} | ${pct(x.maxWindowOfRate)} | ${x.rttIdleP50.toFixed(2)} ms | ${x.rttLoadedP50.toFixed(1)} / ${x.rttLoadedP99.toFixed(1)} ms |`,
       );
     }
     out.push(

@@ -70,6 +70,7 @@ async function requireNetns(path: string): Promise<void> {
   }
 }
 
+/** A tool that failed (to observe or to apply) is ApplyFailed with its hint; anything else is Internal. */
 function applyError(verb: string, e: unknown): CniError {
   if (e instanceof CniError) return e;
   const msg = e instanceof Error ? e.message : String(e);
@@ -116,12 +117,24 @@ function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean
   return { netns: undefined, where: "on the node: ", scope: () => scope, observe: observeNode, desired };
 }
 
+/**
+ * Every target's observation. A missing or failing observing tool (iptables-save, ip6tables-save,
+ * ip) is reported like one that fails while applying, not as an internal error.
+ */
+async function observeAll(verb: string, targets: Target[]): Promise<Observed[]> {
+  try {
+    return await Promise.all(targets.map((t) => t.observe()));
+  } catch (e) {
+    throw applyError(verb, e);
+  }
+}
+
 const podObservation = (targets: Target[], observed: Observed[]) =>
   observed[targets.findIndex((t) => t.netns !== undefined)];
 
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
-  const before = await Promise.all(targets.map((t) => t.observe()));
+  const before = await observeAll(verb, targets);
   const scopes = targets.map((t, i) => t.scope(before[i]!));
   try {
     const pod = podObservation(targets, before);
@@ -347,7 +360,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
       ...(dual ? { ip6: found(o, 6, a.overlayIP6 !== undefined) } : {}),
     }));
   }
-  const observed = await Promise.all(targets.map((t) => t.observe()));
+  const observed = await observeAll("CHECK", targets);
   const inPod = podObservation(targets, observed);
   const wrong = targets.flatMap((t, i) =>
     problems(diff(t.desired(observed[i]!, inPod), observed[i]!.state, t.scope(observed[i]!))).map(

@@ -2,7 +2,7 @@
  * Faults: the plugin killed at every step of ADD, a tool missing in the middle of ADD, and the
  * gateway restarted under open connections. Faults are injected from outside, as they happen:
  * a wrapper around nsenter (first in PATH) SIGKILLs the plugin when its k-th command starts,
- * and a PATH without iptables-restore makes the iptables step fail.
+ * and a PATH without one of the iptables tools (either family) makes its step fail.
  */
 import { chmod, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,14 +13,19 @@ import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { labTenant } from "../../src/lab/tenants.js";
-import { createLab, INET_IP, type Lab, uniquePrefix } from "../../src/lab/topology.js";
+import { createLab, INET_IP, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
+
+/** Each is needed by every ADD: the observation reads both families' rules, the apply writes them. */
+const MISSING_IPTABLES_TOOLS = ["iptables-restore", "iptables-save", "ip6tables-restore", "ip6tables-save"];
 
 let lab: Lab;
 let servers: Background;
 let gw: { ns: string; ip: string };
 let main: Network;
+/** Dual stack, so an ADD also writes IPv6 rules (and a missing ip6tables-restore shows). */
+let dual: Network;
 const gatewayConfig = { tenants: [labTenant("red", 100, "172.16.0.0/24")] };
 
 beforeAll(async () => {
@@ -29,6 +34,13 @@ beforeAll(async () => {
   gw = await lab.addGateway("gw", 2);
   await applyGateway(gw.ns, lab.dir, gatewayConfig);
   main = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
+  // Its own part of the bridge's subnet: host-local keeps one allocation state per network.
+  dual = await writeBridgeConflist({
+    name: `${lab.prefix}-dual`,
+    dir: lab.dir,
+    range: { start: "10.22.0.200", end: "10.22.0.250" },
+    ipv6Subnet: POD6_SUBNET,
+  });
   // nsenter that SIGKILLs its caller (the plugin) when the KILL_AT-th call starts.
   const killer = join(lab.dir, "killer");
   await mkdir(killer);
@@ -45,7 +57,7 @@ exec /usr/bin/nsenter "$@"
 `,
   );
   await chmod(join(killer, "nsenter"), 0o755);
-  // PATHs with every tool but one: iptables-restore, or nft.
+  // PATHs with every tool but one: an iptables tool of either family, or nft.
   const tools = [
     "ip",
     "nsenter",
@@ -61,7 +73,7 @@ exec /usr/bin/nsenter "$@"
     "env",
     "tc",
   ];
-  for (const lacking of ["iptables-restore", "nft"]) {
+  for (const lacking of [...MISSING_IPTABLES_TOOLS, "nft"]) {
     const partial = join(lab.dir, `no-${lacking}`);
     await mkdir(partial);
     for (const tool of tools.filter((t) => t !== lacking)) {
@@ -85,9 +97,9 @@ const conf = (prevResult: unknown) => ({
   prevResult,
 });
 
-async function attachMain(name: string) {
+async function attachMain(name: string, network = main) {
   const pod = await lab.addPodNamespace(name);
-  const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network: main, pod })) as unknown;
+  const prevResult = JSON.parse(await cni("add", { node: lab.ns.nodeA, network, pod })) as unknown;
   await waitSettled(pod);
   return { pod, prevResult, asMainLeftIt: await netnsSnapshot(pod) };
 }
@@ -151,22 +163,26 @@ describe("the plugin killed at each step of ADD", () => {
 });
 
 describe("a step failing mid-ADD", () => {
-  it("iptables-restore missing: ADD fails clearly and both namespaces are back to before", async () => {
-    const { pod, prevResult, asMainLeftIt } = await attachMain("noipt");
-    await waitSettled(lab.ns.nodeA);
-    const node = await netnsSnapshot(lab.ns.nodeA);
-    const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
-      PATH: join(lab.dir, "no-iptables-restore"),
-      CNI_CONTAINERID: "noipt",
-    });
-    expect(r.exitCode).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({
-      code: 101,
-      msg: expect.stringMatching(/iptables-restore.*(No such file|not found).*required tool is missing/),
-    });
-    expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
-    expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
-  });
+  it.each(MISSING_IPTABLES_TOOLS)(
+    "%s missing: ADD fails with code 101 naming it and both namespaces are back to before",
+    async (tool) => {
+      const id = `no-${tool}`;
+      const { pod, prevResult, asMainLeftIt } = await attachMain(id, dual);
+      await waitSettled(lab.ns.nodeA);
+      const node = await netnsSnapshot(lab.ns.nodeA);
+      const r = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
+        PATH: join(lab.dir, id),
+        CNI_CONTAINERID: id,
+      });
+      expect(r.exitCode).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        code: 101,
+        msg: expect.stringMatching(new RegExp(`${tool}.*(No such file|not found).*required tool is missing`)),
+      });
+      expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+      expect(await netnsSnapshot(lab.ns.nodeA)).toBe(node);
+    },
+  );
 });
 
 describe("enforcement on a node without nftables", () => {
