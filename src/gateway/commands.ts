@@ -5,7 +5,7 @@
  *   delete --tenant  diff(nothing, observed) within one tenant's objects → apply
  *   reset            diff(nothing, observed) within everything the gateway owns → apply
  *   status           sample twice, an interval apart: counters and achieved rates per tenant
- *   sample           one reading of settings and counters per tenant (what a metrics scrape shows)
+ *   sampler          one reading of settings and counters per tenant (what a metrics scrape shows)
  * The namespace is the one the command runs in, or --netns; nothing outside what the gateway
  * owns (by name: tev<VNI> devices, TEG-* chains, the 7e: qdisc trees) is ever changed.
  */
@@ -20,18 +20,21 @@ import {
   type Scope,
   stateOf,
 } from "../net/desired-state.js";
+import type { VxlanLink } from "../net/objects.js";
 import {
   type FdbEntry,
+  type LinkReading,
   type Observed,
   observe,
   observeFdb,
+  observeLinks,
   observeNdp,
   observeNeighbours,
   observeTrackedSources,
 } from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { run } from "../net/run.js";
-import { type ClassStats, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
+import { type ClassStats, type ObservedQdisc, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
 import {
   ALIAS_PREFIX,
@@ -70,33 +73,43 @@ function defaultRouteDev(o: Observed): string | undefined {
 }
 
 /** Tenants present in the kernel, by the alias on their tunnel device. */
-function presentTenants(o: Observed): Array<{ name: string; vni: number; dev: string }> {
-  return o.state.links
+function presentTenants(links: readonly VxlanLink[]): Array<{ name: string; vni: number; dev: string }> {
+  return links
     .filter((l) => isTunnelDevice(l.name) && l.alias?.startsWith(ALIAS_PREFIX))
     .map((l) => ({ name: l.alias!.slice(ALIAS_PREFIX.length), vni: l.vni, dev: l.name }));
 }
 
+/**
+ * The uplink: the configured one, else the device carrying our root qdisc (a gateway that has
+ * applied), else the default route's.
+ */
+function uplinkOf(
+  wanted: string | undefined,
+  qdiscs: readonly ObservedQdisc[],
+  tunnels: readonly string[],
+  defaultDev: string | undefined,
+  interfaces: readonly { name: string }[],
+): string {
+  const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
+  const uplink = wanted ?? ourRootDev ?? defaultDev;
+  if (!uplink)
+    throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
+  if (!interfaces.some((l) => l.name === uplink))
+    throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
+  return uplink;
+}
+
 /** Everything the gateway owns as it is now; neighbours and learned pods only when they will be compared. */
-async function snapshot(
-  netns: string | undefined,
-  uplinkWanted: string | undefined,
-  /** false: a reading for counters only (a scrape, status), without neighbours, learned pods or iptables. */
-  neighbours = true,
-): Promise<Snapshot> {
+async function snapshot(netns: string | undefined, uplinkWanted: string | undefined): Promise<Snapshot> {
   const [observed, qdiscs] = await Promise.all([
-    observe(netns, { tables: [MAIN_TABLE], neighbours, withoutIptables: !neighbours }),
+    observe(netns, { tables: [MAIN_TABLE], neighbours: true }),
     observeQdiscs(netns),
   ]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
-  const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
-  const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
-  const ndpP = neighbours ? observeNdp(netns, tunnels) : Promise.resolve([]);
-  const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
-  const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
-  if (!uplink)
-    throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
-  if (!observed.interfaces.some((l) => l.name === uplink))
-    throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
+  const fdbP = observeFdb(netns, tunnels);
+  const trackedP = observeTrackedSources(netns);
+  const ndpP = observeNdp(netns, tunnels);
+  const uplink = uplinkOf(uplinkWanted, qdiscs, tunnels, defaultRouteDev(observed), observed.interfaces);
   const [classes, fdb, tracked, ndp] = await Promise.all([
     observeClasses(netns, [uplink, ...tunnels]),
     fdbP,
@@ -186,9 +199,9 @@ export async function syncPods(config: GatewayConfig, opts: { netns?: string; up
 
 export async function deleteTenant(name: string, opts: { netns?: string }): Promise<Outcome> {
   const snap = await snapshot(opts.netns, undefined);
-  const t = presentTenants(snap.observed).find((x) => x.name === name);
+  const t = presentTenants(snap.observed.state.links).find((x) => x.name === name);
   if (!t) {
-    const known = presentTenants(snap.observed).map((x) => x.name);
+    const known = presentTenants(snap.observed.state.links).map((x) => x.name);
     throw new GatewayError(
       `tenant ${name} is not configured here${known.length ? ` (tenants: ${known.join(", ")})` : " (no tenants)"}`,
     );
@@ -254,39 +267,68 @@ export function countPerTunnel(text: string, learned = false): Map<string, numbe
   return counts;
 }
 
-/** Reads everything a metrics scrape or a status line needs, in parallel, once. */
-export async function sample(opts: { netns?: string }): Promise<GatewaySample> {
-  const [snap, neigh, fdb] = await Promise.all([
-    snapshot(opts.netns, undefined, false),
-    run(["ip", "neigh", "show"], { netns: opts.netns }),
-    run(["bridge", "fdb", "show"], { netns: opts.netns }),
-  ]);
-  const neighbours = countPerTunnel(neigh.stdout);
-  const learned = countPerTunnel(fdb.stdout, true);
+/** Reads the settings and counters of every tenant, as a metrics scrape or a status line shows them. */
+export type Sampler = () => Promise<GatewaySample>;
+
+/**
+ * A sampler for one namespace. A reading is one round of processes in parallel — `ip` (links,
+ * default route, neighbour counts), `bridge fdb`, `tc qdisc` and the class counters of the uplink
+ * and every tunnel — so a scrape costs one process start-up, not two in a row. The class
+ * counters need the device names before `ip` has said them, so each reading asks for the devices
+ * the previous one found; when they turn out to differ (a tenant came or went, or this is the
+ * first reading), the classes are read once more for the devices that are really there.
+ */
+export function sampler(netns: string | undefined): Sampler {
+  let devices: string[] = [];
+  return async () => {
+    const guessed = devices;
+    const [links, qdiscs, fdb, guess] = await Promise.all([
+      observeLinks(netns),
+      observeQdiscs(netns),
+      run(["bridge", "fdb", "show"], { netns }),
+      // A device that has gone since makes tc fail: the reading below tells which ones are there.
+      guessed.length ? observeClasses(netns, guessed).catch(() => undefined) : undefined,
+    ]);
+    const tunnels = links.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
+    const uplink = uplinkOf(undefined, qdiscs, tunnels, links.defaultDev, links.interfaces);
+    devices = [uplink, ...tunnels];
+    const classes = guess && guessed.join() === devices.join() ? guess : await observeClasses(netns, devices);
+    return sampleOf(links, qdiscs, { qdiscs, ...classes }, uplink, countPerTunnel(fdb.stdout, true));
+  };
+}
+
+function sampleOf(
+  links: LinkReading,
+  qdiscs: readonly ObservedQdisc[],
+  tc: TcObservation,
+  uplink: string,
+  learned: Map<string, number>,
+): GatewaySample {
+  const countersAt = process.hrtime.bigint();
   const direction = (dev: string, minor: number): DirectionSample | undefined => {
     const id = classId(minor);
-    const cls = snap.tc.classes.find((c) => c.dev === dev && c.classid === id);
-    const stats = snap.tc.stats.get(dev)?.find((s) => s.classid === id);
+    const cls = tc.classes.find((c) => c.dev === dev && c.classid === id);
+    const stats = tc.stats.get(dev)?.find((s) => s.classid === id);
     return cls && stats ? { ...stats, dev, rate: cls.rate, ceil: cls.ceil } : undefined;
   };
-  const unclassified = direction(snap.uplink, DEFAULT_MINOR);
-  const tunnel = direction(snap.uplink, TUNNEL_MINOR);
+  const unclassified = direction(uplink, DEFAULT_MINOR);
+  const tunnel = direction(uplink, TUNNEL_MINOR);
   return {
-    uplink: snap.uplink,
-    at: snap.countersAt,
-    directPackets: snap.tc.qdiscs
+    uplink,
+    at: countersAt,
+    directPackets: qdiscs
       .filter((q) => q.kind === "htb" && q.handle === OUR_ROOT)
       .reduce((s, q) => s + (q.directPackets ?? 0), 0),
-    tenants: presentTenants(snap.observed).map((t) => {
+    tenants: presentTenants(links.links).map((t) => {
       const minor = classMinorOf(t.vni);
-      const upload = direction(snap.uplink, minor);
+      const upload = direction(uplink, minor);
       const download = direction(t.dev, minor);
       return {
         name: t.name,
         vni: t.vni,
         ...(upload ? { upload } : {}),
         ...(download ? { download } : {}),
-        neighbours: neighbours.get(t.dev) ?? 0,
+        neighbours: links.neighbours.get(t.dev) ?? 0,
         podsLearned: learned.get(t.dev) ?? 0,
       };
     }),
@@ -328,7 +370,8 @@ export function between(before: GatewaySample, now: GatewaySample): GatewayStatu
 }
 
 export async function status(opts: { netns?: string; intervalSeconds: number }): Promise<GatewayStatus> {
-  const first = await sample(opts);
+  const read = sampler(opts.netns);
+  const first = await read();
   await sleep(opts.intervalSeconds * 1000);
-  return between(first, await sample(opts));
+  return between(first, await read());
 }

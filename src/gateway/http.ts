@@ -8,11 +8,11 @@
  * Plain node:http: five GET routes do not need a framework. Achieved rates need two samples;
  * they are measured against an earlier request's sample at least a second old, so a page
  * refreshing every second costs one kernel reading per refresh; a first request waits a second
- * for its second sample, and requests closer together than 250 ms share one answer.
+ * for its second sampler, and requests closer together than 250 ms share one answer.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { between, type GatewaySample, type GatewayStatus, sample } from "./commands.js";
+import { between, type GatewaySample, type GatewayStatus, sampler } from "./commands.js";
 import type { HaStatus } from "./ha/controller.js";
 import { createMetrics, type ReconcileSource, sharedInFlight } from "./metrics.js";
 import { pageHtml } from "./page.js";
@@ -71,7 +71,7 @@ export interface HttpServer {
 
 export async function startHttp(source: ReconcileSource, listen: string): Promise<HttpServer> {
   const { host, port } = parseListen(listen);
-  const read = () => sample({ netns: source.netns });
+  const read = sampler(source.netns);
   const metrics = createMetrics(source, read);
   const current = statusTracker(read);
   const apiStatus = async (): Promise<ApiStatus> => ({

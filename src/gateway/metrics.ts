@@ -2,7 +2,7 @@
  * The gateway's Prometheus metrics. Two kinds of facts meet here: what the kernel counts (HTB
  * classes' bytes, packets, drops, overlimits, backlog and settings per tenant and direction,
  * HTB's direct packets, neighbours and learned pods per tunnel), read at scrape time with one
- * `sample()` per scrape, so a scrape always shows the kernel as it is and nothing is cached;
+ * reading of a `sampler()` per scrape, so a scrape always shows the kernel as it is and no counter is cached;
  * and what only the process running the reconcile loop knows (results, durations, the accepted
  * configuration), which it reports through the small `ReconcileSource` interface below.
  * prom-client renders the exposition format, so names, escaping and histogram buckets follow
@@ -10,7 +10,7 @@
  * base unit (promtool rejects "bits"); `*8` gives bits/s, exactly as for the byte counters.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type GatewaySample, sample, type TenantSample } from "./commands.js";
+import { type GatewaySample, sampler, type TenantSample } from "./commands.js";
 import type { HaStatus } from "./ha/controller.js";
 
 /** How a reconcile ended: it changed the kernel, found nothing to change, was refused the file, or the kernel refused a change. */
@@ -76,7 +76,7 @@ export interface GatewayMetrics {
 
 export function createMetrics(
   source: ReconcileSource,
-  read: () => Promise<GatewaySample> = () => sample({ netns: source.netns }),
+  read: () => Promise<GatewaySample> = sampler(source.netns),
 ): GatewayMetrics {
   const registry = new Registry();
   // The process's own health as every Node service exposes it: RSS, CPU, heap, GC, event-loop lag.

@@ -115,8 +115,6 @@ export interface ObserveWhat {
   tables: readonly number[] | "all";
   /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
   neighbours?: boolean;
-  /** Skip iptables (what a metrics scrape reads needs links, routes and tc only). */
-  withoutIptables?: boolean;
 }
 
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
@@ -151,16 +149,11 @@ export function startObserve(netns: string | undefined): PendingObservation {
         "",
       ].join("\n");
       const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
-      if (what.withoutIptables) {
-        ipt.cancel();
-        ip6t.cancel();
-      }
-      const none = { stdout: "" };
       const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
         ip.finish(batch),
-        what.withoutIptables ? none : ipt.finish(""),
+        ipt.finish(""),
         ip6.finish(batch6),
-        what.withoutIptables ? none : ip6t.finish(""),
+        ip6t.finish(""),
       ]);
       return parseObservation(
         { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
@@ -173,6 +166,40 @@ export function startObserve(netns: string | undefined): PendingObservation {
       ipt.cancel();
       ip6t.cancel();
     },
+  };
+}
+
+/** What a counters reading (a metrics scrape, `status`) needs from `ip`, from one process. */
+export interface LinkReading {
+  interfaces: Interface[];
+  links: VxlanLink[];
+  /** The main table's default route's device, if any. */
+  defaultDev?: string;
+  /** Neighbour entries per device, of every state and both families. */
+  neighbours: Map<string, number>;
+}
+
+/**
+ * Links, the main table's routes and every neighbour entry in one `ip -batch`: a scrape reads no
+ * rules, IPv6 routes, sysctls or iptables, so it starts one process where a reconcile starts four.
+ */
+export async function observeLinks(netns: string | undefined): Promise<LinkReading> {
+  const input = "addr show\nroute show table main\nneigh show\n";
+  const r = await run(["ip", "-json", "-details", "-batch", "-"], { netns, input });
+  const docs = r.stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as unknown[]);
+  if (docs.length !== 3) throw new Error(`unexpected output from ip -batch: ${docs.length} documents for 3 commands`);
+  const [links, routes, neigh] = docs as [IpLink[], IpRoute[], IpNeigh[]];
+  const neighbours = new Map<string, number>();
+  for (const n of neigh) neighbours.set(n.dev, (neighbours.get(n.dev) ?? 0) + 1);
+  const defaultDev = routes.find((r) => r.dst === "default")?.dev;
+  return {
+    interfaces: links.map(toInterface),
+    links: links.flatMap(toVxlan),
+    ...(defaultDev ? { defaultDev } : {}),
+    neighbours,
   };
 }
 
