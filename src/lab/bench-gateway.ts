@@ -9,8 +9,9 @@
  */
 
 import { run } from "../net/run.js";
-import { cni, writeBridgeConflist } from "./cni-client.js";
+import { writeBridgeConflist } from "./cni-client.js";
 import { applyGateway } from "./gateway-cli.js";
+import { attachTenantPods, type LabTenant, labTenant, pluginTenants } from "./tenants.js";
 import type { Lab } from "./topology.js";
 import { INET_IP, INET6_IP, POD6_SUBNET } from "./topology.js";
 import { percentile, rtt } from "./traffic.js";
@@ -91,19 +92,17 @@ async function iperfSeries(
   return { goodput: j.end.sum_received.bits_per_second, series };
 }
 
-const tenant = (name: string, vni: number, third: number, up: string, down = up, ceil?: string) => ({
-  name,
-  vni,
-  overlaySubnet: `172.${third}.0.0/24`,
-  allowedSources: ["10.22.0.0/24"],
-  upload: { rate: up, ...(ceil ? { ceil } : {}) },
-  download: { rate: down, ...(ceil ? { ceil } : {}) },
-});
+/** A tenant on overlay 172.<third>.0.0/24, its ceiling (if any) the same both ways. */
+const tenant = (name: string, vni: number, third: number, up: string, down = up, ceil?: string) =>
+  labTenant(name, vni, `172.${third}.0.0/24`, {
+    upload: { rate: up, ...(ceil ? { ceil } : {}) },
+    download: { rate: down, ...(ceil ? { ceil } : {}) },
+  });
 
 async function attach(
   lab: Lab,
   gw: { ns: string; ip: string },
-  tenants: ReturnType<typeof tenant>[],
+  tenants: LabTenant[],
   tag: string,
   dualStack = false,
 ): Promise<Record<string, string>> {
@@ -111,23 +110,9 @@ async function attach(
     name: `${lab.prefix}-${tag}`,
     dir: lab.dir,
     ...(dualStack ? { ipv6Subnet: POD6_SUBNET } : {}),
-    egress: {
-      tenants: Object.fromEntries(
-        tenants.map((t) => [t.name, { gateway: gw.ip, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
-      ),
-    },
+    egress: { tenants: pluginTenants(gw.ip, tenants) },
   });
-  const pods: Record<string, string> = {};
-  for (const t of tenants) {
-    pods[t.name] = await lab.addPodNamespace(`${tag}-${t.name}`);
-    await cni("add", {
-      node: lab.ns.nodeA,
-      network,
-      pod: pods[t.name]!,
-      cniArgs: `IgnoreUnknown=1;EGRESS_TENANT=${t.name}`,
-    });
-  }
-  return pods;
+  return attachTenantPods(lab, network, tenants, tag);
 }
 
 export async function benchGateway(lab: Lab, seconds: number, progress: (s: string) => void): Promise<GatewayBench> {

@@ -61,15 +61,19 @@ export function clusterTenant(t: LabTenant, gateway: string, extra: Record<strin
   return { ...rest, tunnel: { gateway, vni, overlaySubnet }, ...extra };
 }
 
-/** One pod per tenant on node A, attached through `network` with the tenant in CNI_ARGS; pod namespaces by tenant. */
+/**
+ * One pod per tenant on node A, attached through `network` with the tenant in CNI_ARGS; the pod
+ * namespaces by tenant, named after it (after `tag`-, where one lab attaches several sets).
+ */
 export async function attachTenantPods(
   lab: Lab,
   network: Network,
   tenants: readonly LabTenant[],
+  tag?: string,
 ): Promise<Record<string, string>> {
   const pods: Record<string, string> = {};
   for (const t of tenants) {
-    pods[t.name] = await lab.addPodNamespace(t.name);
+    pods[t.name] = await lab.addPodNamespace(tag ? `${tag}-${t.name}` : t.name);
     await cni("add", {
       node: lab.ns.nodeA,
       network,
