@@ -78,7 +78,7 @@ function candidates(config: PluginConfig, cniArgs: Map<string, string>): Choice[
       tenant: str(annotations[ANNOTATION_TENANT]),
       overlayIP: str(annotations[ANNOTATION_OVERLAY_IP]),
       overlayIP6: str(annotations[ANNOTATION_OVERLAY_IP6]),
-      source: `pod annotation ${ANNOTATION_GATEWAY}/${ANNOTATION_TENANT}`,
+      source: `pod annotation ${ANNOTATION_GATEWAY} or ${ANNOTATION_TENANT}`,
     },
     {
       gateway: str(argsCni.egressGateway),
