@@ -4,7 +4,7 @@
  * a wrapper around nsenter (first in PATH) SIGKILLs the plugin when its k-th command starts,
  * and a PATH without one of the iptables tools (either family) makes its step fail.
  */
-import { chmod, mkdir, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cni, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
@@ -13,7 +13,7 @@ import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { netnsSnapshot, waitSettled } from "../../src/lab/snapshot.js";
 import { labTenant } from "../../src/lab/tenants.js";
-import { createLab, INET_IP, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
+import { createLab, INET_IP, INET6_IP, type Lab, POD6_SUBNET, uniquePrefix } from "../../src/lab/topology.js";
 import { sourceSeenBy, startInetServers } from "../../src/lab/traffic.js";
 import { run } from "../../src/net/run.js";
 
@@ -22,7 +22,7 @@ const MISSING_IPTABLES_TOOLS = ["iptables-restore", "iptables-save", "ip6tables-
 
 let lab: Lab;
 let servers: Background;
-let gw: { ns: string; ip: string };
+let gw: { ns: string; ip: string; ip6: string };
 let main: Network;
 /** Dual stack, so an ADD also writes IPv6 rules (and a missing ip6tables-restore shows). */
 let dual: Network;
@@ -33,7 +33,13 @@ beforeAll(async () => {
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
   await applyGateway(gw.ns, lab.dir, gatewayConfig);
-  main = await writeBridgeConflist({ name: `${lab.prefix}-main`, dir: lab.dir });
+  // Networks on one bridge keep their own host-local state, so each gets its own range: the same
+  // address on two pods of one bridge sends one pod's replies to the other.
+  main = await writeBridgeConflist({
+    name: `${lab.prefix}-main`,
+    dir: lab.dir,
+    range: { start: "10.22.0.10", end: "10.22.0.139" },
+  });
   // Its own part of the bridge's subnet: host-local keeps one allocation state per network.
   dual = await writeBridgeConflist({
     name: `${lab.prefix}-dual`,
@@ -104,11 +110,14 @@ async function attachMain(name: string, network = main) {
   return { pod, prevResult, asMainLeftIt: await netnsSnapshot(pod) };
 }
 
-/** Counts each iptables rule line; a rule present twice is a bug. */
+/** Counts each iptables and ip6tables rule line; a rule present twice is a bug. */
 async function duplicateRules(ns: string): Promise<string[]> {
-  const lines = (await run(["ip", "netns", "exec", ns, "iptables-save"])).stdout
-    .split("\n")
-    .filter((l) => l.startsWith("-A "));
+  const rules = async (tool: string) =>
+    (await run(["ip", "netns", "exec", ns, tool])).stdout
+      .split("\n")
+      .filter((l) => l.startsWith("-A "))
+      .map((l) => `${tool}: ${l}`);
+  const lines = [...(await rules("iptables-save")), ...(await rules("ip6tables-save"))];
   return lines.filter((l, i) => lines.indexOf(l) !== i);
 }
 
@@ -120,46 +129,72 @@ async function enforcementChains(): Promise<string[]> {
   return r.stdout.match(/^\s+chain te-\S+/gm) ?? [];
 }
 
-describe("the plugin killed at each step of ADD", () => {
-  // ADD runs four commands in the pod: two to observe, two to apply (in parallel); the tunnel's
-  // rp_filter needs no write here, as the lab's namespaces are not strict (conf/all and default 0).
-  // The node's enforcement (nft, ip link: run in the plugin's own namespace) needs no nsenter.
-  it.each([1, 2, 3, 4])("SIGKILL when command %i starts: DEL + ADD converge, nothing doubled", async (k) => {
-    const { pod, prevResult, asMainLeftIt } = await attachMain(`kill${k}`);
-    const counter = join(lab.dir, `counter-${k}`);
-    const killed = await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
+/** More commands than an ADD of a fresh pod runs in its namespace; the count says when that stops holding. */
+const MAX_STEPS = 9;
+
+describe.each(["IPv4", "dual-stack"] as const)("the plugin killed at each step of ADD (%s pod)", (family) => {
+  // Every command ADD runs in the pod is an nsenter (observe and apply, a process per tool and
+  // family); the node's enforcement (nft, ip link: the plugin's own namespace) needs none. How
+  // many there are is counted, not assumed, so a kill lands in every one of them, the apply's
+  // included, whatever the plugin's rounds are.
+  const network = () => (family === "IPv4" ? main : dual);
+  const tag = family === "IPv4" ? "k4" : "k6";
+  /** ADD with the counting nsenter first on PATH; it SIGKILLs the plugin as command `killAt` starts. */
+  const addKilledAt = (pod: string, prevResult: unknown, id: string, killAt: string) =>
+    runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
       PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`,
-      COUNTER: counter,
-      KILL_AT: String(k),
-      CNI_CONTAINERID: `kill${k}`,
+      COUNTER: join(lab.dir, `counter-${id}-${killAt}`),
+      KILL_AT: killAt,
+      CNI_CONTAINERID: id,
     });
-    expect(killed.exitCode).not.toBe(0);
-    // The runtime's answer to a failed ADD: DEL, then (on retry) ADD again.
-    const env = { CNI_CONTAINERID: `kill${k}` };
-    expect(await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).toMatchObject({
-      exitCode: 0,
-      stdout: "",
-    });
-    expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
-    expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env)).exitCode).toBe(0);
-    expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "CHECK", conf(prevResult), env)).exitCode).toBe(0);
-    expect(await duplicateRules(pod)).toEqual([]);
-    expect(await duplicateRules(lab.ns.nodeA)).toEqual([]);
-    expect(await enforcementChains()).toHaveLength(1);
-    expect(await sourceSeenBy(pod)).toBe(gw.ip);
-    // Killed again, then ADD without a DEL in between: still converges.
-    await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
-      ...env,
-      PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`,
-      COUNTER: `${counter}-b`,
-      KILL_AT: String(k),
-    });
-    expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), env)).exitCode).toBe(0);
-    expect(await duplicateRules(pod)).toEqual([]);
-    expect((await runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "DEL", conf(prevResult), env)).exitCode).toBe(0);
-    expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
-    expect(await enforcementChains()).toEqual([]);
+  const verb = (command: string, pod: string, prevResult: unknown, id: string) =>
+    runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, command, conf(prevResult), { CNI_CONTAINERID: id });
+  let steps = 0;
+
+  it("counts the commands an ADD runs in the pod", async () => {
+    const id = `${tag}-count`;
+    const { pod, prevResult } = await attachMain(id, network());
+    expect((await addKilledAt(pod, prevResult, id, "none")).exitCode).toBe(0);
+    steps = Number(await readFile(join(lab.dir, `counter-${id}-none`), "utf8"));
+    process.stdout.write(`${family} ADD: ${steps} commands in the pod\n`);
+    expect(steps).toBeGreaterThanOrEqual(2);
+    expect(steps).toBeLessThanOrEqual(MAX_STEPS);
+    expect((await verb("DEL", pod, prevResult, id)).exitCode).toBe(0);
   });
+
+  it.each(Array.from({ length: MAX_STEPS }, (_, i) => i + 1))(
+    "SIGKILL when command %i starts: DEL + ADD converge, nothing doubled",
+    async (k) => {
+      expect(steps, "the count above ran").toBeGreaterThan(0);
+      const id = `${tag}-${k}`;
+      const { pod, prevResult, asMainLeftIt } = await attachMain(id, network());
+      if (k > steps) {
+        // There is no command k: the ADD runs to its end, so the count above is exact.
+        expect((await addKilledAt(pod, prevResult, id, String(k))).exitCode).toBe(0);
+        expect((await verb("DEL", pod, prevResult, id)).exitCode).toBe(0);
+        expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+        return;
+      }
+      expect((await addKilledAt(pod, prevResult, id, String(k))).exitCode).not.toBe(0);
+      // The runtime's answer to a failed ADD: DEL, then (on retry) ADD again.
+      expect(await verb("DEL", pod, prevResult, id)).toMatchObject({ exitCode: 0, stdout: "" });
+      expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+      expect((await verb("ADD", pod, prevResult, id)).exitCode).toBe(0);
+      expect((await verb("CHECK", pod, prevResult, id)).exitCode).toBe(0);
+      expect(await duplicateRules(pod)).toEqual([]);
+      expect(await duplicateRules(lab.ns.nodeA)).toEqual([]);
+      expect(await enforcementChains()).toHaveLength(1);
+      expect(await sourceSeenBy(pod)).toBe(gw.ip);
+      if (family === "dual-stack") expect(await sourceSeenBy(pod, INET6_IP)).toBe(gw.ip6);
+      // Killed again, then ADD without a DEL in between: still converges.
+      await addKilledAt(pod, prevResult, id, String(k));
+      expect((await verb("ADD", pod, prevResult, id)).exitCode).toBe(0);
+      expect(await duplicateRules(pod)).toEqual([]);
+      expect((await verb("DEL", pod, prevResult, id)).exitCode).toBe(0);
+      expect(await netnsSnapshot(pod)).toBe(asMainLeftIt);
+      expect(await enforcementChains()).toEqual([]);
+    },
+  );
 });
 
 describe("a step failing mid-ADD", () => {
@@ -210,6 +245,7 @@ describe("the gateway restarted under open connections", () => {
     const chain = await writeBridgeConflist({
       name: `${lab.prefix}-chain`,
       dir: lab.dir,
+      range: { start: "10.22.0.140", end: "10.22.0.199" },
       egress: { gateway: gw.ip, overlaySubnet: "172.16.0.0/24" },
     });
     const pod = await lab.addPodNamespace("restart");
