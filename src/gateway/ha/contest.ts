@@ -4,8 +4,8 @@
  * switch fault between their ports), both become MASTER, both hold and announce the addresses,
  * and the segment follows whichever announced last. The sync link is a second path between the
  * two daemons, and each says on it whether it is active and for how long: when both are and
- * neither has heard the other's advertisements lately, the one that became active later gives
- * the role up. The incumbent keeps it because its flows and NAT bindings are where they are
+ * neither has heard the other's advertisements since it became active, the one that became
+ * active later gives the role up. The incumbent keeps it because its flows and NAT bindings are where they are
  * (the same reason as no preemption); the later one yields by marking itself faulty in a file
  * keepalived tracks, which keeps it out of the election. It comes back as a candidate as soon as
  * VRRP's path is back (an advertisement of the peer is heard), the peer stops being active, or

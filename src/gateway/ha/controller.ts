@@ -390,8 +390,9 @@ export class HaController {
     const started = performance.now();
     const ctl = (flag: string) => conntrackdCtl(this.cFiles, flag);
     if (role === "active") {
-      // Said on the sync link first: if the peer is active too (VRRP's path between them is
-      // cut), its answer arrives while this one commits, and this one claims nothing.
+      // Said on the sync link first, so the peer hears of it at once; if it is active too and
+      // told this one to step back while it was committing or claiming, it claims nothing or
+      // drops what it claimed.
       // A MASTER again while active (keepalived restarted its VRRP process) is no new takeover.
       this.activeSince ??= started;
       this.share?.send();
@@ -467,8 +468,15 @@ export class HaController {
     this.s.role = role;
   }
 
+  /**
+   * For how long this instance has been active, as the peer is told. Not at all while a tunnel
+   * or the uplink cannot carry traffic: keepalived is already leaving MASTER then, and the
+   * daemon hears of it only through the FIFO, later on a loaded node; a peer taking over
+   * meanwhile must not be told to step back in favour of this one.
+   */
   private activeFor(): number | undefined {
-    return this.activeSince === undefined ? undefined : performance.now() - this.activeSince;
+    if (this.activeSince === undefined || !this.tunnels?.carries(this.uplink)) return undefined;
+    return performance.now() - this.activeSince;
   }
 
   /**
@@ -507,7 +515,11 @@ export class HaController {
       `peer ${peer.name} says it is active too and its VRRP advertisements are not heard; this instance was first and stays active`,
     );
     this.share?.send();
-    announce(this.moving, this.uplink, this.o.log, 1);
+    // While both were active, the peer replicated the connections it opened into this one's
+    // external cache: into the kernel with them before the segment comes back here, or their
+    // packets would meet a stack that never saw them and be answered with resets.
+    this.followUp(["-c"]);
+    this.ctlChain = this.ctlChain.then(() => announce(this.moving, this.uplink, this.o.log, 1));
   }
 
   /**

@@ -7,7 +7,8 @@
  * kernel kills it and the role moves. So the gateway watches the tunnels itself (`ip monitor
  * link`, as keepalived would through netlink) and writes one number into a file keepalived
  * tracks: 1 while any configured tunnel is missing, down or without carrier, else 0. A
- * configuration change only changes the list watched; keepalived's file stays the same.
+ * configuration change only changes the list watched; keepalived's file stays the same. It
+ * also says whether the uplink can carry traffic, which keepalived tracks itself.
  */
 import { writeFile } from "node:fs/promises";
 import { run } from "../../net/run.js";
@@ -36,6 +37,11 @@ export class TunnelWatch {
 
   constructor(private readonly o: { file: string; log: Logger }) {}
 
+  /** Whether no configured tunnel is down and `dev` (the uplink) can carry traffic, as last seen. */
+  carries(dev: string): boolean {
+    return this.down.length === 0 && this.state.get(dev) === true;
+  }
+
   get pid(): number | undefined {
     return this.monitor?.pid;
   }
@@ -52,9 +58,9 @@ export class TunnelWatch {
       log: this.o.log,
       onLine: (line) => {
         const l = parseLinkLine(line);
-        if (!l || !this.tunnels.includes(l.dev)) return;
+        if (!l) return;
         this.state.set(l.dev, l.ok);
-        this.evaluate();
+        if (this.tunnels.includes(l.dev)) this.evaluate();
       },
       // Events between a restart and its first line are missed: read the devices again.
       beforeStart: () => this.read(),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayConfigError, parseGatewayConfig } from "../../../../src/gateway/config.js";
 import { parseSyncStats, renderConntrackd } from "../../../../src/gateway/ha/conntrackd.js";
 import { shouldYield, vrrpPathWorks } from "../../../../src/gateway/ha/contest.js";
+import { describeHa } from "../../../../src/gateway/ha/describe.js";
 import { parseNotify, renderKeepalived } from "../../../../src/gateway/ha/keepalived.js";
 import { advertCentiseconds, whoAmI } from "../../../../src/gateway/ha/settings.js";
 import { parseLinkLine } from "../../../../src/gateway/ha/tunnel-watch.js";
@@ -201,5 +202,30 @@ describe("the tunnels' watch", () => {
       ok: false,
     });
     expect(parseLinkLine("    link/ether 5e:23:78:cc:9a:f2 brd ff:ff:ff:ff:ff:ff")).toBeUndefined();
+  });
+});
+
+describe("status of a pair", () => {
+  it("says why an instance is out of the election", () => {
+    const text = describeHa({
+      status: {
+        instance: "gw-b",
+        peer: "gw-a",
+        role: "fault",
+        vrrpState: "FAULT",
+        since: "2026-12-02T03:00:00.000Z",
+        transitions: 3,
+        yielded: { since: "2026-12-02T03:00:00.000Z", reason: "gw-a was active first" },
+        tunnelsDown: ["tev300"],
+        sync: { healthy: true, reason: "" },
+        replicatedConnections: 0,
+        addresses: { moving: ["10.23.0.100"], held: [] },
+        podsMirrored: 0,
+        children: {},
+      },
+      ageSeconds: 0,
+    });
+    expect(text).toContain("out of the election since 2026-12-02T03:00:00.000Z (split brain): gw-a was active first");
+    expect(text).toContain("out of the election: tunnel tev300 cannot carry traffic");
   });
 });
