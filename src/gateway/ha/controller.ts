@@ -3,7 +3,7 @@
  * (the daemon's reconcile runs on both); this controller adds what makes them a pair: it
  * renders keepalived's and conntrackd's configurations, supervises both (and a tcpdump that
  * watches the peer's VRRP advertisements, so status can say when the peer was last heard and at
- * which priority), and acts on keepalived's transitions in the order connections need:
+ * which priority, and `ip monitor link` for the tunnels keepalived tracks through a file), and acts on keepalived's transitions in the order connections need:
  * becoming active, it commits the replicated connections into the kernel *before* claiming the
  * addresses, so the first packet of a taken-over flow already finds its NAT binding (a packet
  * without one would reach the local stack and be answered with a reset); becoming standby (or
