@@ -5,15 +5,18 @@
  * the pair's shared address; the internet host behind the router. Failures are made the way
  * they look from outside: a node failure kills every process in the instance's namespace
  * (SIGKILL, by PID) and takes its links down; a restore starts the daemon again and then brings
- * the links up, as a booting node would; a keepalived failure kills only keepalived.
+ * the links up, as a booting node would; a keepalived failure kills only keepalived. Partitions
+ * are made on the paths between the two: VRRP is dropped in node-b's bridge (as a switch fault
+ * or a firewall between them would) while everything else still flows; the sync link loses every
+ * packet at one end, its links staying up.
  */
-import { rm, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa, type ResultPromise } from "execa";
 import { haDir } from "../gateway/ha/controller.js";
 import { run } from "../net/run.js";
-import { cni, writeBridgeConflist } from "./cni-client.js";
+import { cni, type Network, writeBridgeConflist } from "./cni-client.js";
 import { type DaemonProcess, startGatewayDaemon } from "./gateway-cli.js";
 import type { Background } from "./process.js";
 import { createLab, ipIn, type Lab } from "./topology.js";
@@ -74,6 +77,10 @@ export interface HaScene {
   pods: Array<{ tenant: string; ns: string; ip: string }>;
   servers: Background;
   file: string;
+  /** Writes `tenants` into the pair's file (both instances watch it) and the pods' conflist. */
+  setTenants(tenants: readonly HaTenant[]): Promise<void>;
+  /** A pod of `t` on node-a through the real chain (its tenant must be in the conflist). */
+  addPod(t: HaTenant): Promise<{ tenant: string; ns: string; ip: string }>;
   /** Starts (or restarts) an instance's daemon and waits for its first reconcile. */
   start(i: Instance): Promise<void>;
   /** The instance holding the shared address, once exactly one does (undefined if none or both). */
@@ -84,10 +91,18 @@ export interface HaScene {
   restore(i: Instance): Promise<number>;
   /** Only keepalived dies (SIGKILL), the rest of the instance stays up; resolves with the PIDs killed and when. */
   killKeepalived(i: Instance): Promise<{ pids: number[]; at: number }>;
+  /** Cuts (or heals) VRRP between the two on the segment; everything else still flows. */
+  cutVrrp(cut: boolean): Promise<void>;
+  /** Cuts (or heals) the sync link: every packet on it is lost, both ways, its links stay up. */
+  cutSync(cut: boolean): Promise<void>;
   teardown(): Promise<void>;
 }
 
-export function haGatewayConfig(instances: Instance[], advertInterval = "100ms") {
+export function haGatewayConfig(
+  instances: Instance[],
+  advertInterval = "100ms",
+  tenants: readonly HaTenant[] = HA_TENANTS,
+) {
   return {
     uplink: "eth0",
     linkRate: "1gbit",
@@ -103,7 +118,7 @@ export function haGatewayConfig(instances: Instance[], advertInterval = "100ms")
         priority: n === 0 ? 150 : 100,
       })),
     },
-    tenants: HA_TENANTS.map((t) => ({
+    tenants: tenants.map((t) => ({
       name: t.name,
       vni: t.vni,
       overlaySubnet: t.overlaySubnet,
@@ -122,6 +137,28 @@ async function pidsIn(ns: string): Promise<number[]> {
     .filter(Boolean)
     .map(Number)
     .filter((p) => p !== process.pid);
+}
+
+/**
+ * A cut made with an nftables table of its own (the kernel has neither netem nor tc's actions),
+ * named so that nothing of the gateway's meets it; removing the table heals it.
+ */
+async function nft(
+  ns: string,
+  cut: boolean,
+  family: "bridge" | "inet",
+  hook: "forward" | "input" | "output",
+  rules: string[],
+) {
+  const table = `lab_cut_${hook}`;
+  const script = cut
+    ? [
+        `add table ${family} ${table}`,
+        `add chain ${family} ${table} c { type filter hook ${hook} priority 0; }`,
+        ...rules.map((r) => `add rule ${family} ${table} c ${r}`),
+      ]
+    : [`delete table ${family} ${table}`];
+  await run(["ip", "netns", "exec", ns, "nft", "-f", "-"], { input: `${script.join("\n")}\n` });
 }
 
 async function comm(pid: number): Promise<string> {
@@ -147,7 +184,12 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
       ["b", 3],
     ] as const) {
       const g = await lab.addGateway(`gw${n}`, host);
-      instances.push({ name: `${prefix}-${n}`, ns: g.ns, ip: g.ip, syncIP: `198.51.100.${n === "a" ? 253 : 254}` });
+      instances.push({
+        name: `${prefix}-${n}`,
+        ns: g.ns,
+        ip: g.ip,
+        syncIP: `198.51.100.${n === "a" ? 253 : 254}`,
+      });
     }
     const [a, b] = instances as [Instance, Instance];
     await ipIn(a.ns, [`link add ${SYNC_IF} type veth peer name ${SYNC_IF} netns ${b.ns}`]);
@@ -156,31 +198,37 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
     // router already sends 198.51.100.0/24 to node-b.
     await ipIn(lab.ns.nodeB, ["route add 198.51.100.0/28 dev gwbr"]);
     const file = join(lab.dir, "gateway.json");
-    await writeFile(file, JSON.stringify(haGatewayConfig(instances), null, 2));
-
-    const network = await writeBridgeConflist({
-      name: `${prefix}-pods`,
-      dir: lab.dir,
-      egress: {
-        tenants: Object.fromEntries(
-          HA_TENANTS.map((t) => [t.name, { gateway: VIP, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
-        ),
-        namespaces: Object.fromEntries(HA_TENANTS.map((t) => [t.name, t.name])),
-      },
-    });
-    const pods: HaScene["pods"] = [];
-    for (const t of HA_TENANTS) {
+    let network: Network | undefined;
+    const setTenants = async (tenants: readonly HaTenant[]) => {
+      // Written whole and renamed into place, as a ConfigMap update lands: a daemon never reads half a file.
+      await writeFile(`${file}.tmp`, JSON.stringify(haGatewayConfig(instances, "100ms", tenants), null, 2));
+      await rename(`${file}.tmp`, file);
+      network = await writeBridgeConflist({
+        name: `${prefix}-pods`,
+        dir: lab.dir,
+        egress: {
+          tenants: Object.fromEntries(
+            tenants.map((t) => [t.name, { gateway: VIP, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
+          ),
+          namespaces: Object.fromEntries(tenants.map((t) => [t.name, t.name])),
+        },
+      });
+    };
+    const addPod = async (t: HaTenant) => {
       const ns = await lab.addPodNamespace(`pod-${t.name}`);
       const result = JSON.parse(
         await cni("add", {
           node: lab.ns.nodeA,
-          network,
+          network: network!,
           pod: ns,
           cniArgs: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${t.name};K8S_POD_NAME=p`,
         }),
       ) as { ips: Array<{ address: string }> };
-      pods.push({ tenant: t.name, ns, ip: result.ips[0]!.address.split("/")[0]! });
-    }
+      return { tenant: t.name, ns, ip: result.ips[0]!.address.split("/")[0]! };
+    };
+    await setTenants(HA_TENANTS);
+    const pods: HaScene["pods"] = [];
+    for (const t of HA_TENANTS) pods.push(await addPod(t));
 
     const start = async (i: Instance) => {
       const d = startGatewayDaemon(i.ns, ["-f", file, "--listen", "127.0.0.1:9180"]);
@@ -195,6 +243,8 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
       pods,
       servers,
       file,
+      setTenants,
+      addPod,
       start,
       async holders() {
         const held = await Promise.all(instances.map(holds));
@@ -222,6 +272,14 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
         for (const pid of await pidsIn(i.ns)) if ((await comm(pid)) === "keepalived") pids.push(pid);
         if (pids.length) await run(["kill", "-KILL", ...pids.map(String)], { allowFailure: true });
         return { pids, at: Date.now() };
+      },
+      async cutVrrp(cut) {
+        // The bridge's own forwarding path: the segment between the two instances, not their stacks.
+        await nft(lab.ns.nodeB, cut, "bridge", "forward", ["ip protocol vrrp drop"]);
+      },
+      async cutSync(cut) {
+        await nft(a.ns, cut, "inet", "input", [`iifname "${SYNC_IF}" drop`]);
+        await nft(a.ns, cut, "inet", "output", [`oifname "${SYNC_IF}" drop`]);
       },
       teardown,
     };

@@ -8,89 +8,21 @@
  * tenants must still be shaped. Bounds are loose on purpose: the timing distributions are the
  * failover benchmark's (`npm run bench:failover`).
  */
-import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HaStatus, haDir, haStatusFile } from "../../src/gateway/ha/controller.js";
+import type { HaStatus } from "../../src/gateway/ha/controller.js";
 import { gatewayCli } from "../../src/lab/gateway-cli.js";
-import { firstNewConnection, type ProbeResult, startProbe } from "../../src/lab/ha-probe.js";
-import {
-  buildHaScene,
-  HA_TENANTS,
-  type HaScene,
-  type Instance,
-  iperfBackground,
-  VIP,
-  waitUntil,
-} from "../../src/lab/ha-scene.js";
+import { firstNewConnection } from "../../src/lab/ha-probe.js";
+import { buildHaScene, HA_TENANTS, type HaScene, iperfBackground, waitUntil } from "../../src/lab/ha-scene.js";
 import { INET_IP, uniquePrefix } from "../../src/lab/topology.js";
-import { ECHO_PORT, HTTP_PORT, httpGet, IPERF_PORTS, PUSH_PORT } from "../../src/lab/traffic.js";
+import { httpGet, IPERF_PORTS } from "../../src/lab/traffic.js";
 import { parseRate } from "../../src/net/rates.js";
-import { run } from "../../src/net/run.js";
+import { activeAndStandby, expectNoResets, haStatus, movingHeldBy, openFlows, roleOf, startPair } from "./ha-pair.js";
 
 let scene: HaScene;
 
-const haStatus = async (i: Instance): Promise<HaStatus | undefined> => {
-  try {
-    return JSON.parse(await readFile(haStatusFile(haDir(i.name)), "utf8")) as HaStatus;
-  } catch {
-    return undefined;
-  }
-};
-const roleOf = async (i: Instance) => (await haStatus(i))?.role;
-const movingHeldBy = async (i: Instance) => {
-  const out = (await run(["ip", "-n", i.ns, "-4", "-o", "address", "show", "dev", "eth0"])).stdout;
-  return [VIP, ...HA_TENANTS.map((t) => t.egress)].filter((a) => out.includes(` ${a}/`));
-};
-
-/** Opens the flows of one failover: 4 iperf3 clients × 4 streams (+4 control) in two tenants, and a probe per pod. */
-async function openFlows(seconds: number, pushAfterS: number) {
-  const [acme, globex] = scene.pods;
-  const iperfs = [
-    iperfBackground(acme!.ns, { host: INET_IP, port: IPERF_PORTS[0]!, seconds, streams: 4 }),
-    iperfBackground(acme!.ns, { host: INET_IP, port: IPERF_PORTS[1]!, seconds, streams: 4, reverse: true }),
-    iperfBackground(globex!.ns, { host: INET_IP, port: IPERF_PORTS[2]!, seconds, streams: 4 }),
-    iperfBackground(globex!.ns, { host: INET_IP, port: IPERF_PORTS[3]!, seconds, streams: 4, reverse: true }),
-  ];
-  const probes = await Promise.all(
-    scene.pods.map((p) =>
-      startProbe(p.ns, { host: INET_IP, echoPort: ECHO_PORT, httpPort: HTTP_PORT, pushPort: PUSH_PORT, pushAfterS }),
-    ),
-  );
-  return {
-    async finish(): Promise<{ iperf: Awaited<(typeof iperfs)[number]["done"]>[]; probes: ProbeResult[] }> {
-      const iperf = await Promise.all(iperfs.map((r) => r.done));
-      return { iperf, probes: await Promise.all(probes.map((p) => p.stop())) };
-    },
-  };
-}
-
-function expectNoResets(r: Awaited<ReturnType<Awaited<ReturnType<typeof openFlows>>["finish"]>>) {
-  for (const i of r.iperf) expect(i.error ?? "").toBe("");
-  for (const p of r.probes) {
-    expect(p.http.errors).toEqual([]);
-    // One keep-alive connection carried every request: it survived.
-    expect(p.http.sockets).toBe(1);
-    expect(p.push).toEqual({ got: "push", error: "" });
-  }
-}
-
-async function activeAndStandby(): Promise<[Instance, Instance]> {
-  const holders = await scene.holders();
-  expect(holders).toHaveLength(1);
-  const active = holders[0]!;
-  return [active, scene.instances.find((i) => i !== active)!];
-}
-
 beforeAll(async () => {
   scene = await buildHaScene(uniquePrefix("ha"));
-  const [a, b] = scene.instances;
-  await scene.start(a);
-  expect(await waitUntil(async () => (await roleOf(a)) === "active", 10_000)).toBe(true);
-  await scene.start(b);
-  expect(await waitUntil(async () => (await roleOf(b)) === "standby", 10_000)).toBe(true);
-  // The standby learns where the pods are before any failover (the idle push depends on it).
-  for (const p of scene.pods) await run(["ip", "netns", "exec", p.ns, "ping", "-c", "1", "-W", "2", INET_IP]);
-  expect(await waitUntil(async () => ((await haStatus(b))?.podsMirrored ?? 0) >= 3, 5000)).toBe(true);
+  await startPair(scene);
 }, 120_000);
 
 afterAll(async () => {
@@ -99,8 +31,8 @@ afterAll(async () => {
 
 describe("a gateway pair", () => {
   it("keeps every connection through a node failure of the active, and works again within 2 s", async () => {
-    const [active, standby] = await activeAndStandby();
-    const flows = await openFlows(8, 5);
+    const [active, standby] = await activeAndStandby(scene);
+    const flows = await openFlows(scene, 8, 5);
     await new Promise((r) => setTimeout(r, 2500));
     expect((await haStatus(standby))?.replicatedConnections).toBeGreaterThanOrEqual(20);
     const t0 = await scene.killNode(active);
@@ -125,8 +57,8 @@ describe("a gateway pair", () => {
   }, 30_000);
 
   it("takes the failed instance back as standby: no second interruption, no reset", async () => {
-    const [active, failed] = await activeAndStandby();
-    const flows = await openFlows(6, 4);
+    const [active, failed] = await activeAndStandby(scene);
+    const flows = await openFlows(scene, 6, 4);
     await new Promise((r) => setTimeout(r, 1000));
     await scene.restore(failed);
     expect(await waitUntil(async () => (await roleOf(failed)) === "standby", 10_000)).toBe(true);
@@ -139,8 +71,8 @@ describe("a gateway pair", () => {
   }, 60_000);
 
   it("shows the role, the peer's last advertisement, sync health and replicated connections", async () => {
-    const [active, standby] = await activeAndStandby();
-    const flows = await openFlows(3, 1);
+    const [active, standby] = await activeAndStandby(scene);
+    const flows = await openFlows(scene, 3, 1);
     await new Promise((r) => setTimeout(r, 1500));
     const st = await gatewayCli(standby.ns, ["status", "-f", scene.file, "--interval", "0.2"]);
     expect(st.stdout).toContain(`ha: instance ${standby.name} is standby (keepalived BACKUP)`);
@@ -160,8 +92,8 @@ describe("a gateway pair", () => {
   }, 60_000);
 
   it("hands over when only the active's keepalived dies, and the old active stops forwarding", async () => {
-    const [active, standby] = await activeAndStandby();
-    const flows = await openFlows(6, 4);
+    const [active, standby] = await activeAndStandby(scene);
+    const flows = await openFlows(scene, 6, 4);
     await new Promise((r) => setTimeout(r, 2000));
     const killed = await scene.killKeepalived(active);
     expect(killed.pids).not.toEqual([]);

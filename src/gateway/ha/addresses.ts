@@ -42,7 +42,9 @@ export async function claim(
 
 /**
  * Gratuitous ARP for each address, `count` a second apart (arping's own pacing); the first
- * leaves at once, so a takeover does not wait for the rest.
+ * leaves at once, so a takeover does not wait for the rest. One process starts them all: each
+ * process the daemon starts holds up its event loop for a moment, longest on a loaded node and
+ * right when a takeover needs it.
  */
 export function announce(
   addrs: readonly MovingAddress[],
@@ -51,15 +53,16 @@ export function announce(
   count: number,
   netns?: string,
 ): void {
-  for (const a of addrs) {
-    const argv = ["arping", "-q", "-U", "-c", String(count), "-I", uplink, "-s", a.local, a.local];
-    const full = netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
-    const child = spawn(full[0]!, full.slice(1), { stdio: "ignore" });
-    child.on("error", (e) => log("error", "announce", `cannot announce ${a.local} (${argv.join(" ")}): ${e.message}`));
-    child.on("close", (code) => {
-      if (code) log("warn", "announce", `${argv.join(" ")} ended with exit ${code}`);
-    });
-  }
+  const script =
+    'c=$0 i=$1; shift; p=; for a; do arping -q -U -c "$c" -I "$i" -s "$a" "$a" & p="$p $!"; done; s=0; for j in $p; do wait "$j" || s=1; done; exit $s';
+  const argv = ["sh", "-c", script, String(count), uplink, ...addrs.map((a) => a.local)];
+  const full = netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
+  const what = `gratuitous ARP for ${addrs.map((a) => a.local).join(", ")} on ${uplink}`;
+  const child = spawn(full[0]!, full.slice(1), { stdio: "ignore" });
+  child.on("error", (e) => log("error", "announce", `cannot send ${what}: ${e.message}`));
+  child.on("close", (code) => {
+    if (code) log("warn", "announce", `${what}: an arping failed (exit ${code})`);
+  });
 }
 
 export async function release(addrs: readonly MovingAddress[], uplink: string, netns?: string): Promise<void> {

@@ -3,12 +3,14 @@
  * (the daemon's reconcile runs on both); this controller adds what makes them a pair: it
  * renders keepalived's and conntrackd's configurations, supervises both (and a tcpdump that
  * watches the peer's VRRP advertisements, so status can say when the peer was last heard and at
- * which priority), and acts on keepalived's transitions in the order connections need:
+ * which priority, and `ip monitor link` for the tunnels keepalived tracks through a file), and acts on keepalived's transitions in the order connections need:
  * becoming active, it commits the replicated connections into the kernel *before* claiming the
  * addresses, so the first packet of a taken-over flow already finds its NAT binding (a packet
  * without one would reach the local stack and be answered with a reset); becoming standby (or
  * faulty, or when keepalived dies), it drops the addresses first and then asks the active for a
  * full resync. Transitions are handled one at a time, in the order keepalived reported them.
+ * When both instances are active at once with VRRP's path between them cut, the one that became
+ * active later steps back (src/gateway/ha/contest.ts), told so by the peer over the sync link.
  */
 import { constants, openSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
@@ -30,9 +32,11 @@ import {
   renderConntrackd,
   type SyncStats,
 } from "./conntrackd.js";
+import { shouldYield, vrrpPathWorks } from "./contest.js";
 import { type KeepalivedFiles, keepalivedArgv, parseNotify, renderKeepalived, type VrrpState } from "./keepalived.js";
-import { PodShare, type SharedPod } from "./pod-share.js";
+import { type PeerSeen, PodShare, type SharedPod } from "./pod-share.js";
 import { type HaInstance, whoAmI } from "./settings.js";
+import { TunnelWatch } from "./tunnel-watch.js";
 
 export type Role = "starting" | "active" | "standby" | "fault" | "stopped";
 
@@ -50,11 +54,15 @@ export interface HaStatus {
   peerAdvert?: { at: string; priority: number };
   /** The peer's daemon, last heard on the sync link. */
   peerDaemon?: { at: string; active: boolean };
+  /** Kept out of the election since then: both were active with VRRP's path cut, and the peer was first. */
+  yielded?: { since: string; reason: string };
   sync: { healthy: boolean; reason: string; stats?: SyncStats };
   /** Active: its connections conntrackd replicates out; standby: those replicated in, ready for a takeover. */
   replicatedConnections: number;
   addresses: { moving: string[]; held: string[] };
   podsMirrored: number;
+  /** Configured tunnel devices that cannot carry traffic (the instance is out of the election while any is). */
+  tunnelsDown?: string[];
   children: Record<string, { pid?: number; restarts: number }>;
 }
 
@@ -92,6 +100,7 @@ export class HaController {
   private keepalived?: Supervised;
   private conntrackd?: Supervised;
   private watcher?: Supervised;
+  private tunnels?: TunnelWatch;
   private share?: PodShare;
   private fifo?: Socket;
   private poller?: NodeJS.Timeout;
@@ -105,7 +114,13 @@ export class HaController {
   private polling = false;
   private ctlChain = Promise.resolve();
   private lastContested = 0;
-  private s: Omit<HaStatus, "instance" | "peer" | "children" | "podsMirrored" | "peerDaemon"> = {
+  /** performance.now() when this instance began to take over; undefined while it is not active or taking over. */
+  private activeSince?: number;
+  /** Epoch ms of the peer's last VRRP advertisement seen on the uplink. */
+  private peerAdvertAt?: number;
+  private yieldedAt?: number;
+  private yieldWrite = Promise.resolve();
+  private s: Omit<HaStatus, "instance" | "peer" | "children" | "podsMirrored" | "peerDaemon" | "tunnelsDown"> = {
     role: "starting",
     since: new Date().toISOString(),
     transitions: 0,
@@ -126,6 +141,8 @@ export class HaController {
       fifo: join(this.dir, "keepalived.fifo"),
       pid: join(this.dir, "keepalived.pid"),
       vrrpPid: join(this.dir, "keepalived-vrrp.pid"),
+      yieldFile: join(this.dir, "yield"),
+      tunnelsFile: join(this.dir, "tunnels"),
     };
   }
 
@@ -150,7 +167,12 @@ export class HaController {
         keepalived: child(this.keepalived),
         conntrackd: child(this.conntrackd),
         watcher: child(this.watcher),
+        "link-watch": {
+          ...(this.tunnels?.pid ? { pid: this.tunnels.pid } : {}),
+          restarts: this.tunnels?.restarts ?? 0,
+        },
       },
+      tunnelsDown: [...(this.tunnels?.down ?? [])],
     };
   }
 
@@ -174,6 +196,7 @@ export class HaController {
     // Nothing of a previous run is reused: its lock, socket and FIFO belonged to dead processes.
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFile(this.kFiles.yieldFile, "0\n");
     await this.writeConfigs();
     await this.openFifo();
     const { log } = this.o;
@@ -214,17 +237,22 @@ export class HaController {
       // the election the peer was about to: give the peer the role first.
       firstBackoffMs: 1000 + 4 * ha.advertCentiseconds * 10,
     });
+    const tunnels = () => (this.config?.tenants ?? []).map((t) => tunnelDevice(t.vni));
+    this.tunnels = new TunnelWatch({ file: this.kFiles.tunnelsFile, log });
     await this.conntrackd.start();
     await this.watcher.start();
+    // Its file is written before keepalived first reads it.
+    await this.tunnels.start(tunnels());
     await this.keepalived.start();
     this.share = new PodShare({
       self: this.me.self.name,
       bind: { address: this.me.self.syncAddress, port: ha.syncPort + POD_SHARE_PORT_OFFSET },
       peer: { address: this.me.peer.syncAddress, port: ha.syncPort + POD_SHARE_PORT_OFFSET },
       log,
-      active: () => this.s.role === "active",
+      activeForMs: () => this.activeFor(),
+      onPeer: (seen) => this.peerHeard(seen),
       pods: this.o.pods,
-      tunnels: () => (this.config?.tenants ?? []).map((t) => tunnelDevice(t.vni)),
+      tunnels,
     });
     await this.share.start();
     this.poller = setInterval(() => void this.poll(), POLL_MS);
@@ -249,8 +277,12 @@ export class HaController {
     this.s.addresses.moving = this.moving.map((a) => a.local);
     const gone = before.filter((a) => !this.moving.some((m) => m.local === a.local));
     if (gone.length) await release(gone, uplink);
+    await this.tunnels?.update(config.tenants.map((t) => tunnelDevice(t.vni)));
+    // Neither file names a tenant: only a change of the pair itself rewrites them.
     const { keepalived, conntrackd } = await this.writeConfigs();
-    // keepalived re-reads its file on SIGHUP and keeps its state; conntrackd has no reload.
+    // keepalived re-reads its file on SIGHUP, but with realtime scheduling its VRRP process
+    // then dies (see tunnel-watch.ts) and restarts in BACKUP: changing the pair moves the role.
+    // conntrackd has no reload.
     if (keepalived) this.keepalived?.signal("SIGHUP");
     if (conntrackd) this.conntrackd?.signal("SIGTERM");
     if (this.s.role === "active") await claim(this.moving, uplink, this.o.log);
@@ -268,17 +300,17 @@ export class HaController {
     await this.keepalived?.stop();
     await this.queue;
     await this.ctlChain;
+    await this.yieldWrite;
     if (this.uplink) await release(this.moving, this.uplink);
     this.s.role = "stopped";
     this.share?.stop();
-    await Promise.all([this.conntrackd?.stop(), this.watcher?.stop()]);
+    await Promise.all([this.conntrackd?.stop(), this.watcher?.stop(), this.tunnels?.stop()]);
     this.fifo?.destroy();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 
   private async writeConfigs(): Promise<{ keepalived: boolean; conntrackd: boolean }> {
-    const tunnels = this.config!.tenants.map((t) => tunnelDevice(t.vni));
-    const k = renderKeepalived(this.config!.ha!, this.me!, this.uplink, tunnels, this.kFiles);
+    const k = renderKeepalived(this.config!.ha!, this.me!, this.uplink, this.kFiles);
     const c = renderConntrackd(this.config!.ha!, this.me!, this.cFiles);
     const changed = { keepalived: k !== this.renderedKeepalived, conntrackd: c !== this.renderedConntrackd };
     if (changed.keepalived) await writeFile(this.kFiles.config, k);
@@ -312,7 +344,11 @@ export class HaController {
   private advertLine(line: string): void {
     const m = /^(\d+\.\d+) .*VRRPv\d, Advertisement, vrid \d+, prio (\d+)/.exec(line);
     if (!m) return;
-    this.s.peerAdvert = { at: new Date(Number(m[1]) * 1000).toISOString(), priority: Number(m[2]) };
+    this.peerAdvertAt = Number(m[1]) * 1000;
+    this.s.peerAdvert = { at: new Date(this.peerAdvertAt).toISOString(), priority: Number(m[2]) };
+    // VRRP's path is back: the election is keepalived's again.
+    if (this.yieldedAt !== undefined && this.peerAdvertAt > this.yieldedAt)
+      this.setYield(false, "the peer's VRRP advertisements are heard again");
     // Only a master advertises. Hearing the peer while active means it believes it is active
     // too (it missed our advertisements, or was partitioned) and may have announced our
     // addresses: announce them again at once, so the segment comes back to us as soon as
@@ -349,17 +385,26 @@ export class HaController {
     const was = this.s.role;
     this.s.vrrpState = state;
     const role: Role = state === "MASTER" ? "active" : state === "FAULT" ? "fault" : "standby";
-    if (this.stopped && role === "active") return;
+    // A MASTER reported before the gateway stepped back is not acted on: keepalived follows.
+    if ((this.stopped || this.yieldedAt !== undefined) && role === "active") return;
     const started = performance.now();
     const ctl = (flag: string) => conntrackdCtl(this.cFiles, flag);
     if (role === "active") {
+      // Said on the sync link first, so the peer hears of it at once; if it is active too and
+      // told this one to step back while it was committing or claiming, it claims nothing or
+      // drops what it claimed.
+      // A MASTER again while active (keepalived restarted its VRRP process) is no new takeover.
+      this.activeSince ??= started;
+      this.share?.send();
       const commit = await ctl("-c");
       const committed = performance.now();
+      if (this.yieldedAt !== undefined) return;
       await claim(this.moving, this.uplink, this.o.log);
+      // Stepped back while claiming: the release may have run before the claim.
+      if (this.yieldedAt !== undefined) return void (await release(this.moving, this.uplink));
       const claimed = performance.now();
       const at = new Date().toISOString();
       this.setRole(role);
-      this.share?.send();
       this.s.lastTakeover = {
         at,
         commitMs: Math.round(committed - started),
@@ -405,6 +450,7 @@ export class HaController {
    * addresses a killed keepalived cannot drop itself; the queued STOP only records it.
    */
   private keepalivedDied(how: string): void {
+    this.activeSince = undefined;
     if (this.s.role === "active") this.setRole("standby");
     release(this.moving, this.uplink).catch((e) =>
       this.o.log("error", "ha", `keepalived ended (${how}): cannot release the addresses: ${(e as Error).message}`),
@@ -416,11 +462,97 @@ export class HaController {
     if (role !== this.s.role) {
       this.s.transitions++;
       this.s.since = new Date().toISOString();
+      // Becoming active starts counting when the takeover begins (see transition).
+      if (role !== "active") this.activeSince = undefined;
     }
     this.s.role = role;
   }
 
+  /**
+   * For how long this instance has been active, as the peer is told. Not at all while a tunnel
+   * or the uplink cannot carry traffic: keepalived is already leaving MASTER then, and the
+   * daemon hears of it only through the FIFO, later on a loaded node; a peer taking over
+   * meanwhile must not be told to step back in favour of this one.
+   */
+  private activeFor(): number | undefined {
+    if (this.activeSince === undefined || !this.tunnels?.carries(this.uplink)) return undefined;
+    return performance.now() - this.activeSince;
+  }
+
+  /**
+   * Each datagram of the peer's daemon: both active with VRRP's path cut is a split brain, and
+   * the two settle it here (src/gateway/ha/contest.ts). The one that stays answers at once, so
+   * the other hears it without waiting for the next periodic datagram, and takes the segment back.
+   */
+  private peerHeard(seen: PeerSeen): void {
+    if (this.stopped) return;
+    if (this.yieldedAt !== undefined && !seen.active) {
+      this.setYield(false, `peer ${this.me?.peer.name} is no longer active`);
+      return;
+    }
+    const mine = this.activeFor();
+    if (mine === undefined || !seen.active || seen.activeForMs === undefined) return;
+    const now = Date.now();
+    const windowMs = Math.max(1000, 3 * this.config!.ha!.advertCentiseconds * 10);
+    if (vrrpPathWorks(this.peerAdvertAt, now - mine, now, windowMs)) return;
+    const { self, peer } = this.me!;
+    const contenders = [
+      { name: self.name, priority: self.priority, activeForMs: mine },
+      { name: peer.name, priority: peer.priority, activeForMs: seen.activeForMs },
+    ] as const;
+    if (shouldYield(...contenders)) {
+      this.setYield(
+        true,
+        `both active with no VRRP advertisement of ${peer.name} heard; it has been active for ${seen.activeForMs} ms, this instance for ${Math.round(mine)} ms`,
+      );
+      return;
+    }
+    if (now - this.lastContested <= CONTESTED_EVERY_MS) return;
+    this.lastContested = now;
+    this.o.log(
+      "warn",
+      "ha",
+      `peer ${peer.name} says it is active too and its VRRP advertisements are not heard; this instance was first and stays active`,
+    );
+    this.share?.send();
+    // While both were active, the peer replicated the connections it opened into this one's
+    // external cache: into the kernel with them before the segment comes back here, or their
+    // packets would meet a stack that never saw them and be answered with resets.
+    this.followUp(["-c"]);
+    this.ctlChain = this.ctlChain.then(() => announce(this.moving, this.uplink, this.o.log, 1));
+  }
+
+  /**
+   * Keeps this instance out of the election (keepalived tracks the file and goes to FAULT) or
+   * lets it back in. Stepping back drops the addresses at once, as keepalived's FAULT would a
+   * moment later: the peer is already forwarding.
+   */
+  private setYield(on: boolean, reason: string): void {
+    if (on === (this.yieldedAt !== undefined)) return;
+    this.yieldedAt = on ? Date.now() : undefined;
+    if (on) {
+      this.s.yielded = { since: new Date().toISOString(), reason };
+      this.setRole("fault");
+      release(this.moving, this.uplink).catch((e) =>
+        this.o.log("error", "ha", `stepping back: cannot release the addresses: ${(e as Error).message}`),
+      );
+    } else delete this.s.yielded;
+    this.o.log(
+      on ? "warn" : "info",
+      "ha",
+      on ? `split brain: stepping back (${reason})` : `back in the election: ${reason}`,
+    );
+    const file = this.kFiles.yieldFile;
+    this.yieldWrite = this.yieldWrite
+      .then(() => writeFile(file, on ? "1\n" : "0\n"))
+      .catch((e) => this.o.log("error", "ha", `cannot write ${file}: ${(e as Error).message}`));
+  }
+
   private async poll(): Promise<void> {
+    // A peer that fell silent while this instance stood back may be dead: be ready to take over.
+    const seen = this.share?.peerSeen;
+    if (this.yieldedAt !== undefined && (!seen || Date.now() - seen.at.getTime() > PEER_SILENT_MS))
+      this.setYield(false, `peer ${this.me?.peer.name}'s daemon is silent on the sync link`);
     if (this.s.role === "active" && ++this.polls % ANNOUNCE_EVERY === 0)
       announce(this.moving, this.uplink, this.o.log, 1);
     // On a loaded node one reading can outlast the interval: never two at once.

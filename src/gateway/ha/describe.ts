@@ -44,10 +44,17 @@ export function describeHa(report: HaReport, now = Date.now()): string {
     (report.ageSeconds ?? 0) > 5
       ? ` (WARNING: written ${report.ageSeconds!.toFixed(0)} s ago: the daemon may not be running)`
       : "";
+  const out = [
+    ...(h.yielded ? [`    out of the election since ${h.yielded.since} (split brain): ${h.yielded.reason}`] : []),
+    ...(h.tunnelsDown?.length
+      ? [`    out of the election: tunnel ${h.tunnelsDown.join(", ")} cannot carry traffic`]
+      : []),
+  ];
   return [
     `ha: instance ${h.instance} is ${h.role}${h.vrrpState ? ` (keepalived ${h.vrrpState})` : ""} since ${h.since}, ${h.transitions} role change${h.transitions === 1 ? "" : "s"}${stale}`,
     `    peer ${h.peer}: ${h.peerAdvert ? `last VRRP advertisement ${ago(h.peerAdvert.at)} at priority ${h.peerAdvert.priority}` : "no VRRP advertisement seen"}; its daemon ${h.peerDaemon ? `last heard on the sync link ${ago(h.peerDaemon.at)}` : "not heard on the sync link"}`,
     `    sync ${h.sync.healthy ? "healthy" : `UNHEALTHY: ${h.sync.reason}`}; ${h.replicatedConnections} replicated connection${h.replicatedConnections === 1 ? "" : "s"}${h.sync.stats ? `, ${h.sync.stats.lost} lost sync messages` : ""}; ${h.podsMirrored} pods mirrored from the peer`,
     `    holds ${h.addresses.held.length} of ${h.addresses.moving.length} moving addresses${h.addresses.held.length ? ` (${h.addresses.held.join(", ")})` : ""}${h.lastTakeover ? `; last takeover ${h.lastTakeover.at}: commit ${h.lastTakeover.commitMs} ms, claim ${h.lastTakeover.claimMs} ms` : ""}`,
+    ...out,
   ].join("\n");
 }

@@ -2,9 +2,12 @@
  * keepalived decides the role, and only the role. It runs VRRPv3 (sub-second advertisements:
  * v2 rounds 0.1 s up to 1 s, and takeover is 3 × interval + skew), unicast to the peer on the
  * uplink (nothing is multicast, nothing leaves the segment), starting as BACKUP with no
- * preemption unless asked, and tracks every tunnel device besides its own interface (the
- * uplink, which keepalived always tracks), so an instance that lost either is in FAULT and
- * gives the role up. The addresses pods and the internet use are not
+ * preemption unless asked. It tracks its own interface (the uplink), and two files the gateway
+ * writes, either of which puts it in FAULT, so that it gives the role up: one says a tunnel
+ * device cannot carry traffic (src/gateway/ha/tunnel-watch.ts; kept out of this file so that a
+ * tenant added or removed never makes keepalived reload), the other that the gateway settled a
+ * split brain against this instance (src/gateway/ha/contest.ts). Nothing here depends on the
+ * tenants. The addresses pods and the internet use are not
  * keepalived's: it holds one marker address on the loopback device, because it refuses to run an
  * instance without one, and reports each transition into a FIFO the gateway reads. The gateway
  * then moves the real addresses itself, in the order connections need (conntrack state first,
@@ -20,6 +23,10 @@ export interface KeepalivedFiles {
   fifo: string;
   pid: string;
   vrrpPid: string;
+  /** Holds 0, or 1 while the gateway keeps this instance out of the election. */
+  yieldFile: string;
+  /** Holds 0, or 1 while a tunnel device cannot carry traffic. */
+  tunnelsFile: string;
 }
 
 /** On the loopback device, inside the gateway's namespace only; never routed, never announced. */
@@ -31,7 +38,6 @@ export function renderKeepalived(
   ha: HaSettings,
   me: { self: HaInstance; peer: HaInstance },
   uplink: string,
-  tunnels: readonly string[],
   files: KeepalivedFiles,
 ): string {
   const seconds = (ha.advertCentiseconds / 100).toFixed(2);
@@ -44,6 +50,16 @@ global_defs {
   vrrp_rt_priority 50
 }
 
+track_file yield {
+  file "${files.yieldFile}"
+  weight 0
+}
+
+track_file tunnels {
+  file "${files.tunnelsFile}"
+  weight 0
+}
+
 vrrp_instance tenant-egress {
   state BACKUP
   interface ${uplink}
@@ -54,8 +70,9 @@ ${ha.preempt ? "" : "  nopreempt\n"}  unicast_src_ip ${me.self.address}
   unicast_peer {
     ${me.peer.address}
   }
-  track_interface {
-${tunnels.map((d) => `    ${d}`).join("\n")}
+  track_file {
+    yield
+    tunnels
   }
   virtual_ipaddress {
     ${markerAddress(ha)}/32 dev lo

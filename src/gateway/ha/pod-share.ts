@@ -6,7 +6,9 @@
  * pods its tunnels have learned (device, MAC, VTEP), at once on every change and every second;
  * the standby mirrors them into its own tunnels as ordinary dynamic entries, which the daemon
  * turns into neighbour entries as it does for learned ones, and which real traffic may still
- * move. The same datagrams tell each side when it last heard its peer's daemon.
+ * move. The same datagrams tell each side when it last heard its peer's daemon, and, while it is
+ * active, for how long it has been: the second path between the two that settles a split brain
+ * (src/gateway/ha/contest.ts) when VRRP's own path is cut.
  */
 import { createSocket, type Socket } from "node:dgram";
 import { observeFdb } from "../../net/observe.js";
@@ -22,6 +24,8 @@ export interface SharedPod {
 interface Message {
   from: string;
   active: boolean;
+  /** While active: for how long, by the sender's monotonic clock (no clock sync needed). */
+  activeForMs?: number;
   /** One snapshot may span several datagrams; a receiver applies it whole. */
   snapshot: number;
   part: number;
@@ -37,12 +41,21 @@ export interface PodShareOptions {
   bind: { address: string; port: number };
   peer: { address: string; port: number };
   log: Logger;
-  /** Whether this instance is active now (only the active's view is sent and only a standby applies). */
-  active: () => boolean;
+  /** For how long this instance has been active, or undefined if it is not (only the active's view is sent and only a standby applies). */
+  activeForMs: () => number | undefined;
+  /** Each datagram heard from the peer's daemon. */
+  onPeer?: (seen: PeerSeen) => void;
   /** The pods this instance's tunnels have learned. */
   pods: () => SharedPod[];
   /** The tunnel devices of the configuration in force. */
   tunnels: () => string[];
+}
+
+export interface PeerSeen {
+  at: Date;
+  active: boolean;
+  /** For how long it had been active when it sent this. */
+  activeForMs?: number;
 }
 
 export class PodShare {
@@ -52,7 +65,7 @@ export class PodShare {
   private incoming = new Map<number, Message[]>();
   private applying = Promise.resolve();
   /** When the peer's daemon was last heard, and whether it said it was active. */
-  peerSeen?: { at: Date; active: boolean };
+  peerSeen?: PeerSeen;
   mirrored = 0;
 
   constructor(private readonly o: PodShareOptions) {}
@@ -76,7 +89,8 @@ export class PodShare {
   send(): void {
     const socket = this.socket;
     if (!socket) return;
-    const active = this.o.active();
+    const activeForMs = this.o.activeForMs();
+    const active = activeForMs !== undefined;
     const pods = active ? this.o.pods().map((p): [string, string, string] => [p.dev, p.mac, p.vtep]) : [];
     const snapshot = ++this.snapshot;
     const parts = Math.max(1, Math.ceil(pods.length / PER_DATAGRAM));
@@ -84,6 +98,7 @@ export class PodShare {
       const m: Message = {
         from: this.o.self,
         active,
+        ...(active ? { activeForMs: Math.round(activeForMs) } : {}),
         snapshot,
         part,
         parts,
@@ -91,6 +106,10 @@ export class PodShare {
       };
       socket.send(JSON.stringify(m), this.o.peer.port, this.o.peer.address, () => {});
     }
+  }
+
+  private isActive(): boolean {
+    return this.o.activeForMs() !== undefined;
   }
 
   stop(): void {
@@ -107,8 +126,13 @@ export class PodShare {
       return;
     }
     if (typeof m.snapshot !== "number" || !Array.isArray(m.pods)) return;
-    this.peerSeen = { at: new Date(), active: !!m.active };
-    if (!m.active || this.o.active()) return;
+    this.peerSeen = {
+      at: new Date(),
+      active: !!m.active,
+      ...(typeof m.activeForMs === "number" ? { activeForMs: m.activeForMs } : {}),
+    };
+    this.o.onPeer?.(this.peerSeen);
+    if (!m.active || this.isActive()) return;
     const parts = this.incoming.get(m.snapshot) ?? [];
     parts.push(m);
     this.incoming.set(m.snapshot, parts);
@@ -122,7 +146,7 @@ export class PodShare {
 
   /** Makes the tunnels' FDB hold exactly the peer's pods (the standby has no traffic of its own). */
   private async mirror(pods: SharedPod[]): Promise<void> {
-    if (this.o.active()) return;
+    if (this.isActive()) return;
     const tunnels = new Set(this.o.tunnels());
     const wanted = pods.filter((p) => tunnels.has(p.dev));
     const key = (p: SharedPod) => `${p.dev} ${p.mac} ${p.vtep}`;

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { GatewayConfigError, parseGatewayConfig } from "../../../../src/gateway/config.js";
 import { parseSyncStats, renderConntrackd } from "../../../../src/gateway/ha/conntrackd.js";
+import { shouldYield, vrrpPathWorks } from "../../../../src/gateway/ha/contest.js";
+import { describeHa } from "../../../../src/gateway/ha/describe.js";
 import { parseNotify, renderKeepalived } from "../../../../src/gateway/ha/keepalived.js";
 import { advertCentiseconds, whoAmI } from "../../../../src/gateway/ha/settings.js";
+import { parseLinkLine } from "../../../../src/gateway/ha/tunnel-watch.js";
 import { planGateway } from "../../../../src/gateway/plan.js";
 
 const ha = (over: Record<string, unknown> = {}) => ({
@@ -84,18 +87,25 @@ describe("keepalived and conntrackd", () => {
   const c = parseGatewayConfig(config());
   const me = whoAmI(c.ha!, ["10.23.0.2"]);
 
-  it("renders a unicast VRRPv3 instance that tracks the tunnels and holds only a loopback marker", () => {
-    const text = renderKeepalived(c.ha!, me, "eth0", ["tev100"], {
+  it("renders a unicast VRRPv3 instance that tracks the gateway's files and holds only a loopback marker", () => {
+    const text = renderKeepalived(c.ha!, me, "eth0", {
       config: "/d/k.conf",
       fifo: "/d/fifo",
       pid: "/d/k.pid",
       vrrpPid: "/d/v.pid",
+      yieldFile: "/d/yield",
+      tunnelsFile: "/d/tunnels",
     });
     expect(text).toContain("vrrp_version 3");
     expect(text).toContain("advert_int 0.10");
     expect(text).toContain("nopreempt");
     expect(text).toMatch(/unicast_src_ip 10\.23\.0\.2\n\s+unicast_peer \{\n\s+10\.23\.0\.3/);
-    expect(text).toMatch(/track_interface \{\n\s+tev100\n/);
+    // The gateway's say in the election: files keepalived tracks, a non-zero value is FAULT; no
+    // tenant appears, so adding one never reloads keepalived.
+    expect(text).toMatch(/track_file yield \{\n\s+file "\/d\/yield"\n\s+weight 0\n/);
+    expect(text).toMatch(/track_file tunnels \{\n\s+file "\/d\/tunnels"\n\s+weight 0\n/);
+    expect(text).toMatch(/track_file \{\n\s+yield\n\s+tunnels\n/);
+    expect(text).not.toContain("track_interface");
     expect(text).toMatch(/virtual_ipaddress \{\n\s+127\.255\.0\.51\/32 dev lo/);
     expect(text).not.toContain("10.23.0.100");
   });
@@ -141,5 +151,81 @@ message tracking:
       lost: 2,
     });
     expect(parseSyncStats("nothing")).toBeUndefined();
+  });
+});
+
+describe("a split brain", () => {
+  const a = { name: "gw-a", priority: 150 };
+  const b = { name: "gw-b", priority: 100 };
+
+  it("is settled for the instance that was active first, whatever the priorities, and both sides agree", () => {
+    const incumbent = { ...b, activeForMs: 60_000 };
+    const intruder = { ...a, activeForMs: 400 };
+    expect(shouldYield(intruder, incumbent)).toBe(true);
+    expect(shouldYield(incumbent, intruder)).toBe(false);
+  });
+
+  it("goes to the higher priority, then the lower name, when both became active together", () => {
+    expect(shouldYield({ ...b, activeForMs: 1000 }, { ...a, activeForMs: 1020 })).toBe(true);
+    expect(shouldYield({ ...a, activeForMs: 1020 }, { ...b, activeForMs: 1000 })).toBe(false);
+    const c = { name: "gw-c", priority: 150 };
+    expect(shouldYield({ ...c, activeForMs: 1000 }, { ...a, activeForMs: 1000 })).toBe(true);
+    expect(shouldYield({ ...a, activeForMs: 1000 }, { ...c, activeForMs: 1000 })).toBe(false);
+  });
+
+  it("is VRRP's to settle while an advertisement of the peer was heard since becoming active and lately", () => {
+    const now = 100_000;
+    expect(vrrpPathWorks(now - 200, now - 5000, now, 1000)).toBe(true);
+    // Heard only before becoming active: that silence is what made this instance a candidate.
+    expect(vrrpPathWorks(now - 600, now - 300, now, 1000)).toBe(false);
+    expect(vrrpPathWorks(now - 2000, now - 5000, now, 1000)).toBe(false);
+    expect(vrrpPathWorks(undefined, now - 5000, now, 1000)).toBe(false);
+  });
+});
+
+describe("the tunnels' watch", () => {
+  it("reads ip monitor's lines: up with carrier, down, no carrier, deleted", () => {
+    expect(parseLinkLine("7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN")).toEqual({
+      dev: "tev300",
+      ok: true,
+    });
+    expect(parseLinkLine("7: tev300: <BROADCAST,MULTICAST> mtu 1450 qdisc noqueue state DOWN")).toEqual({
+      dev: "tev300",
+      ok: false,
+    });
+    expect(parseLinkLine("2: v1@v0: <NO-CARRIER,BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500")).toEqual({
+      dev: "v1",
+      ok: false,
+    });
+    expect(parseLinkLine("Deleted 7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450")).toEqual({
+      dev: "tev300",
+      ok: false,
+    });
+    expect(parseLinkLine("    link/ether 5e:23:78:cc:9a:f2 brd ff:ff:ff:ff:ff:ff")).toBeUndefined();
+  });
+});
+
+describe("status of a pair", () => {
+  it("says why an instance is out of the election", () => {
+    const text = describeHa({
+      status: {
+        instance: "gw-b",
+        peer: "gw-a",
+        role: "fault",
+        vrrpState: "FAULT",
+        since: "2026-12-02T03:00:00.000Z",
+        transitions: 3,
+        yielded: { since: "2026-12-02T03:00:00.000Z", reason: "gw-a was active first" },
+        tunnelsDown: ["tev300"],
+        sync: { healthy: true, reason: "" },
+        replicatedConnections: 0,
+        addresses: { moving: ["10.23.0.100"], held: [] },
+        podsMirrored: 0,
+        children: {},
+      },
+      ageSeconds: 0,
+    });
+    expect(text).toContain("out of the election since 2026-12-02T03:00:00.000Z (split brain): gw-a was active first");
+    expect(text).toContain("out of the election: tunnel tev300 cannot carry traffic");
   });
 });
