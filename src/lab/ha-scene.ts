@@ -19,6 +19,7 @@ import { run } from "../net/run.js";
 import { cni, type Network, writeBridgeConflist } from "./cni-client.js";
 import { type DaemonProcess, startGatewayDaemon } from "./gateway-cli.js";
 import type { Background } from "./process.js";
+import { labTenant, pluginTenants } from "./tenants.js";
 import { createLab, ipIn, type Lab } from "./topology.js";
 import { execIn, startInetServers } from "./traffic.js";
 
@@ -33,6 +34,10 @@ export interface HaTenant {
   upload: string;
   download: string;
 }
+
+/** The tenant as the lab's one tenant builder describes it (the egress address is HA's own: an explicit SNAT). */
+const labTenantOf = (t: HaTenant) =>
+  labTenant(t.name, t.vni, t.overlaySubnet, { upload: t.upload, download: t.download });
 
 export const HA_TENANTS: HaTenant[] = [
   {
@@ -118,15 +123,7 @@ export function haGatewayConfig(
         priority: n === 0 ? 150 : 100,
       })),
     },
-    tenants: tenants.map((t) => ({
-      name: t.name,
-      vni: t.vni,
-      overlaySubnet: t.overlaySubnet,
-      allowedSources: ["10.22.0.0/24"],
-      snat: t.egress,
-      upload: { rate: t.upload },
-      download: { rate: t.download },
-    })),
+    tenants: tenants.map((t) => ({ ...labTenantOf(t), snat: t.egress })),
   };
 }
 
@@ -207,9 +204,7 @@ export async function buildHaScene(prefix: string): Promise<HaScene> {
         name: `${prefix}-pods`,
         dir: lab.dir,
         egress: {
-          tenants: Object.fromEntries(
-            tenants.map((t) => [t.name, { gateway: VIP, vni: t.vni, overlaySubnet: t.overlaySubnet }]),
-          ),
+          tenants: pluginTenants(VIP, tenants.map(labTenantOf)),
           namespaces: Object.fromEntries(tenants.map((t) => [t.name, t.name])),
         },
       });
