@@ -1,8 +1,8 @@
 /**
- * Reads a namespace's network state back into the desired-state vocabulary, with two
- * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
- * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel, and
- * can be started before the caller knows which tables it wants.
+ * Reads a namespace's network state back into the desired-state vocabulary, with up to four
+ * processes in parallel: `ip -json -batch` (addresses of both families with link details,
+ * rules, the routes of the tables we care about, netconf for sysctls) and `iptables-save`, and
+ * for IPv6 `ip -6 -json -batch` (rules, routes, netconf) and `ip6tables-save`.
  * nftables tables (the node's enforcement) are read with one `nft list ruleset <family>`.
  *
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
@@ -119,59 +119,68 @@ export interface ObserveWhat {
   withoutIptables?: boolean;
 }
 
+/** Every routing table (one `ip route show table all`): what a pod's attachment is read with. */
+export const EVERY_TABLE: ObserveWhat = { tables: "all" };
+
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  return startObserve(netns).read(what);
+  return startObserve(netns, what).read();
 }
 
-/** An observation whose processes are already running; what to read is given once it is known. */
+/** An observation whose processes are already running. */
 export interface PendingObservation {
-  read(what: ObserveWhat): Promise<Observed>;
+  /** Whether it reads IPv6 state too (rules, routes, sysctls, ip6tables). */
+  readonly ipv6: boolean;
+  read(): Promise<Observed>;
   cancel(): void;
 }
 
 /**
- * Starts the observing processes before the caller knows which tables to read: the two `ip`
- * wait for their batches on stdin, `iptables-save` and `ip6tables-save` need none. A plugin calls
- * this before it has even loaded its configuration code, so their start-up runs while it does.
+ * Starts the observing processes at once, their batches written as they start, so the caller
+ * can do other work (a plugin loads its verbs and validators) while they run. `ipv6: false`
+ * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither,
+ * and each process is a fork of this one plus a tool's start-up on the critical path.
  */
-export function startObserve(netns: string | undefined): PendingObservation {
-  const ip = start(["ip", "-json", "-details", "-batch", "-"], { netns });
-  const ip6 = start(["ip", "-6", "-json", "-batch", "-"], { netns });
-  const ipt = start(["iptables-save"], { netns });
-  const ip6t = start(["ip6tables-save"], { netns });
+export function startObserve(
+  netns: string | undefined,
+  what: ObserveWhat,
+  options: { ipv6?: boolean } = {},
+): PendingObservation {
+  const ipv6 = options.ipv6 ?? true;
+  const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
+  const batch = [
+    "addr show",
+    "rule show",
+    ...tables,
+    "netconf show",
+    ...(what.neighbours ? ["neigh show nud permanent"] : []),
+    "",
+  ].join("\n");
+  const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
+  const none = Promise.resolve({ stdout: "" });
+  const started: Array<{ cancel(): void }> = [];
+  const begin = (argv: string[], input: string) => {
+    const p = start(argv, { netns });
+    started.push(p);
+    const out = p.finish(input);
+    // Read only by `read`; a cancelled observation nobody reads must not fail the process.
+    out.catch(() => {});
+    return out;
+  };
+  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch);
+  const ipt = what.withoutIptables ? none : begin(["iptables-save"], "");
+  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6) : none;
+  const ip6t = ipv6 && !what.withoutIptables ? begin(["ip6tables-save"], "") : none;
   return {
-    async read(what) {
-      const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
-      const batch = [
-        "addr show",
-        "rule show",
-        ...tables,
-        "netconf show",
-        ...(what.neighbours ? ["neigh show nud permanent"] : []),
-        "",
-      ].join("\n");
-      const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
-      if (what.withoutIptables) {
-        ipt.cancel();
-        ip6t.cancel();
-      }
-      const none = { stdout: "" };
-      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
-        ip.finish(batch),
-        what.withoutIptables ? none : ipt.finish(""),
-        ip6.finish(batch6),
-        what.withoutIptables ? none : ip6t.finish(""),
-      ]);
+    ipv6,
+    async read() {
+      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([ip, ipt, ip6, ip6t]);
       return parseObservation(
         { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
         what,
       );
     },
     cancel() {
-      ip.cancel();
-      ip6.cancel();
-      ipt.cancel();
-      ip6t.cancel();
+      for (const p of started) p.cancel();
     },
   };
 }

@@ -9,6 +9,7 @@
  *   GC    diff(nothing, observed) within enforcement chains of attachments no longer valid
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
+import { mayHoldIpv6 } from "../cni/families.js";
 import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
 import { type PodAddresses, podAddresses, podIdentity } from "../cni/result.js";
@@ -17,7 +18,14 @@ import { diff, emptyState, type NetState, problems, type Scope, stateOf, within 
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
 import type { Route } from "../net/objects.js";
-import { type Observed, observeNftTable, observeVeths, type PendingObservation, startObserve } from "../net/observe.js";
+import {
+  EVERY_TABLE,
+  type Observed,
+  observeNftTable,
+  observeVeths,
+  type PendingObservation,
+  startObserve,
+} from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -91,17 +99,21 @@ function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
 /**
  * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
  * find the table the attachment recorded, whatever the configuration says now. Its first
- * observation may already be under way (started by the main).
+ * observation may already be under way (started by the main). IPv6 is read when the prevResult
+ * may have given the attachment IPv6 state (families.ts), or when the tunnel turns out to hold
+ * an IPv6 address all the same: then it is read again with IPv6, so DEL and CHECK find it.
  */
 function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
   const { netns, ifname } = inv.env;
-  return {
-    netns,
-    where: "",
-    scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
-    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: "all" }),
-    desired,
+  const device = names(ifname).device;
+  const ipv6 = mayHoldIpv6(config.prevResult);
+  const observe = async (): Promise<Observed> => {
+    const pending = inv.early?.() ?? startObserve(netns, EVERY_TABLE, { ipv6 });
+    const o = await pending.read();
+    if (pending.ipv6 || !o.state.addresses.some((a) => a.dev === device && familyOf(a.local) === 6)) return o;
+    return startObserve(netns, EVERY_TABLE, { ipv6: true }).read();
   };
+  return { netns, where: "", scope: (o) => podScope(ifname, ownSlots(config, o, ifname)), observe, desired };
 }
 
 /** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
