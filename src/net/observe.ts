@@ -126,12 +126,16 @@ export async function observe(netns: string | undefined, what: ObserveWhat): Pro
   return startObserve(netns, what).read();
 }
 
+/** A read already running (its process started), to be awaited once it is needed. */
+export interface Pending<T> {
+  read(): Promise<T>;
+  cancel(): void;
+}
+
 /** An observation whose processes are already running. */
-export interface PendingObservation {
+export interface PendingObservation extends Pending<Observed> {
   /** Whether it reads IPv6 state too (rules, routes, sysctls, ip6tables). */
   readonly ipv6: boolean;
-  read(): Promise<Observed>;
-  cancel(): void;
 }
 
 /**
@@ -431,23 +435,47 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
  * The chains of one nftables table of a namespace: none when it does not exist yet, or when nft
  * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
  */
+export function startNftTable(
+  netns: string | undefined,
+  family: NftChain["family"],
+  name: string,
+): Pending<NftChain[]> {
+  const argv = ["nft", "list", "table", family, name];
+  const p = start(argv, { netns, allowFailure: true });
+  const out = p.finish("");
+  return {
+    async read() {
+      const r = await out;
+      if (r.exitCode !== 0) {
+        if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
+        await run(argv, { netns });
+      }
+      return parseNftRuleset(r.stdout);
+    },
+    cancel: p.cancel,
+  };
+}
+
 export async function observeNftTable(
   netns: string | undefined,
   family: NftChain["family"],
   name: string,
 ): Promise<NftChain[]> {
-  const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
-  if (r.exitCode !== 0) {
-    if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
-    await run(["nft", "list", "table", family, name], { netns });
-  }
-  return parseNftRuleset(r.stdout);
+  return startNftTable(netns, family, name).read();
 }
 
 /** The namespace's veth devices (the host sides of pod attachments live among them). */
-export async function observeVeths(netns: string | undefined): Promise<Interface[]> {
-  const r = await run(["ip", "-json", "link", "show", "type", "veth"], { netns });
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
+export function startVeths(netns: string | undefined): Pending<Interface[]> {
+  const p = start(["ip", "-json", "link", "show", "type", "veth"], { netns });
+  const out = p.finish("");
+  out.catch(() => {});
+  return {
+    async read() {
+      const r = await out;
+      return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
+    },
+    cancel: p.cancel,
+  };
 }
 
 /**

@@ -17,14 +17,17 @@ import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import type { Route } from "../net/objects.js";
+import type { NftChain, Route } from "../net/objects.js";
 import {
   EVERY_TABLE,
+  type Interface,
   type Observed,
   observeNftTable,
-  observeVeths,
+  type Pending,
   type PendingObservation,
+  startNftTable,
   startObserve,
+  startVeths,
 } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
@@ -50,8 +53,18 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
-  /** The pod namespace's observation if the main started it already; gives it once. */
-  early?: () => PendingObservation | undefined;
+  /** The reads the main started already. */
+  early?: EarlyReads;
+}
+
+/** Reads the main starts before the verbs are loaded; each gives its read once (then undefined). */
+export interface EarlyReads {
+  /** The pod's namespace. */
+  pod(): PendingObservation | undefined;
+  /** The node's enforcement table. */
+  nft(): Pending<NftChain[]> | undefined;
+  /** The node's veths. */
+  veths(): Pending<Interface[]> | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -108,7 +121,7 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
   const device = names(ifname).device;
   const ipv6 = mayHoldIpv6(config.prevResult);
   const observe = async (): Promise<Observed> => {
-    const pending = inv.early?.() ?? startObserve(netns, EVERY_TABLE, { ipv6 });
+    const pending = inv.early?.pod() ?? startObserve(netns, EVERY_TABLE, { ipv6 });
     const o = await pending.read();
     if (pending.ipv6 || !o.state.addresses.some((a) => a.dev === device && familyOf(a.local) === 6)) return o;
     return startObserve(netns, EVERY_TABLE, { ipv6: true }).read();
@@ -117,12 +130,11 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
 }
 
 /** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
-function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
+function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean, early?: EarlyReads): Target {
   const observeNode = async (): Promise<Observed> => {
-    const [nftChains, interfaces] = await Promise.all([
-      observeNftTable(undefined, "netdev", ENFORCE_TABLE),
-      withVeths ? observeVeths(undefined) : [],
-    ]);
+    const nft = early?.nft() ?? startNftTable(undefined, "netdev", ENFORCE_TABLE);
+    const veths = withVeths ? (early?.veths() ?? startVeths(undefined)) : undefined;
+    const [nftChains, interfaces] = await Promise.all([nft.read(), veths?.read() ?? []]);
     return { state: stateOf({ nftChains }), interfaces };
   };
   return { netns: undefined, where: "on the node: ", scope: () => scope, observe: observeNode, desired };
@@ -278,7 +290,12 @@ function attachedTargets(
       });
     };
     targets.push(
-      nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true),
+      nodeTarget(
+        enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])),
+        enforced,
+        true,
+        inv.early,
+      ),
     );
   }
   return targets;
@@ -321,6 +338,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])),
     () => emptyState(),
     false,
+    inv.early,
   );
   try {
     await reconcile("DEL", status === "present" ? [node, podTarget(inv, config, () => emptyState())] : [node]);
