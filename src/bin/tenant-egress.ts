@@ -56,7 +56,7 @@ function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel
   const early = {
     pod: once(
       attached && isNamespaceFile(netns)
-        ? startObserve(netns, EVERY_TABLE, { ipv6: mayHoldIpv6(conf.prevResult) })
+        ? startObserve(netns, EVERY_TABLE, { ipv6: mayHoldIpv6(conf.prevResult), keep: verb !== "CHECK" })
         : undefined,
       all,
     ),

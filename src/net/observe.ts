@@ -22,7 +22,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
-import { run, start } from "./run.js";
+import { run, type Started, start } from "./run.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
 interface IpLink {
@@ -98,6 +98,14 @@ export interface Interface {
 export interface Observed {
   state: NetState;
   interfaces: Interface[];
+  /** The `ip` readers of a kept observation (see `startObserve`), waiting for an apply's batches. */
+  kept?: KeptIp;
+}
+
+/** `ip -batch` processes still running after answering: `ip` and (if IPv6 was read) `ip -6`. */
+export interface KeptIp {
+  ip: Started;
+  ip6?: Started;
 }
 
 function toInterface(l: IpLink): Interface {
@@ -142,14 +150,18 @@ export interface PendingObservation extends Pending<Observed> {
  * Starts the observing processes at once, their batches written as they start, so the caller
  * can do other work (a plugin loads its verbs and validators) while they run. `ipv6: false`
  * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither,
- * and each process is a fork of this one plus a tool's start-up on the critical path.
+ * and each process is a fork of this one plus a tool's start-up on the critical path. For the
+ * same reason `keep` leaves the two `ip` running once they have answered (`ip -batch` answers
+ * each command as it reads it): the changes an apply then makes go to them (`Observed.kept`)
+ * instead of to two new processes.
  */
 export function startObserve(
   netns: string | undefined,
   what: ObserveWhat,
-  options: { ipv6?: boolean } = {},
+  options: { ipv6?: boolean; keep?: boolean } = {},
 ): PendingObservation {
   const ipv6 = options.ipv6 ?? true;
+  const keep = options.keep ?? false;
   const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
   const batch = [
     "addr show",
@@ -161,27 +173,39 @@ export function startObserve(
   ].join("\n");
   const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
   const none = Promise.resolve({ stdout: "" });
-  const started: Array<{ cancel(): void }> = [];
-  const begin = (argv: string[], input: string) => {
-    const p = start(argv, { netns });
-    started.push(p);
-    const out = p.finish(input);
+  const started: Started[] = [];
+  /**
+   * Starts a reader and writes its input; a kept one keeps stdin open and answers with one line
+   * (one JSON document) per command of its batch.
+   */
+  const begin = (argv: string[], input: string, kept = false) => {
+    const tool = start(argv, { netns });
+    started.push(tool);
+    const out = kept
+      ? tool.ask(input, input.split("\n").length - 1).then((stdout) => ({ stdout }))
+      : tool.finish(input);
     // Read only by `read`; a cancelled observation nobody reads must not fail the process.
     out.catch(() => {});
-    return out;
+    return { tool, out };
   };
-  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch);
-  const ipt = what.withoutIptables ? none : begin(["iptables-save"], "");
-  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6) : none;
-  const ip6t = ipv6 && !what.withoutIptables ? begin(["ip6tables-save"], "") : none;
+  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch, keep);
+  const ipt = what.withoutIptables ? undefined : begin(["iptables-save"], "");
+  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6, keep) : undefined;
+  const ip6t = ipv6 && !what.withoutIptables ? begin(["ip6tables-save"], "") : undefined;
   return {
     ipv6,
     async read() {
-      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([ip, ipt, ip6, ip6t]);
-      return parseObservation(
+      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
+        ip.out,
+        ipt?.out ?? none,
+        ip6?.out ?? none,
+        ip6t?.out ?? none,
+      ]);
+      const observed = parseObservation(
         { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
         what,
       );
+      return keep ? { ...observed, kept: { ip: ip.tool, ...(ip6 ? { ip6: ip6.tool } : {}) } } : observed;
     },
     cancel() {
       for (const p of started) p.cancel();

@@ -120,11 +120,14 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
   const { netns, ifname } = inv.env;
   const device = names(ifname).device;
   const ipv6 = mayHoldIpv6(config.prevResult);
+  // What ADD and DEL change goes to the observation's own ip processes; CHECK changes nothing.
+  const keep = inv.env.command !== "CHECK";
   const observe = async (): Promise<Observed> => {
-    const pending = inv.early?.pod() ?? startObserve(netns, EVERY_TABLE, { ipv6 });
+    const pending = inv.early?.pod() ?? startObserve(netns, EVERY_TABLE, { ipv6, keep });
     const o = await pending.read();
     if (pending.ipv6 || !o.state.addresses.some((a) => a.dev === device && familyOf(a.local) === 6)) return o;
-    return startObserve(netns, EVERY_TABLE, { ipv6: true }).read();
+    o.kept?.ip.cancel();
+    return startObserve(netns, EVERY_TABLE, { ipv6: true, keep }).read();
   };
   return { netns, where: "", scope: (o) => podScope(ifname, ownSlots(config, o, ifname)), observe, desired };
 }
@@ -150,7 +153,7 @@ async function reconcile(verb: string, targets: Target[]): Promise<void> {
   try {
     const pod = podObservation(targets, before);
     const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, scopes[i]!));
-    await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!)));
+    await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!, before[i]!.kept)));
   } catch (e) {
     await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, scopes[i]!), scopes[i]!)));
     throw applyError(verb, e);
@@ -161,7 +164,7 @@ async function reconcile(verb: string, targets: Target[]): Promise<void> {
 async function rollback(t: Target, target: NetState, scope: Scope): Promise<void> {
   try {
     const now = await t.observe();
-    await apply(t.netns, diff(target, now.state, scope));
+    await apply(t.netns, diff(target, now.state, scope), now.kept);
   } catch (e) {
     log(`rolling back a failed ADD: ${(e as Error).message}`);
   }
