@@ -1,30 +1,72 @@
 /**
  * tenant-egress: the CNI chained plugin. Thin main: wires the verbs to the skel.
  *
- * Why the order: a verb's first step is reading the pod's namespace, which takes two processes
- * (nsenter + ip, nsenter + iptables-save) whose start-up is most of their cost. They are
- * started here, before the verbs and their validators are even loaded (those are imported
- * lazily below), so that loading, reading stdin and parsing the configuration overlap them.
- * Only ADD, CHECK and DEL start them, only into a path that is a namespace file, and the tools
- * only read; everything that writes still waits for the verb's own checks of CNI_NETNS.
+ * Why the order: a verb's first step is reading the pod's namespace, which takes up to four
+ * processes (nsenter + ip, nsenter + iptables-save, and the same two for IPv6) whose start-up is
+ * most of their cost, and the node's enforcement table (one nft; and the veths when enforcing).
+ * They are started here, right after stdin is read (a prevResult without IPv6 needs no IPv6
+ * readers) and before the verbs and their validators are even loaded (those are imported
+ * lazily below), so that loading and parsing the configuration overlap them. Only ADD, CHECK
+ * and DEL start them, the pod's only into a path that is a namespace file, and the tools only
+ * read; everything that writes still waits for the verb's own checks of CNI_NETNS.
  */
 import { access, constants } from "node:fs/promises";
 import { join } from "node:path";
+import { mayHoldIpv6 } from "../cni/families.js";
 import { isNamespaceFile } from "../net/netns.js";
-import { type PendingObservation, startObserve } from "../net/observe.js";
+import { EVERY_TABLE, type Pending, startNftTable, startObserve, startVeths } from "../net/observe.js";
+import type { EarlyReads } from "../pod/commands.js";
+import { ENFORCE_TABLE } from "../pod/names.js";
 
 const VERSION = "0.1.0";
 
-function observeEarly(env: NodeJS.ProcessEnv): () => PendingObservation | undefined {
-  const verb = env.CNI_COMMAND;
-  const netns = env.CNI_NETNS ?? "";
-  let pending =
-    (verb === "ADD" || verb === "CHECK" || verb === "DEL") && isNamespaceFile(netns) ? startObserve(netns) : undefined;
+/** The network configuration as far as the early reads need it; not even JSON yet (the skel reports that). */
+function rawConf(stdin: string): { prevResult?: unknown; enforce?: unknown } {
+  try {
+    const conf = JSON.parse(stdin) as unknown;
+    return typeof conf === "object" && conf !== null ? conf : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Gives a read once (the verb takes it); what no verb took is cancelled at the end. */
+function once<T extends Pending<unknown>>(pending: T | undefined, all: Array<Pending<unknown>>): () => T | undefined {
+  if (pending) all.push(pending);
   return () => {
     const taken = pending;
     pending = undefined;
+    if (taken) all.splice(all.indexOf(taken), 1);
     return taken;
   };
+}
+
+/**
+ * The reads every such verb starts with: the pod's namespace; on the node, the enforcement
+ * table (DEL always removes an attachment's chain, whatever the configuration says now) and,
+ * when enforcing, the veths (to find the pod's host side).
+ */
+function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel(): void } {
+  const verb = env.CNI_COMMAND;
+  const netns = env.CNI_NETNS ?? "";
+  const conf = rawConf(stdin);
+  const attached = verb === "ADD" || verb === "CHECK" || verb === "DEL";
+  const enforcing = (verb === "ADD" || verb === "CHECK") && conf.enforce === true;
+  const all: Array<Pending<unknown>> = [];
+  const early = {
+    pod: once(
+      attached && isNamespaceFile(netns)
+        ? startObserve(netns, EVERY_TABLE, { ipv6: mayHoldIpv6(conf.prevResult), keep: verb !== "CHECK" })
+        : undefined,
+      all,
+    ),
+    nft: once(verb === "DEL" || enforcing ? startNftTable(undefined, "netdev", ENFORCE_TABLE) : undefined, all),
+    veths: once(enforcing ? startVeths(undefined) : undefined, all),
+  };
+  const cancel = () => {
+    for (const p of all.splice(0)) p.cancel();
+  };
+  return { ...early, cancel };
 }
 
 async function onPath(tool: string): Promise<boolean> {
@@ -47,7 +89,8 @@ async function readStdin(): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  const early = observeEarly(process.env);
+  const stdin = process.env.CNI_COMMAND ? await readStdin() : "";
+  const early = readEarly(process.env, stdin);
   const [{ dispatch }, { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus }] = await Promise.all([
     import("../cni/skel.js"),
     import("../pod/commands.js"),
@@ -67,14 +110,14 @@ async function main(): Promise<number> {
       },
       {
         env: process.env,
-        readStdin,
+        readStdin: async () => stdin,
         stdout: (t) => process.stdout.write(t),
         stderr: (t) => process.stderr.write(t),
       },
     );
   } finally {
     // A verb that never looked (no gateway for the pod, an invalid config) ends the readers.
-    early()?.cancel();
+    early.cancel();
   }
 }
 

@@ -3,7 +3,8 @@
  * addresses, rules, routes and neighbours; one `iptables-restore --noflush -w` for every table
  * (each table commits atomically); one `sysctl` for all sysctls and one `tc -batch` for all
  * traffic control (both after the links they name exist). The iptables batch does not depend
- * on the links, so it runs in parallel with `ip`. nftables chains go in one `nft -f -`: one
+ * on the links, so it runs in parallel with `ip`. The `ip` batches may go to an observation's
+ * own `ip` processes, still running (observe.ts): two processes fewer on a pod's ADD and DEL. nftables chains go in one `nft -f -`: one
  * transaction, so a chain is replaced whole or not at all. What each line says comes from the
  * kinds' descriptors (kinds.ts); this module only decides which process gets which lines.
  *
@@ -12,7 +13,8 @@
  */
 import type { AnyChange } from "./desired-state.js";
 import { render, type Tool } from "./kinds.js";
-import { run } from "./run.js";
+import type { KeptIp } from "./observe.js";
+import { run, type Started } from "./run.js";
 
 /** The input of each tool for a change list; a tool with nothing to do is absent. */
 export interface Batches {
@@ -50,13 +52,21 @@ export function renderBatches(changes: readonly AnyChange[]): Batches {
   };
 }
 
-/** Applies the changes inside `netns`. Throws a CommandError naming the failed step. */
-export async function apply(netns: string | undefined, changes: readonly AnyChange[]): Promise<void> {
+/**
+ * Applies the changes inside `netns`. Throws a CommandError naming the failed step. `kept`: the
+ * observation's `ip` processes, still running in `netns`; the ip batches go to them (and they
+ * are ended even when there is nothing to send) instead of to new processes.
+ */
+export async function apply(netns: string | undefined, changes: readonly AnyChange[], kept?: KeptIp): Promise<void> {
   const b = renderBatches(changes);
+  const batch = async (argv: string[], input: string | undefined, tool: Started | undefined) => {
+    if (tool) await tool.finish(input ?? "");
+    else if (input) await run(argv, { netns, input });
+  };
   // Sysctls and traffic control name devices, so they follow the ip batch that creates them.
   const ip = async () => {
-    if (b.ip) await run(["ip", "-batch", "-"], { netns, input: b.ip });
-    if (b.ip6) await run(["ip", "-6", "-batch", "-"], { netns, input: b.ip6 });
+    await batch(["ip", "-batch", "-"], b.ip, kept?.ip);
+    await batch(["ip", "-6", "-batch", "-"], b.ip6, kept?.ip6);
     await Promise.all([
       b.sysctl ? run(["sysctl", "-q", "-w", ...b.sysctl], { netns }) : undefined,
       b.tc ? run(["tc", "-batch", "-"], { netns, input: b.tc }) : undefined,

@@ -1,8 +1,8 @@
 /**
- * Reads a namespace's network state back into the desired-state vocabulary, with two
- * processes: one `ip -json -batch` (addresses with link details, rules, the routes of the
- * tables we care about, netconf for sysctls) and one `iptables-save`. Both run in parallel, and
- * can be started before the caller knows which tables it wants.
+ * Reads a namespace's network state back into the desired-state vocabulary, with up to four
+ * processes in parallel: `ip -json -batch` (addresses of both families with link details,
+ * rules, the routes of the tables we care about, netconf for sysctls) and `iptables-save`, and
+ * for IPv6 `ip -6 -json -batch` (rules, routes, netconf) and `ip6tables-save`.
  * nftables tables (the node's enforcement) are read with one `nft list ruleset <family>`.
  *
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
@@ -22,7 +22,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
-import { run, start } from "./run.js";
+import { run, type Started, start } from "./run.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
 interface IpLink {
@@ -98,6 +98,14 @@ export interface Interface {
 export interface Observed {
   state: NetState;
   interfaces: Interface[];
+  /** The `ip` readers of a kept observation (see `startObserve`), waiting for an apply's batches. */
+  kept?: KeptIp;
+}
+
+/** `ip -batch` processes still running after answering: `ip` and (if IPv6 was read) `ip -6`. */
+export interface KeptIp {
+  ip: Started;
+  ip6?: Started;
 }
 
 function toInterface(l: IpLink): Interface {
@@ -117,54 +125,88 @@ export interface ObserveWhat {
   neighbours?: boolean;
 }
 
+/** Every routing table (one `ip route show table all`): what a pod's attachment is read with. */
+export const EVERY_TABLE: ObserveWhat = { tables: "all" };
+
 export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  return startObserve(netns).read(what);
+  return startObserve(netns, what).read();
 }
 
-/** An observation whose processes are already running; what to read is given once it is known. */
-export interface PendingObservation {
-  read(what: ObserveWhat): Promise<Observed>;
+/** A read already running (its process started), to be awaited once it is needed. */
+export interface Pending<T> {
+  read(): Promise<T>;
   cancel(): void;
 }
 
+/** An observation whose processes are already running. */
+export interface PendingObservation extends Pending<Observed> {
+  /** Whether it reads IPv6 state too (rules, routes, sysctls, ip6tables). */
+  readonly ipv6: boolean;
+}
+
 /**
- * Starts the observing processes before the caller knows which tables to read: the two `ip`
- * wait for their batches on stdin, `iptables-save` and `ip6tables-save` need none. A plugin calls
- * this before it has even loaded its configuration code, so their start-up runs while it does.
+ * Starts the observing processes at once, their batches written as they start, so the caller
+ * can do other work (a plugin loads its verbs and validators) while they run. `ipv6: false`
+ * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither,
+ * and each process is a fork of this one plus a tool's start-up on the critical path. For the
+ * same reason `keep` leaves the two `ip` running once they have answered (`ip -batch` answers
+ * each command as it reads it): the changes an apply then makes go to them (`Observed.kept`)
+ * instead of to two new processes.
  */
-export function startObserve(netns: string | undefined): PendingObservation {
-  const ip = start(["ip", "-json", "-details", "-batch", "-"], { netns });
-  const ip6 = start(["ip", "-6", "-json", "-batch", "-"], { netns });
-  const ipt = start(["iptables-save"], { netns });
-  const ip6t = start(["ip6tables-save"], { netns });
+export function startObserve(
+  netns: string | undefined,
+  what: ObserveWhat,
+  options: { ipv6?: boolean; keep?: boolean } = {},
+): PendingObservation {
+  const ipv6 = options.ipv6 ?? true;
+  const keep = options.keep ?? false;
+  const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
+  const batch = [
+    "addr show",
+    "rule show",
+    ...tables,
+    "netconf show",
+    ...(what.neighbours ? ["neigh show nud permanent"] : []),
+    "",
+  ].join("\n");
+  const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
+  const none = Promise.resolve({ stdout: "" });
+  const started: Started[] = [];
+  /**
+   * Starts a reader and writes its input; a kept one keeps stdin open and answers with one line
+   * (one JSON document) per command of its batch.
+   */
+  const begin = (argv: string[], input: string, kept = false) => {
+    const tool = start(argv, { netns });
+    started.push(tool);
+    const out = kept
+      ? tool.ask(input, input.split("\n").length - 1).then((stdout) => ({ stdout }))
+      : tool.finish(input);
+    // Read only by `read`; a cancelled observation nobody reads must not fail the process.
+    out.catch(() => {});
+    return { tool, out };
+  };
+  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch, keep);
+  const ipt = begin(["iptables-save"], "");
+  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6, keep) : undefined;
+  const ip6t = ipv6 ? begin(["ip6tables-save"], "") : undefined;
   return {
-    async read(what) {
-      const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
-      const batch = [
-        "addr show",
-        "rule show",
-        ...tables,
-        "netconf show",
-        ...(what.neighbours ? ["neigh show nud permanent"] : []),
-        "",
-      ].join("\n");
-      const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
+    ipv6,
+    async read() {
       const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
-        ip.finish(batch),
-        ipt.finish(""),
-        ip6.finish(batch6),
-        ip6t.finish(""),
+        ip.out,
+        ipt?.out ?? none,
+        ip6?.out ?? none,
+        ip6t?.out ?? none,
       ]);
-      return parseObservation(
+      const observed = parseObservation(
         { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
         what,
       );
+      return keep ? { ...observed, kept: { ip: ip.tool, ...(ip6 ? { ip6: ip6.tool } : {}) } } : observed;
     },
     cancel() {
-      ip.cancel();
-      ip6.cancel();
-      ipt.cancel();
-      ip6t.cancel();
+      for (const p of started) p.cancel();
     },
   };
 }
@@ -449,23 +491,47 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
  * The chains of one nftables table of a namespace: none when it does not exist yet, or when nft
  * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
  */
+export function startNftTable(
+  netns: string | undefined,
+  family: NftChain["family"],
+  name: string,
+): Pending<NftChain[]> {
+  const argv = ["nft", "list", "table", family, name];
+  const p = start(argv, { netns, allowFailure: true });
+  const out = p.finish("");
+  return {
+    async read() {
+      const r = await out;
+      if (r.exitCode !== 0) {
+        if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
+        await run(argv, { netns });
+      }
+      return parseNftRuleset(r.stdout);
+    },
+    cancel: p.cancel,
+  };
+}
+
 export async function observeNftTable(
   netns: string | undefined,
   family: NftChain["family"],
   name: string,
 ): Promise<NftChain[]> {
-  const r = await run(["nft", "list", "table", family, name], { netns, allowFailure: true });
-  if (r.exitCode !== 0) {
-    if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
-    await run(["nft", "list", "table", family, name], { netns });
-  }
-  return parseNftRuleset(r.stdout);
+  return startNftTable(netns, family, name).read();
 }
 
 /** The namespace's veth devices (the host sides of pod attachments live among them). */
-export async function observeVeths(netns: string | undefined): Promise<Interface[]> {
-  const r = await run(["ip", "-json", "link", "show", "type", "veth"], { netns });
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
+export function startVeths(netns: string | undefined): Pending<Interface[]> {
+  const p = start(["ip", "-json", "link", "show", "type", "veth"], { netns });
+  const out = p.finish("");
+  out.catch(() => {});
+  return {
+    async read() {
+      const r = await out;
+      return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
+    },
+    cancel: p.cancel,
+  };
 }
 
 /**

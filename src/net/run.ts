@@ -10,6 +10,7 @@
  * and loading execa costs ~45 ms there (measured: bundled `execa("true")` 80 ms vs spawn 35 ms).
  */
 import { spawn } from "node:child_process";
+import type { Socket } from "node:net";
 
 /** Where a runtime's minimal environment may not point PATH (DEL often gets almost nothing). */
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -98,6 +99,14 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
 export interface Started {
   /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. */
   finish(input: string): Promise<RunResult>;
+  /**
+   * Writes `input` and keeps stdin open; resolves with what the tool printed since the last
+   * `ask` once that holds `lines` lines. For a tool that answers each line of a batch as it
+   * reads it (`ip -json -batch -`), so the same process can later `finish` with more lines.
+   * Until then it does not keep this process alive: if nothing finishes it, it reads EOF at
+   * our exit and ends without doing anything more. Throws as `run` does if the tool exits first.
+   */
+  ask(input: string, lines: number): Promise<string>;
   /** The tool is not needed after all: ends it (it only ever reads). */
   cancel(): void;
 }
@@ -110,18 +119,27 @@ export function start(argv: readonly string[], options: Omit<RunOptions, "input"
   const full = options.netns ? ["nsenter", `--net=${options.netns}`, "--", ...argv] : [...argv];
   const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
   const child = spawnCollect(full, env);
+  const failure = (result: RunResult) =>
+    new CommandError(
+      describe(argv, options.netns),
+      result.exitCode < 0 ? undefined : result.exitCode,
+      result.stderr,
+      hintFor(result.stderr),
+    );
   return {
     async finish(input) {
       const result = await child.finish(input);
-      if (result.exitCode !== 0 && !options.allowFailure) {
-        throw new CommandError(
-          describe(argv, options.netns),
-          result.exitCode < 0 ? undefined : result.exitCode,
-          result.stderr,
-          hintFor(result.stderr),
-        );
-      }
+      if (result.exitCode !== 0 && !options.allowFailure) throw failure(result);
       return result;
+    },
+    async ask(input, lines) {
+      const answer = await child.ask(input, lines);
+      if (answer !== undefined) return answer;
+      // It exited before answering: its status and stderr say why.
+      const result = await child.finish("");
+      throw failure(
+        result.exitCode === 0 ? { ...result, exitCode: -1, stderr: `${result.stderr}exited before answering` } : result,
+      );
     },
     cancel: child.cancel,
   };
@@ -131,13 +149,39 @@ export function start(argv: readonly string[], options: Omit<RunOptions, "input"
 function spawnCollect(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { finish(input: string): Promise<RunResult>; cancel(): void } {
+): {
+  finish(input: string): Promise<RunResult>;
+  ask(input: string, lines: number): Promise<string | undefined>;
+  cancel(): void;
+} {
   const [file, ...args] = argv as [string, ...string[]];
   const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let spawnError = "";
-  child.stdout.on("data", (d: Buffer) => out.push(d));
+  /** Where the output not yet given to an `ask` starts, and the pending `ask`. */
+  let answered = 0;
+  let waiting: { lines: number; resolve(text: string | undefined): void } | undefined;
+  let closed = false;
+  const answer = () => {
+    if (!waiting) return;
+    const text = Buffer.concat(out).toString("utf8").slice(answered);
+    let lines = 0;
+    for (let i = text.indexOf("\n"); i >= 0 && lines < waiting.lines; i = text.indexOf("\n", i + 1)) {
+      lines++;
+      if (lines === waiting.lines) {
+        answered += i + 1;
+        const w = waiting;
+        waiting = undefined;
+        w.resolve(text.slice(0, i + 1));
+        return;
+      }
+    }
+  };
+  child.stdout.on("data", (d: Buffer) => {
+    out.push(d);
+    answer();
+  });
   child.stderr.on("data", (d: Buffer) => err.push(d));
   child.on("error", (e: NodeJS.ErrnoException) => {
     spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
@@ -147,14 +191,33 @@ function spawnCollect(
   });
   const done = new Promise<RunResult>((resolve) => {
     child.on("close", (code, signal) => {
+      closed = true;
+      waiting?.resolve(undefined);
+      waiting = undefined;
       const stderr = Buffer.concat(err).toString("utf8") + spawnError + (signal ? `killed by ${signal}` : "");
       resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr, exitCode: code ?? -1 });
     });
   });
+  // With stdio "pipe" each is a net.Socket, which (unlike the stream types it is declared as) can be unref'd.
+  const pipes = [child.stdin, child.stdout, child.stderr] as unknown as Socket[];
   return {
     finish(input) {
+      child.ref();
+      for (const p of pipes) p.ref();
       child.stdin.end(input);
       return done;
+    },
+    ask(input, lines) {
+      const reply = new Promise<string | undefined>((resolve) => {
+        if (closed) resolve(undefined);
+        else waiting = { lines, resolve };
+      });
+      if (!closed) child.stdin.write(input);
+      answer();
+      return reply.finally(() => {
+        child.unref();
+        for (const p of pipes) p.unref();
+      });
     },
     cancel() {
       child.stdin.end();

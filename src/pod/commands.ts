@@ -9,6 +9,7 @@
  *   GC    diff(nothing, observed) within enforcement chains of attachments no longer valid
  */
 import { CniError, ErrorCode } from "../cni/errors.js";
+import { mayHoldIpv6 } from "../cni/families.js";
 import { delegate } from "../cni/ipam.js";
 import type { CniEnv } from "../cni/protocol.js";
 import { type PodAddresses, podAddresses, podIdentity } from "../cni/result.js";
@@ -16,8 +17,18 @@ import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import type { Route } from "../net/objects.js";
-import { type Observed, observeNftTable, observeVeths, type PendingObservation, startObserve } from "../net/observe.js";
+import type { NftChain, Route } from "../net/objects.js";
+import {
+  EVERY_TABLE,
+  type Interface,
+  type Observed,
+  observeNftTable,
+  type Pending,
+  type PendingObservation,
+  startNftTable,
+  startObserve,
+  startVeths,
+} from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -42,8 +53,18 @@ export interface Invocation {
   stdin: string;
   /** The process environment, passed on to an IPAM plugin. */
   processEnv: NodeJS.ProcessEnv;
-  /** The pod namespace's observation if the main started it already; gives it once. */
-  early?: () => PendingObservation | undefined;
+  /** The reads the main started already. */
+  early?: EarlyReads;
+}
+
+/** Reads the main starts before the verbs are loaded; each gives its read once (then undefined). */
+export interface EarlyReads {
+  /** The pod's namespace. */
+  pod(): PendingObservation | undefined;
+  /** The node's enforcement table. */
+  nft(): Pending<NftChain[]> | undefined;
+  /** The node's veths. */
+  veths(): Pending<Interface[]> | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -92,26 +113,32 @@ function ownSlots(config: PluginConfig, o: Observed, ifname: string): Slot[] {
 /**
  * The pod's namespace. Every routing table is read (one `ip route show table all`): DEL must
  * find the table the attachment recorded, whatever the configuration says now. Its first
- * observation may already be under way (started by the main).
+ * observation may already be under way (started by the main). IPv6 is read when the prevResult
+ * may have given the attachment IPv6 state (families.ts), or when the tunnel turns out to hold
+ * an IPv6 address all the same: then it is read again with IPv6, so DEL and CHECK find it.
  */
 function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed) => NetState): Target {
   const { netns, ifname } = inv.env;
-  return {
-    netns,
-    where: "",
-    scope: (o) => podScope(ifname, ownSlots(config, o, ifname)),
-    observe: () => (inv.early?.() ?? startObserve(netns)).read({ tables: "all" }),
-    desired,
+  const device = names(ifname).device;
+  const ipv6 = mayHoldIpv6(config.prevResult);
+  // What ADD and DEL change goes to the observation's own ip processes; CHECK changes nothing.
+  const keep = inv.env.command !== "CHECK";
+  const observe = async (): Promise<Observed> => {
+    const pending = inv.early?.pod() ?? startObserve(netns, EVERY_TABLE, { ipv6, keep });
+    const o = await pending.read();
+    if (pending.ipv6 || !o.state.addresses.some((a) => a.dev === device && familyOf(a.local) === 6)) return o;
+    o.kept?.ip.cancel();
+    return startObserve(netns, EVERY_TABLE, { ipv6: true, keep }).read();
   };
+  return { netns, where: "", scope: (o) => podScope(ifname, ownSlots(config, o, ifname)), observe, desired };
 }
 
 /** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
-function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean): Target {
+function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean, early?: EarlyReads): Target {
   const observeNode = async (): Promise<Observed> => {
-    const [nftChains, interfaces] = await Promise.all([
-      observeNftTable(undefined, "netdev", ENFORCE_TABLE),
-      withVeths ? observeVeths(undefined) : [],
-    ]);
+    const nft = early?.nft() ?? startNftTable(undefined, "netdev", ENFORCE_TABLE);
+    const veths = withVeths ? (early?.veths() ?? startVeths(undefined)) : undefined;
+    const [nftChains, interfaces] = await Promise.all([nft.read(), veths?.read() ?? []]);
     return { state: stateOf({ nftChains }), interfaces };
   };
   return { netns: undefined, where: "on the node: ", scope: () => scope, observe: observeNode, desired };
@@ -139,7 +166,7 @@ async function reconcile(verb: string, targets: Target[]): Promise<void> {
   try {
     const pod = podObservation(targets, before);
     const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, scopes[i]!));
-    await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!)));
+    await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!, before[i]!.kept)));
   } catch (e) {
     await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, scopes[i]!), scopes[i]!)));
     throw applyError(verb, e);
@@ -150,7 +177,7 @@ async function reconcile(verb: string, targets: Target[]): Promise<void> {
 async function rollback(t: Target, target: NetState, scope: Scope): Promise<void> {
   try {
     const now = await t.observe();
-    await apply(t.netns, diff(target, now.state, scope));
+    await apply(t.netns, diff(target, now.state, scope), now.kept);
   } catch (e) {
     log(`rolling back a failed ADD: ${(e as Error).message}`);
   }
@@ -279,7 +306,12 @@ function attachedTargets(
       });
     };
     targets.push(
-      nodeTarget(enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])), enforced, true),
+      nodeTarget(
+        enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])),
+        enforced,
+        true,
+        inv.early,
+      ),
     );
   }
   return targets;
@@ -322,6 +354,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])),
     () => emptyState(),
     false,
+    inv.early,
   );
   try {
     await reconcile("DEL", status === "present" ? [node, podTarget(inv, config, () => emptyState())] : [node]);

@@ -31,6 +31,24 @@ describe("ip", () => {
       expect(familyOf(bad)).toBeUndefined();
   });
 
+  it("takes exactly the IPv6 forms node:net's isIPv6 takes (without zone id or dotted tail)", () => {
+    for (const good of ["::", "::1", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1::2:3:4:5:6:7"])
+      expect(familyOf(good)).toBe(6);
+    for (const bad of [
+      "",
+      ":",
+      ":::",
+      ":1::",
+      "1::2::3",
+      "12345::",
+      "1:2:3:4:5:6:7",
+      "1:2:3:4:5:6::7:8",
+      "1:2:3:4:5:6:7:8::",
+      " ::1",
+    ])
+      expect(familyOf(bad)).toBeUndefined();
+  });
+
   it("formats addresses canonically (RFC 5952 for IPv6, what ip and ip6tables print)", () => {
     expect(formatIP(4, 0x0a160005n)).toBe("10.22.0.5");
     expect(canonicalIP("2001:0DB8:0000:0000:0000:0000:0000:0010")).toBe("2001:db8::10");
