@@ -27,7 +27,10 @@ import {
   observeFdb,
   observeNdp,
   observeNeighbours,
+  observeNftTable,
   observeTrackedSources,
+  observeTrackedSources6,
+  type TrackedSource6,
 } from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { run } from "../net/run.js";
@@ -42,6 +45,7 @@ import {
   isTunnelDevice,
   type LearnedPods,
   learnedPods,
+  NFT_TABLE,
   planGateway,
   podNeighbours,
   TUNNEL_MINOR,
@@ -63,6 +67,7 @@ interface Snapshot {
   fdb: FdbEntry[];
   tracked: string[];
   ndp: Neighbour[];
+  tracked6: TrackedSource6[];
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -91,23 +96,28 @@ async function snapshot(
   const fdbP = neighbours ? observeFdb(netns, tunnels) : Promise.resolve([]);
   const trackedP = neighbours ? observeTrackedSources(netns) : Promise.resolve([]);
   const ndpP = neighbours ? observeNdp(netns, tunnels) : Promise.resolve([]);
+  const tracked6P = neighbours ? observeTrackedSources6(netns) : Promise.resolve([]);
+  const nftP = neighbours ? observeNftTable(netns, "ip6", NFT_TABLE) : Promise.resolve([]);
   const ourRootDev = qdiscs.find((q) => q.parent === "root" && q.handle === OUR_ROOT && !tunnels.includes(q.dev))?.dev;
   const uplink = uplinkWanted ?? ourRootDev ?? defaultRouteDev(observed);
   if (!uplink)
     throw new GatewayError('no uplink: this namespace has no default route; set "uplink" in the configuration');
   if (!observed.interfaces.some((l) => l.name === uplink))
     throw new GatewayError(`uplink ${uplink} does not exist in this namespace`);
-  const [classes, fdb, tracked, ndp] = await Promise.all([
+  const [classes, fdb, tracked, ndp, tracked6, nftChains] = await Promise.all([
     observeClasses(netns, [uplink, ...tunnels]),
     fdbP,
     trackedP,
     ndpP,
+    tracked6P,
+    nftP,
   ]);
   const countersAt = process.hrtime.bigint();
   const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink, countersAt, fdb, tracked, ndp };
+  observed.state.nftChains = nftChains;
+  return { observed, tc, uplink, countersAt, fdb, tracked, ndp, tracked6 };
 }
 
 export interface Outcome {
@@ -160,24 +170,26 @@ export async function applyConfig(
     fdb: snap.fdb,
     tracked: snap.tracked,
     ndp: snap.ndp,
+    tracked6: snap.tracked6,
   });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
 
 /**
  * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
- * removed FDB entry changes. Three processes (the FDB, conntrack, the permanent neighbours), so it can
+ * removed FDB entry changes. A few processes (the FDB, conntrack of both families, the neighbours), so it can
  * follow the kernel's notifications; everything else waits for the next full reconcile.
  */
 export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours, ndp] = await Promise.all([
+  const [fdb, tracked, neighbours, ndp, tracked6] = await Promise.all([
     observeFdb(opts.netns, devices),
     observeTrackedSources(opts.netns),
     observeNeighbours(opts.netns),
     observeNdp(opts.netns, devices),
+    observeTrackedSources6(opts.netns),
   ]);
-  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp) });
+  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp, tracked6) });
   const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.length) await apply(opts.netns, changes);
