@@ -5,7 +5,9 @@
  * dual-stack cluster cares about: the chain's result still carries both families unchanged, the
  * pod's IPv4 leaves through the gateway as before, and its private IPv6 (the cluster's ULA) goes
  * direct, never into the tunnel; a narrower path past the gateway answers with Packet Too Big
- * and that reaches the pod; and the gateway's IPv6 state goes with its tenant and with `reset`.
+ * and that reaches the pod; the gateway's IPv6 state goes with its tenant and with `reset`; and
+ * an open IPv6 flow outlives a rebuilt tunnel (the pod's IPv6 entry comes back from conntrack)
+ * and a killed and restarted gateway daemon.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
