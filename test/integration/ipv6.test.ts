@@ -271,8 +271,10 @@ describe("dual stack", () => {
     expect((await gatewayCli(gw.ns, ["reset"])).exitCode).toBe(0);
     expect(await gatewayIPv6(100, podIP6)).toEqual([]);
     const inGw = async (...args: string[]) => (await run(["ip", "netns", "exec", gw.ns, ...args])).stdout;
-    // Its chains are gone; the conntrack keeper (TE-GW-CONNTRACK) stays by design, as in IPv4.
+    // Its chains are gone (the nftables one that pairs IPv6 with MACs too, its table left empty);
+    // the conntrack keeper (TE-GW-CONNTRACK) stays by design, as in IPv4.
     expect(await inGw("ip6tables-save")).not.toMatch(/TEG-/);
+    expect(await inGw("nft", "list", "table", "ip6", "tenant-egress-gateway")).not.toMatch(/\bchain\b/);
     expect(await inGw("ip", "-6", "-o", "addr", "show")).not.toMatch(/\btev/);
     // The gateway's own uplink address stays: reset removes only what it made.
     expect(await inGw("ip", "-6", "-o", "addr", "show", "dev", "eth0")).toContain(gw.ip6);
