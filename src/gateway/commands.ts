@@ -30,7 +30,10 @@ import {
   observeLinks,
   observeNdp,
   observeNeighbours,
+  observeNftTable,
   observeTrackedSources,
+  observeTrackedSources6,
+  type TrackedSource6,
 } from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
 import { run } from "../net/run.js";
@@ -45,6 +48,7 @@ import {
   isTunnelDevice,
   type LearnedPods,
   learnedPods,
+  NFT_TABLE,
   planGateway,
   podNeighbours,
   TUNNEL_MINOR,
@@ -66,6 +70,7 @@ interface Snapshot {
   fdb: FdbEntry[];
   tracked: string[];
   ndp: Neighbour[];
+  tracked6: TrackedSource6[];
 }
 
 function defaultRouteDev(o: Observed): string | undefined {
@@ -99,7 +104,7 @@ function uplinkOf(
   return uplink;
 }
 
-/** Everything the gateway owns as it is now; neighbours and learned pods only when they will be compared. */
+/** Everything the gateway owns as it is now, and the facts its learned pods come from (FDB, conntrack, NDP). */
 async function snapshot(netns: string | undefined, uplinkWanted: string | undefined): Promise<Snapshot> {
   const [observed, qdiscs] = await Promise.all([
     observe(netns, { tables: [MAIN_TABLE], neighbours: true }),
@@ -109,18 +114,23 @@ async function snapshot(netns: string | undefined, uplinkWanted: string | undefi
   const fdbP = observeFdb(netns, tunnels);
   const trackedP = observeTrackedSources(netns);
   const ndpP = observeNdp(netns, tunnels);
+  const tracked6P = observeTrackedSources6(netns);
+  const nftP = observeNftTable(netns, "ip6", NFT_TABLE);
   const uplink = uplinkOf(uplinkWanted, qdiscs, tunnels, defaultRouteDev(observed), observed.interfaces);
-  const [classes, fdb, tracked, ndp] = await Promise.all([
+  const [classes, fdb, tracked, ndp, tracked6, nftChains] = await Promise.all([
     observeClasses(netns, [uplink, ...tunnels]),
     fdbP,
     trackedP,
     ndpP,
+    tracked6P,
+    nftP,
   ]);
   const countersAt = process.hrtime.bigint();
   const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
   observed.state.classes = tc.classes;
-  return { observed, tc, uplink, countersAt, fdb, tracked, ndp };
+  observed.state.nftChains = nftChains;
+  return { observed, tc, uplink, countersAt, fdb, tracked, ndp, tracked6 };
 }
 
 export interface Outcome {
@@ -173,24 +183,26 @@ export async function applyConfig(
     fdb: snap.fdb,
     tracked: snap.tracked,
     ndp: snap.ndp,
+    tracked6: snap.tracked6,
   });
   return reconcile(opts.netns, desired, snap, gatewayScope(snap.uplink), !!opts.dryRun, learnedPods(config, snap.fdb));
 }
 
 /**
  * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
- * removed FDB entry changes. Three processes (the FDB, conntrack, the permanent neighbours), so it can
+ * removed FDB entry changes. A few processes (the FDB, conntrack of both families, the neighbours), so it can
  * follow the kernel's notifications; everything else waits for the next full reconcile.
  */
 export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours, ndp] = await Promise.all([
+  const [fdb, tracked, neighbours, ndp, tracked6] = await Promise.all([
     observeFdb(opts.netns, devices),
     observeTrackedSources(opts.netns),
     observeNeighbours(opts.netns),
     observeNdp(opts.netns, devices),
+    observeTrackedSources6(opts.netns),
   ]);
-  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp) });
+  const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp, tracked6) });
   const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.length) await apply(opts.netns, changes);

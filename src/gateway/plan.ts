@@ -14,6 +14,8 @@
  *   its entry and its replies flow again with its next packet, with no ARP (which a tunnel
  *   without a default destination could not send anyway). A learned MAC that is no derived
  *   MAC of the tenant's overlay breaks the contract between the two halves and is reported;
+ *   a pod's overlay IPv6 cannot be read from its MAC, so the gateway has conntrack keep the
+ *   pairing (see pairingChain): a pod with open IPv6 flows keeps its IPv6 entry across a rebuild too;
  * - its own iptables chains, named after its VNI: VXLAN for this VNI is accepted only from the
  *   allowed underlay sources; what comes out of the tunnel must carry an overlay source and may
  *   only go to the uplink (no tenant-to-tenant forwarding); SNAT on the uplink; upload traffic
@@ -35,6 +37,8 @@
  * same result. So a chain outside every scope the gateway deletes keeps tracking on, and drops
  * INVALID packets from the uplink instead of letting the kernel answer them.
  */
+
+import { endianness } from "node:os";
 import {
   type Address,
   type Chain,
@@ -42,13 +46,14 @@ import {
   type Jump,
   type Neighbour,
   type NetState,
+  type NftChain,
   type Qdisc,
   type Scope,
   type Sysctl,
   type TcClass,
 } from "../net/desired-state.js";
 import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
-import type { FdbEntry } from "../net/observe.js";
+import type { FdbEntry, TrackedSource6 } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
 import { overlayIPOfMac, overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
 import type { GatewayConfig, GatewayTenant } from "./config.js";
@@ -79,6 +84,8 @@ export interface GatewayFacts {
   tracked: readonly string[];
   /** The tunnels' IPv6 neighbour entries in any state: what pods' neighbour discovery taught the kernel. */
   ndp: readonly Neighbour[];
+  /** Original sources of tracked IPv6 connections, with the MAC bits pairingChain recorded (absent: none). */
+  tracked6?: readonly TrackedSource6[];
 }
 
 export const tunnelDevice = (vni: number) => `tev${vni}`;
@@ -100,6 +107,7 @@ export function gatewayScope(uplink: string): Scope {
     chain: (_t, name) => name.startsWith("TEG-"),
     tcRoot: (dev) => dev === uplink || isTunnelDevice(dev),
     tcClass: (dev, classid) => (dev === uplink || isTunnelDevice(dev)) && classid.startsWith(`${H}:`),
+    nftChain: (table) => table === NFT_TABLE,
   };
 }
 
@@ -179,13 +187,15 @@ const isHost6 = (t: GatewayTenant, ip: string): boolean => {
  * address its tunnel has) with its MAC, and the gateway keeps that as a neighbour entry. Made
  * permanent while the pod is learned, it keeps server pushes to an idle pod working over IPv6
  * too: the gateway never has to solicit (a multicast a tunnel without a default destination
- * could not deliver).
+ * could not deliver). A rebuilt tunnel has no such entries; conntrack's marks bring back those
+ * of pods with open IPv6 flows (pairingChain), as its sources do for IPv4.
  */
 export function podNeighbours(
   config: GatewayConfig,
   fdb: readonly FdbEntry[],
   tracked: readonly string[],
   ndp: readonly Neighbour[] = [],
+  tracked6: readonly TrackedSource6[] = [],
 ): Neighbour[] {
   const out = new Map<string, Neighbour>();
   const byDev = new Map(config.tenants.map((t) => [tunnelDevice(t.vni), t]));
@@ -199,7 +209,65 @@ export function podNeighbours(
     const t = config.tenants.find((x) => isHost(x, ip));
     if (t) out.set(`${tunnelDevice(t.vni)} ${ip}`, { dev: tunnelDevice(t.vni), ip, mac: overlayMac(ip) });
   }
+  // What neighbour discovery says now wins over what a connection recorded when it opened.
+  for (const n of pairedNeighbours(config, tracked6)) if (!out.has(`${n.dev} ${n.ip}`)) out.set(`${n.dev} ${n.ip}`, n);
   return [...out.values()];
+}
+
+/**
+ * The gateway's nftables table (ip6 family). Only chains are ours in it, so it stays, empty,
+ * after `reset` (as the node's enforcement table does).
+ */
+export const NFT_TABLE = "tenant-egress-gateway";
+const PAIRING_CHAIN = "pod-macs";
+
+/**
+ * What pairs a pod's overlay IPv6 with its MAC across a rebuild. Neighbour discovery pairs them
+ * only in the tunnel's neighbour entries, which go with the tunnel; a rebuilt tunnel cannot
+ * solicit them again (a multicast, and it has no flood destination), and the pod solicits the
+ * gateway again only once its own entry for it goes stale (tens of seconds), so until then the
+ * replies to its IPv6 are lost. Conntrack outlives the tunnel, so the first packet of each IPv6
+ * connection from a tunnel writes the last four bytes of its source MAC (02:7e:<overlay IPv4>)
+ * into the connection's mark, after conntrack has seen it (priority -150 > -200); `apply` reads
+ * them back with the sources (pairedNeighbours). A mark per connection, not per packet: one rule
+ * on the first packet, nothing to expire (the pairing goes with the connection). No other part of
+ * the gateway uses connection marks; iptables cannot copy packet bytes into one, nftables can.
+ */
+function pairingChain(): NftChain {
+  return {
+    family: "ip6",
+    table: NFT_TABLE,
+    name: PAIRING_CHAIN,
+    hook: "prerouting",
+    device: "",
+    priority: -150,
+    policy: "accept",
+    comment: "tenant-egress gateway: pods' IPv6 paired with their MACs",
+    rules: ['iifname "tev*" ct state new ct mark set @ll,64,32'],
+  };
+}
+
+/** The overlay IPv4 pairingChain recorded in a mark: the MAC's bytes as they lie in the host's u32. */
+export function markedIPv4(mark: number, order = endianness()): string {
+  const b = Buffer.alloc(4);
+  if (order === "LE") b.writeUInt32LE(mark);
+  else b.writeUInt32BE(mark);
+  return [...b].join(".");
+}
+
+/**
+ * The IPv6 neighbours conntrack's marks pair: an overlay IPv6 of a tenant whose connections
+ * all carry the same derived MAC of that tenant's overlay (several: no pairing to trust).
+ */
+function pairedNeighbours(config: GatewayConfig, tracked6: readonly TrackedSource6[]): Neighbour[] {
+  const macs = new Map<string, Set<string>>();
+  for (const t of tracked6)
+    if (t.mark !== 0) (macs.get(t.ip) ?? macs.set(t.ip, new Set()).get(t.ip)!).add(markedIPv4(t.mark));
+  return [...macs].flatMap(([ip, ipv4s]) => {
+    const ipv4 = [...ipv4s][0]!;
+    const t = config.tenants.find((x) => isHost6(x, ip) && isHost(x, ipv4));
+    return ipv4s.size === 1 && t ? [{ dev: tunnelDevice(t.vni), ip, mac: overlayMac(ipv4) }] : [];
+  });
 }
 
 /**
@@ -259,19 +327,22 @@ export interface GatewayState6 {
   addresses: Address[];
   chains: Chain[];
   jumps: Jump[];
+  nftChains: NftChain[];
 }
 
 /**
  * IPv6 forwarding, each tenant's overlay IPv6 on its tunnel, and the twins of its forwarding,
- * NAT (to `snat6`, or MASQUERADE to the uplink's IPv6) and classification. The tunnels, their
+ * NAT (to `snat6`, or MASQUERADE to the uplink's IPv6) and classification, and the chain that
+ * pairs pods' IPv6 with their MACs in conntrack (pairingChain). The tunnels, their
  * neighbour entries (IPv6 twins included, see podNeighbours) and the HTB classes are the
  * IPv4 plan's: the download class on a tunnel already counts both families.
  */
 export function planGateway6(config: GatewayConfig, f: Pick<GatewayFacts, "uplink">): GatewayState6 {
-  const state: GatewayState6 = { sysctls: [], addresses: [], chains: [], jumps: [] };
+  const state: GatewayState6 = { sysctls: [], addresses: [], chains: [], jumps: [], nftChains: [] };
   if (config.tenants.length === 0) return state;
   const keeper = conntrackKeeper(f.uplink);
   state.sysctls.push({ dev: "all", name: "forwarding", value: 1 });
+  state.nftChains.push(pairingChain());
   state.chains.push(keeper.chain);
   state.jumps.push(keeper.jump);
   for (const t of config.tenants) {
@@ -356,12 +427,13 @@ export function planGateway(config: GatewayConfig, f: GatewayFacts): NetState {
     state.classes.push(down);
   }
 
-  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked, f.ndp));
+  state.neighbours.push(...podNeighbours(config, f.fdb, f.tracked, f.ndp, f.tracked6));
   const v6 = planGateway6(config, f);
   state.addresses.push(...v6.addresses);
   state.sysctls6.push(...v6.sysctls);
   state.chains6.push(...v6.chains);
   state.jumps6.push(...v6.jumps);
+  state.nftChains.push(...v6.nftChains);
   const uplinkRoot: Qdisc = { dev: uplink, parent: "root", handle: `${H}:`, kind: "htb", defaultClass: DEFAULT_MINOR };
   state.qdiscs.push(uplinkRoot, ...uplinkClasses.map((c) => leafQdisc(f.leaf, c)));
   state.classes.push(root, ...uplinkClasses);

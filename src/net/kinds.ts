@@ -416,7 +416,7 @@ const nftChains: Descriptor<"nftChains"> = {
         line("nft", 1, `delete chain ${at}`),
         ...(put(c)
           ? [
-              `add chain ${at} { type filter hook ${ch.hook} device "${ch.device}" priority ${ch.priority}; policy ${ch.policy}; comment "${ch.comment}"; }`,
+              `add chain ${at} { type filter hook ${ch.hook}${ch.device ? ` device "${ch.device}"` : ""} priority ${ch.priority}; policy ${ch.policy}; comment "${ch.comment}"; }`,
               ...ch.rules.map((r) => `add rule ${at} ${r}`),
             ].map((t) => line("nft", 2, t))
           : []),

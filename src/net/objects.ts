@@ -118,7 +118,9 @@ export interface TcClass {
 }
 
 /**
- * A base chain we own in an nftables table: the netdev family hooks one device's ingress. Rules
+ * A base chain we own in an nftables table: the netdev family hooks one device's ingress (the
+ * node's enforcement), the ip6 family a hook of the whole namespace (the gateway's, which needs
+ * conntrack, and so runs after it; `device` is then ""). Rules
  * are in `nft list`'s printed form (see canonicalNftRule), so observed and desired compare as
  * text; the comment names the owner, so GC can judge a chain from the kernel alone. The table is
  * shared (many owners' chains side by side, one per attachment), so ownership is per chain and
@@ -127,10 +129,10 @@ export interface TcClass {
  * (measured: 0.5-0.9 s at 100 pods vs 35 ms in one table).
  */
 export interface NftChain {
-  family: "netdev";
+  family: "netdev" | "ip6";
   table: string;
   name: string;
-  hook: "ingress";
+  hook: "ingress" | "prerouting";
   device: string;
   priority: number;
   policy: "accept" | "drop";

@@ -278,6 +278,29 @@ export function parseConntrackSources(text: string): string[] {
   return [...out];
 }
 
+/** A tracked IPv6 connection's original source, with the mark conntrack holds for it (0: none). */
+export interface TrackedSource6 {
+  ip: string;
+  mark: number;
+}
+
+/** The original sources and marks of the IPv6 connections the namespace tracks (one `conntrack -L -f ipv6`). */
+export async function observeTrackedSources6(netns: string | undefined): Promise<TrackedSource6[]> {
+  const r = await run(["conntrack", "-L", "-f", "ipv6"], { netns });
+  return parseConntrackSources6(r.stdout);
+}
+
+/** Each distinct (original source, mark) pair once. */
+export function parseConntrackSources6(text: string): TrackedSource6[] {
+  const out = new Map<string, TrackedSource6>();
+  for (const line of text.split("\n")) {
+    const src = / src=([0-9a-f:]+) /.exec(line)?.[1];
+    const mark = Number(/ mark=(\d+)/.exec(line)?.[1] ?? 0);
+    if (src?.includes(":")) out.set(`${src} ${mark}`, { ip: src, mark });
+  }
+  return [...out.values()];
+}
+
 /** A learned (or static) FDB entry of a VXLAN device: MAC → the VTEP that sent it. */
 export interface FdbEntry {
   dev: string;
@@ -496,7 +519,8 @@ export function startNftTable(
   family: NftChain["family"],
   name: string,
 ): Pending<NftChain[]> {
-  const argv = ["nft", "list", "table", family, name];
+  // -y: priorities as numbers (nft otherwise prints the ip families' as "mangle + 1").
+  const argv = ["nft", "-y", "list", "table", family, name];
   const p = start(argv, { netns, allowFailure: true });
   const out = p.finish("");
   return {
@@ -535,13 +559,13 @@ export function startVeths(netns: string | undefined): Pending<Interface[]> {
 }
 
 /**
- * Parses `nft list` output: the base chains of netdev tables (comment, hook, device, priority,
+ * Parses `nft -y list` output: the base chains of netdev and ip6 tables (comment, hook, device, priority,
  * policy) and their rule lines. Anything else inside a table (sets, flowtables, other people's
  * constructs) is skipped by brace depth, so it cannot be mistaken for a rule.
  */
 export function parseNftRuleset(text: string): NftChain[] {
   const chains: NftChain[] = [];
-  let table: string | undefined;
+  let table: { family: NftChain["family"]; name: string } | undefined;
   let chain: NftChain | undefined;
   let depth = 0;
   for (const raw of text.split("\n")) {
@@ -554,16 +578,16 @@ export function parseNftRuleset(text: string): NftChain[] {
       continue;
     }
     if (depth === 0) {
-      const m = /^table (netdev) (\S+) \{$/.exec(line);
-      if (m) table = m[2]!;
+      const m = /^table (netdev|ip6) (\S+) \{$/.exec(line);
+      if (m) table = { family: m[1] as NftChain["family"], name: m[2]! };
     } else if (depth === 1) {
       const ch = /^chain (\S+) \{$/.exec(line);
       if (ch && table) {
         chain = {
-          family: "netdev",
-          table,
+          family: table.family,
+          table: table.name,
           name: ch[1]!,
-          hook: "ingress",
+          hook: table.family === "netdev" ? "ingress" : "prerouting",
           device: "",
           priority: 0,
           policy: "accept",

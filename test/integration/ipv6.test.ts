@@ -5,14 +5,18 @@
  * dual-stack cluster cares about: the chain's result still carries both families unchanged, the
  * pod's IPv4 leaves through the gateway as before, and its private IPv6 (the cluster's ULA) goes
  * direct, never into the tunnel; a narrower path past the gateway answers with Packet Too Big
- * and that reaches the pod; and the gateway's IPv6 state goes with its tenant and with `reset`.
+ * and that reaches the pod; the gateway's IPv6 state goes with its tenant and with `reset`; and
+ * an open IPv6 flow outlives a rebuilt tunnel (the pod's IPv6 entry comes back from conntrack)
+ * and a killed and restarted gateway daemon.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyConfig, reset } from "../../src/gateway/commands.js";
+import { parseGatewayConfig } from "../../src/gateway/config.js";
 import { cni, cnitool, type Network, writeBridgeConflist } from "../../src/lab/cni-client.js";
 import { rulePackets, snmpCounter } from "../../src/lab/counters.js";
-import { applyGateway, gatewayCli } from "../../src/lab/gateway-cli.js";
+import { applyGateway, gatewayCli, startGatewayDaemon } from "../../src/lab/gateway-cli.js";
 import { runPlugin } from "../../src/lab/plugin-runner.js";
 import type { Background } from "../../src/lab/process.js";
 import { waitSettled } from "../../src/lab/snapshot.js";
@@ -30,12 +34,13 @@ let pod: string;
 let result: { ips: Array<{ address: string }> };
 
 const acme = labTenant("acme", 100, "172.16.0.0/24");
+const gatewayConfig = { linkRate: "100mbit", tenants: [acme] };
 
 beforeAll(async () => {
   lab = await createLab(uniquePrefix("v6"));
   servers = await startInetServers(lab.ns.inet);
   gw = await lab.addGateway("gw", 2);
-  await applyGateway(gw.ns, lab.dir, { linkRate: "100mbit", tenants: [acme] });
+  await applyGateway(gw.ns, lab.dir, gatewayConfig);
   net = await writeBridgeConflist({
     name: `${lab.prefix}-net`,
     dir: lab.dir,
@@ -96,15 +101,38 @@ async function gatewayIPv6(vni: number, podIP6: string): Promise<string[]> {
 }
 
 /**
- * Gives acme its tunnel back after a test took it away. The new tunnel has forgotten the pod's
- * IPv6 neighbour and cannot solicit it (a multicast; the tunnel has no flood destination), and
- * the pod solicits the gateway again only once its own entry for it expires (up to a minute):
- * until then replies to the pod's IPv6 are lost. Flushing the pod's entry stands for that wait.
+ * Gives acme its tunnel back after a test took it away: the pod's IPv6 must work again at
+ * once, with nothing done in the pod (the new tunnel cannot solicit the pod, and the pod would
+ * solicit the gateway again only once its own entry for it goes stale).
  */
 async function rebuildAcme(): Promise<void> {
-  await applyGateway(gw.ns, lab.dir, { linkRate: "100mbit", tenants: [acme] });
-  await run(["ip", "-n", pod, "-6", "neigh", "flush", "dev", "te-eth0"]);
+  await applyGateway(gw.ns, lab.dir, gatewayConfig);
   expect(await sourceSeenBy(pod, INET6_IP)).toBe(gw.ip6);
+}
+
+/** Bytes the internet host has acknowledged on the pod's IPv6 connections to `port`. */
+async function bytesAcked(port: number): Promise<number> {
+  const r = await run(["ip", "netns", "exec", pod, "ss", "-Htin", "dst", `[${INET6_IP}]:${port}`]);
+  return [...r.stdout.matchAll(/bytes_acked:(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+}
+
+/** Milliseconds until the pod's IPv6 upload to `port` has more acknowledged than now; throws after `limitMs`. */
+async function resumes(port: number, limitMs: number): Promise<number> {
+  const from = await bytesAcked(port);
+  const started = Date.now();
+  while ((await bytesAcked(port)) <= from) {
+    if (Date.now() - started > limitMs) throw new Error(`the open IPv6 flow did not resume within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - started;
+}
+
+/** An IPv6 upload from the pod, 5 Mbit/s for `seconds`; resolves with iperf3's error, if any. */
+function openFlow(port: number, seconds: number): Promise<string | undefined> {
+  const args = ["-c", INET6_IP, "-p", String(port), "-t", String(seconds), "-b", "5M", "-J"];
+  return run(["ip", "netns", "exec", pod, "iperf3", ...args], { allowFailure: true }).then(
+    (r) => (JSON.parse(r.stdout) as { error?: string }).error,
+  );
 }
 
 afterAll(async () => {
@@ -243,12 +271,56 @@ describe("dual stack", () => {
     expect((await gatewayCli(gw.ns, ["reset"])).exitCode).toBe(0);
     expect(await gatewayIPv6(100, podIP6)).toEqual([]);
     const inGw = async (...args: string[]) => (await run(["ip", "netns", "exec", gw.ns, ...args])).stdout;
-    // Its chains are gone; the conntrack keeper (TE-GW-CONNTRACK) stays by design, as in IPv4.
+    // Its chains are gone (the nftables one that pairs IPv6 with MACs too, its table left empty);
+    // the conntrack keeper (TE-GW-CONNTRACK) stays by design, as in IPv4.
     expect(await inGw("ip6tables-save")).not.toMatch(/TEG-/);
+    expect(await inGw("nft", "list", "table", "ip6", "tenant-egress-gateway")).not.toMatch(/\bchain\b/);
     expect(await inGw("ip", "-6", "-o", "addr", "show")).not.toMatch(/\btev/);
     // The gateway's own uplink address stays: reset removes only what it made.
     expect(await inGw("ip", "-6", "-o", "addr", "show", "dev", "eth0")).toContain(gw.ip6);
     await rebuildAcme();
+  });
+
+  it("an open IPv6 flow survives reset + apply: not reset, and it resumes within 2 s of the apply", async () => {
+    const port = 5204;
+    const flow = openFlow(port, 8);
+    await resumes(port, 5000); // under way
+    const config = parseGatewayConfig(gatewayConfig);
+    const started = Date.now();
+    await reset({ netns: `/run/netns/${gw.ns}` });
+    // Nothing of the tunnel is left to remember the pod by: only conntrack.
+    expect(await gatewayIPv6(100, await tunnelIP6())).toEqual([]);
+    await applyConfig(config, { netns: `/run/netns/${gw.ns}` });
+    const gap = Date.now() - started;
+    // Before the pod has sent anything: its IPv6 entry is back, with its MAC, from conntrack's mark.
+    const podMac = JSON.parse((await run(["ip", "-n", pod, "-json", "link", "show", "te-eth0"])).stdout)[0].address;
+    expect((await gatewayIPv6(100, await tunnelIP6())).map((l) => l.trim())).toContain(
+      `neigh ${await tunnelIP6()} dev tev100 lladdr ${podMac} PERMANENT`,
+    );
+    const after = await resumes(port, 2000);
+    process.stdout.write(
+      `IPv6 flow across reset + apply: tunnel gone for ${gap} ms, resumed ${after} ms after the apply\n`,
+    );
+    expect(await flow, "the open IPv6 flow was reset by the rebuild").toBeUndefined();
+  });
+
+  it("an open IPv6 flow survives the gateway daemon killed (SIGKILL) and restarted", async () => {
+    const file = join(lab.dir, `${gw.ns}-gateway.json`);
+    let daemon = startGatewayDaemon(gw.ns, ["-f", file]);
+    try {
+      await daemon.waitFor(/ start: /);
+      const port = 5203;
+      const flow = openFlow(port, 6);
+      await resumes(port, 5000);
+      daemon.signal("SIGKILL");
+      await daemon.exited;
+      daemon = startGatewayDaemon(gw.ns, ["-f", file]);
+      expect(await daemon.waitFor(/ start: /)).toMatch(/start: nothing to change/);
+      await resumes(port, 2000);
+      expect(await flow, "the open IPv6 flow was reset by a daemon restart").toBeUndefined();
+    } finally {
+      await daemon.stop();
+    }
   });
 
   it("DEL removes every IPv6 piece and leaves the main plugin's IPv6 alone; a second DEL succeeds, and the chain's", async () => {

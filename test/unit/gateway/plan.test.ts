@@ -1,9 +1,12 @@
+import { endianness } from "node:os";
 import { describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../../../src/gateway/config.js";
 import {
   CONNTRACK_CHAIN,
   gatewayScope,
   learnedPods,
+  markedIPv4,
+  NFT_TABLE,
   planGateway,
   planGateway6,
   tenantScope,
@@ -11,7 +14,7 @@ import {
 import { htbClass, leafQdisc } from "../../../src/gateway/shaping.js";
 import type { Neighbour } from "../../../src/net/desired-state.js";
 import { diff, emptyState, problems } from "../../../src/net/desired-state.js";
-import { parseConntrackSources, parseFdb } from "../../../src/net/observe.js";
+import { parseConntrackSources, parseConntrackSources6, parseFdb } from "../../../src/net/observe.js";
 import { parseClasses, parseQdiscs } from "../../../src/net/tc.js";
 import { vniMatch } from "../../../src/net/vxlan.js";
 
@@ -95,6 +98,59 @@ describe("planGateway", () => {
       { dev: "tev300", ip: "172.30.0.20", mac: "02:7e:ac:1e:00:14" },
     ]);
     expect(planGateway(config, { ...facts, tracked }).neighbours).toHaveLength(3);
+  });
+
+  it("brings back a pod's IPv6 entry from conntrack's marks (a rebuilt tunnel has no neighbour discovery to go by)", () => {
+    // The marks as the pairing chain leaves them on this host: the MAC's last four bytes in memory order.
+    const mark = (ipv4: string) => {
+      const b = Buffer.from(ipv4.split(".").map(Number));
+      return endianness() === "LE" ? b.readUInt32LE() : b.readUInt32BE();
+    };
+    const tracked6 = [
+      { ip: "fd00:12c:7e7e::5", mark: mark("172.30.0.5") },
+      { ip: "fd00:12c:7e7e::5", mark: 0 }, // opened before the chain was there
+      { ip: "fd00:12c:7e7e::8", mark: mark("172.30.0.8") },
+      { ip: "fd00:12c:7e7e::8", mark: mark("172.30.0.18") }, // two MACs claim it: no pairing to trust
+      { ip: "fd00:12c:7e7e::9", mark: mark("10.0.0.9") }, // a MAC outside the tenant's overlay
+      { ip: "fd00:12d::9", mark: mark("172.30.0.9") }, // outside the tenant's IPv6 overlay
+      { ip: "fd00:12c:7e7e::6", mark: 0 },
+    ];
+    expect(planGateway(config, { ...facts, fdb: [], tracked6 }).neighbours).toEqual([
+      { dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:05" },
+    ]);
+    // What neighbour discovery says now wins over what a connection recorded when it opened.
+    const ndp = [{ dev: "tev300", ip: "fd00:12c:7e7e::5", mac: "02:7e:ac:1e:00:09" }];
+    expect(planGateway(config, { ...facts, ndp, tracked6 }).neighbours).toContainEqual(ndp[0]);
+    expect(planGateway(config, { ...facts, ndp, tracked6 }).neighbours).toHaveLength(3);
+  });
+
+  it("marks each new IPv6 connection from a tunnel with its source MAC, in a chain only the gateway scope owns", () => {
+    expect(s.nftChains).toEqual([
+      expect.objectContaining({
+        family: "ip6",
+        table: NFT_TABLE,
+        hook: "prerouting",
+        priority: -150,
+        rules: ['iifname "tev*" ct state new ct mark set @ll,64,32'],
+      }),
+    ]);
+    expect(gatewayScope("eth0").nftChain?.(NFT_TABLE, s.nftChains[0]!.name)).toBe(true);
+    expect(tenantScope("eth0", 300, 0x13b).nftChain?.(NFT_TABLE, s.nftChains[0]!.name)).toBeFalsy();
+    expect(markedIPv4(0x050010ac, "LE")).toBe("172.16.0.5");
+    expect(markedIPv4(0xac100005, "BE")).toBe("172.16.0.5");
+  });
+
+  it("reads tracked IPv6 connections' original sources and marks from conntrack's listing", () => {
+    const text = [
+      "tcp      6 431999 ESTABLISHED src=fd00:12c:7e7e::5 dst=2001:db8:113::10 sport=41222 dport=5201 src=2001:db8:113::10 dst=2001:db8:23::2 sport=5201 dport=41222 [ASSURED] mark=83890348 use=1",
+      "tcp      6 431999 ESTABLISHED src=fd00:12c:7e7e::5 dst=2001:db8:113::10 sport=41224 dport=5201 src=2001:db8:113::10 dst=2001:db8:23::2 sport=5201 dport=41224 [ASSURED] mark=83890348 use=1",
+      "icmpv6   58 29 src=fd00:12c:7e7e::9 dst=2001:db8:113::10 type=128 code=0 id=7 src=2001:db8:113::10 dst=2001:db8:23::2 type=129 code=0 id=7 mark=0 use=1",
+      "",
+    ].join("\n");
+    expect(parseConntrackSources6(text)).toEqual([
+      { ip: "fd00:12c:7e7e::5", mark: 83890348 },
+      { ip: "fd00:12c:7e7e::9", mark: 0 },
+    ]);
   });
 
   it("reads tracked connections' original sources from conntrack's listing", () => {
@@ -338,6 +394,7 @@ describe("planGateway6", () => {
     expect(planGateway6(parseGatewayConfig({ tenants: [] }), facts)).toEqual({
       sysctls: [],
       addresses: [],
+      nftChains: [],
       chains: [],
       jumps: [],
     });
