@@ -58,11 +58,11 @@ export function familyOf(text: string): Family | undefined {
 export function parseIP(text: string, family?: Family): bigint | undefined {
   const f = familyOf(text);
   if (f === undefined || (family !== undefined && f !== family)) return undefined;
-  return valueOf(text, f);
+  return literalValue(text, f);
 }
 
 /** The value of a literal already known to be strict: octets, or hex groups with "::" filled by zero groups. */
-function valueOf(text: string, f: Family): bigint {
+function literalValue(text: string, f: Family): bigint {
   if (f === 4) return text.split(".").reduce((v, octet) => (v << 8n) | BigInt(octet), 0n);
   const [head = "", tail] = text.split("::") as [string, string | undefined];
   const split = (t: string) => (t === "" ? [] : t.split(":"));
@@ -97,7 +97,7 @@ export function parseCidr(text: string, strict = true, family?: Family): Cidr | 
   const prefixText = text.slice(slash + 1);
   if (f === undefined || (family !== undefined && f !== family)) return undefined;
   if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > BITS[f]) return undefined;
-  const value = valueOf(text.slice(0, slash), f);
+  const value = literalValue(text.slice(0, slash), f);
   const network = value & ~((1n << BigInt(BITS[f] - Number(prefixText))) - 1n);
   if (strict && network !== value) return undefined;
   return { family: f, network, prefix: Number(prefixText) };
