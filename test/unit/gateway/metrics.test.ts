@@ -166,15 +166,21 @@ describe("parseListen", () => {
   });
 });
 
+/** What /api/status says of a gateway with no tenants and no HA, for the page's tests to add to. */
+const emptyStatus = {
+  uplink: "eth0",
+  intervalSeconds: 1,
+  directPackets: 0,
+  generation: 1,
+  configError: null,
+  lastSuccess: null,
+  ha: null,
+  tenants: [],
+};
+
 describe("the page", () => {
   const status = {
-    uplink: "eth0",
-    intervalSeconds: 1,
-    directPackets: 0,
-    generation: 1,
-    configError: null,
-    lastSuccess: null,
-    ha: null,
+    ...emptyStatus,
     tenants: [
       {
         name: "acme",
@@ -246,18 +252,9 @@ describe("the pair in metrics and on the page", () => {
   });
 
   it("says on the page who is active, when the peer was heard and how sync is", () => {
-    const base = {
-      uplink: "eth0",
-      intervalSeconds: 1,
-      directPackets: 0,
-      generation: 1,
-      configError: null,
-      lastSuccess: null,
-      tenants: [],
-    };
-    expect(renderHa({ ...base, ha: null }, 0)).toBe("");
+    expect(renderHa(emptyStatus, 0)).toBe("");
     const line = renderHa(
-      { ...base, ha: { ...haStatus, sync: { healthy: false, reason: "a<b" } } },
+      { ...emptyStatus, ha: { ...haStatus, sync: { healthy: false, reason: "a<b" } } },
       Date.parse("2026-12-01T10:00:10.000Z"),
     );
     expect(line).toContain("gw-b: active");

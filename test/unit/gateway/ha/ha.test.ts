@@ -184,23 +184,21 @@ describe("a split brain", () => {
 });
 
 describe("the tunnels' watch", () => {
-  it("reads ip monitor's lines: up with carrier, down, no carrier, deleted", () => {
-    expect(parseLinkLine("7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN")).toEqual({
-      dev: "tev300",
-      ok: true,
-    });
-    expect(parseLinkLine("7: tev300: <BROADCAST,MULTICAST> mtu 1450 qdisc noqueue state DOWN")).toEqual({
-      dev: "tev300",
-      ok: false,
-    });
-    expect(parseLinkLine("2: v1@v0: <NO-CARRIER,BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500")).toEqual({
-      dev: "v1",
-      ok: false,
-    });
-    expect(parseLinkLine("Deleted 7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450")).toEqual({
-      dev: "tev300",
-      ok: false,
-    });
+  it.each([
+    [
+      "up with carrier",
+      "7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN",
+      "tev300",
+      true,
+    ],
+    ["down", "7: tev300: <BROADCAST,MULTICAST> mtu 1450 qdisc noqueue state DOWN", "tev300", false],
+    ["no carrier", "2: v1@v0: <NO-CARRIER,BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500", "v1", false],
+    ["deleted", "Deleted 7: tev300: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450", "tev300", false],
+  ])("reads ip monitor's line for a link %s", (_, line, dev, ok) => {
+    expect(parseLinkLine(line)).toEqual({ dev, ok });
+  });
+
+  it("ignores ip monitor's continuation lines", () => {
     expect(parseLinkLine("    link/ether 5e:23:78:cc:9a:f2 brd ff:ff:ff:ff:ff:ff")).toBeUndefined();
   });
 });
