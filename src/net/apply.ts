@@ -36,7 +36,8 @@ export function renderBatches(changes: readonly AnyChange[]): Batches {
   const text = (lines: string[]) => (lines.length ? `${lines.join("\n")}\n` : undefined);
   const restore = (tool: Tool) =>
     [...(r.get(tool) ?? new Map<string, string[]>())]
-      .sort(([a], [b]) => a.localeCompare(b))
+      // Code-unit order, not localeCompare: its first call loads ICU's collator, at every pod's ADD.
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .flatMap(([table, lines]) => [`*${table}`, ...lines, "COMMIT"]);
   const ipt = restore("iptables");
   const ip6t = restore("ip6tables");
