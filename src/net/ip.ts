@@ -8,14 +8,14 @@
  * reinterpreted from). The grammar is checked here rather than with node:net's isIPv6, whose one
  * large regular expression costs the plugin tens of milliseconds to compile on every invocation.
  * Values, networks, containment and overlap are then bigint arithmetic on the checked literal.
- * IPv6's canonical text (RFC 5952, what `ip` and ip6tables print) is ip-address's. ip-cidr,
- * once the math here, is no longer used: its ranges (jsbn big integers printed through sprintf)
- * made a gateway with 50 tenants spend 2.5 s of a 3 s no-op reconcile checking its
- * configuration's overlays pairwise, in the V8 lite mode the daemon runs in. Error messages
+ * IPv6's canonical text is RFC 5952's (what `ip` and ip6tables print), formatted here too. The
+ * libraries once used for this carried their own big-integer code (jsbn, printed through
+ * sprintf): ip-cidr's ranges made a gateway with 50 tenants spend 2.5 s of a 3 s no-op reconcile
+ * checking its configuration's overlays pairwise, in the V8 lite mode the daemon runs in, and
+ * loading ip-address for the text alone cost every pod's ADD a few milliseconds. Error messages
  * quote the input as JSON: it may carry newlines and control characters.
  */
 import { isIPv4 } from "node:net";
-import { Address6 } from "ip-address";
 
 export type Family = 4 | 6;
 
@@ -75,8 +75,17 @@ function literalValue(text: string, f: Family): bigint {
 /** The canonical text of an address: dotted quad, or RFC 5952 (what `ip` and ip6tables print). */
 export function formatIP(family: Family, value: bigint): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((shift) => Number((value >> shift) & 255n)).join(".");
-  // ip-address converts from its BigInteger through toString(), which a bigint has too.
-  return (Address6.fromBigInteger as (v: unknown) => Address6)(value).correctForm();
+  const hex = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((shift) => Number((value >> shift) & 0xffffn).toString(16));
+  // RFC 5952: the longest run of two or more zero groups (the first of equals) becomes "::".
+  let best = { at: -1, length: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && hex[j] === "0") j++;
+    if (j - i > best.length) best = { at: i, length: j - i };
+    i = j > i ? j : i + 1;
+  }
+  if (best.at < 0) return hex.join(":");
+  return `${hex.slice(0, best.at).join(":")}::${hex.slice(best.at + best.length).join(":")}`;
 }
 
 /** The canonical text of an address literal, or undefined when it is none. */
