@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { mayHoldIpv6 } from "../cni/families.js";
 import { isNamespaceFile } from "../net/netns.js";
 import { EVERY_TABLE, type Pending, startNftTable, startObserve, startVeths } from "../net/observe.js";
+import { trace } from "../net/trace.js";
 import type { EarlyReads } from "../pod/commands.js";
 import { ENFORCE_TABLE } from "../pod/names.js";
 
@@ -90,11 +91,13 @@ async function readStdin(): Promise<string> {
 
 async function main(): Promise<number> {
   const stdin = process.env.CNI_COMMAND ? await readStdin() : "";
+  trace(`${process.env.CNI_COMMAND ?? "no verb"}: configuration read`);
   const early = readEarly(process.env, stdin);
   const [{ dispatch }, { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus }] = await Promise.all([
     import("../cni/skel.js"),
     import("../pod/commands.js"),
   ]);
+  trace("verbs loaded");
   type Ctx = Parameters<typeof cmdAdd>[0];
   const inv = (ctx: Pick<Ctx, "env" | "conf" | "stdin">): Ctx => ({ ...ctx, processEnv: process.env, early });
   try {
@@ -122,5 +125,6 @@ async function main(): Promise<number> {
 }
 
 void main().then((code) => {
+  trace(`done, exit ${code}`);
   process.exitCode = code;
 });

@@ -13,7 +13,7 @@
  */
 import type { AnyChange } from "./desired-state.js";
 import { render, type Tool } from "./kinds.js";
-import type { KeptIp } from "./observe.js";
+import type { Kept } from "./observe.js";
 import { run, type Started } from "./run.js";
 
 /** The input of each tool for a change list; a tool with nothing to do is absent. */
@@ -58,7 +58,7 @@ export function renderBatches(changes: readonly AnyChange[]): Batches {
  * observation's `ip` processes, still running in `netns`; the ip batches go to them (and they
  * are ended even when there is nothing to send) instead of to new processes.
  */
-export async function apply(netns: string | undefined, changes: readonly AnyChange[], kept?: KeptIp): Promise<void> {
+export async function apply(netns: string | undefined, changes: readonly AnyChange[], kept?: Kept): Promise<void> {
   const b = renderBatches(changes);
   const batch = async (argv: string[], input: string | undefined, tool: Started | undefined) => {
     if (tool) await tool.finish(input ?? "");
@@ -75,8 +75,8 @@ export async function apply(netns: string | undefined, changes: readonly AnyChan
   };
   const iptables = async () => {
     await Promise.all([
-      b.iptables ? run(["iptables-restore", "--noflush", "-w", "5"], { netns, input: b.iptables }) : undefined,
-      b.ip6tables ? run(["ip6tables-restore", "--noflush", "-w", "5"], { netns, input: b.ip6tables }) : undefined,
+      batch(["iptables-restore", "--noflush", "-w", "5"], b.iptables, kept?.iptables),
+      batch(["ip6tables-restore", "--noflush", "-w", "5"], b.ip6tables, kept?.ip6tables),
     ]);
   };
   const nft = async () => {

@@ -23,6 +23,7 @@ import type {
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
 import { run, type Started, start } from "./run.js";
+import { startSession } from "./session.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
 interface IpLink {
@@ -98,14 +99,25 @@ export interface Interface {
 export interface Observed {
   state: NetState;
   interfaces: Interface[];
-  /** The `ip` readers of a kept observation (see `startObserve`), waiting for an apply's batches. */
-  kept?: KeptIp;
+  /** The tools of a kept observation (see `startObserve`), waiting for an apply's batches. */
+  kept?: Kept;
 }
 
-/** `ip -batch` processes still running after answering: `ip` and (if IPv6 was read) `ip -6`. */
-export interface KeptIp {
+/**
+ * Tools still running after an observation, for the apply that follows: the `ip -batch`
+ * readers (`ip` and, if IPv6 was read, `ip -6`), and in a namespace the iptables-restore of
+ * each family read, started with the readers and waiting for its input.
+ */
+export interface Kept {
   ip: Started;
   ip6?: Started;
+  iptables?: Started;
+  ip6tables?: Started;
+}
+
+/** Ends kept tools that will not be given anything (each exits without doing anything). */
+export function endKept(kept: Kept | undefined): void {
+  for (const t of [kept?.ip, kept?.ip6, kept?.iptables, kept?.ip6tables]) t?.cancel();
 }
 
 function toInterface(l: IpLink): Interface {
@@ -147,11 +159,12 @@ export interface PendingObservation extends Pending<Observed> {
 /**
  * Starts the observing processes at once, their batches written as they start, so the caller
  * can do other work (a plugin loads its verbs and validators) while they run. `ipv6: false`
- * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither,
- * and each process is a fork of this one plus a tool's start-up on the critical path. For the
- * same reason `keep` leaves the two `ip` running once they have answered (`ip -batch` answers
- * each command as it reads it): the changes an apply then makes go to them (`Observed.kept`)
- * instead of to two new processes.
+ * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither.
+ * `keep` leaves the `ip` readers running once they have answered (`ip -batch` answers each
+ * command as it reads it), and in another namespace starts each family's iptables-restore with
+ * them: the changes an apply then makes go to these (`Observed.kept`) instead of to new
+ * processes. In another namespace each family's tools are one session (session.ts): one fork
+ * of this process and one nsenter for all of them.
  */
 export function startObserve(
   netns: string | undefined,
@@ -170,45 +183,59 @@ export function startObserve(
     "",
   ].join("\n");
   const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
-  const none = Promise.resolve({ stdout: "" });
-  const started: Started[] = [];
-  /**
-   * Starts a reader and writes its input; a kept one keeps stdin open and answers with one line
-   * (one JSON document) per command of its batch.
-   */
-  const begin = (argv: string[], input: string, kept = false) => {
-    const tool = start(argv, { netns });
-    started.push(tool);
-    const out = kept
-      ? tool.ask(input, input.split("\n").length - 1).then((stdout) => ({ stdout }))
-      : tool.finish(input);
-    // Read only by `read`; a cancelled observation nobody reads must not fail the process.
-    out.catch(() => {});
-    return { tool, out };
-  };
-  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch, keep);
-  const ipt = begin(["iptables-save"], "");
-  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6, keep) : undefined;
-  const ip6t = ipv6 ? begin(["ip6tables-save"], "") : undefined;
+  const v4 = familyReaders(netns, ["ip", "-json", "-details", "-batch", "-"], "iptables", batch, keep);
+  const v6 = ipv6 ? familyReaders(netns, ["ip", "-6", "-json", "-batch", "-"], "ip6tables", batch6, keep) : undefined;
+  const none = Promise.resolve("");
   return {
     ipv6,
     async read() {
-      const [ipOut, iptOut, ip6Out, ip6tOut] = await Promise.all([
-        ip.out,
-        ipt?.out ?? none,
-        ip6?.out ?? none,
-        ip6t?.out ?? none,
-      ]);
-      const observed = parseObservation(
-        { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
-        what,
-      );
-      return keep ? { ...observed, kept: { ip: ip.tool, ...(ip6 ? { ip6: ip6.tool } : {}) } } : observed;
+      const [ip, iptables, ip6, ip6tables] = await Promise.all([v4.ip, v4.saved, v6?.ip ?? none, v6?.saved ?? none]);
+      const observed = parseObservation({ ip, iptables, ip6, ip6tables }, what);
+      if (!keep) return observed;
+      const kept: Kept = {
+        ip: v4.tools.ip,
+        ...(v6 ? { ip6: v6.tools.ip } : {}),
+        ...(v4.tools.restore ? { iptables: v4.tools.restore } : {}),
+        ...(v6?.tools.restore ? { ip6tables: v6.tools.restore } : {}),
+      };
+      return { ...observed, kept };
     },
     cancel() {
-      for (const p of started) p.cancel();
+      for (const t of [v4, v6]) for (const tool of Object.values(t?.tools ?? {})) tool.cancel();
     },
   };
+}
+
+/**
+ * One family's readers, `ip -batch` given `batch` and `<family>-save`, and with `keep` in
+ * another namespace its `<family>-restore`, waiting. A kept `ip` keeps stdin open and answers
+ * with one line (one JSON document) per command of its batch.
+ */
+function familyReaders(
+  netns: string | undefined,
+  ipArgv: string[],
+  family: "iptables" | "ip6tables",
+  batch: string,
+  keep: boolean,
+): { tools: { ip: Started; save: Started; restore?: Started }; ip: Promise<string>; saved: Promise<string> } {
+  const restoreArgv = [`${family}-restore`, "--noflush", "-w", "5"];
+  let tools: { ip: Started; save: Started; restore?: Started };
+  if (netns) {
+    const [ip, save, restore] = startSession(netns, [
+      { argv: ipArgv, input: true, output: true },
+      { argv: [`${family}-save`], output: true },
+      ...(keep ? [{ argv: restoreArgv, input: true }] : []),
+    ]);
+    tools = { ip: ip!, save: save!, ...(restore ? { restore } : {}) };
+  } else {
+    tools = { ip: start(ipArgv), save: start([`${family}-save`]) };
+  }
+  const ip = keep ? tools.ip.ask(batch, batch.split("\n").length - 1) : tools.ip.finish(batch).then((r) => r.stdout);
+  const saved = tools.save.finish("").then((r) => r.stdout);
+  // Read only by `read`; a cancelled observation nobody reads must not fail the process.
+  ip.catch(() => {});
+  saved.catch(() => {});
+  return { tools, ip, saved };
 }
 
 /** What a counters reading (a metrics scrape, `status`) needs from `ip`, from one process. */

@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import type { Socket } from "node:net";
+import { traceProcess } from "./trace.js";
 
 /** Where a runtime's minimal environment may not point PATH (DEL often gets almost nothing). */
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -117,8 +118,62 @@ export interface Started {
  */
 export function start(argv: readonly string[], options: Omit<RunOptions, "input"> = {}): Started {
   const full = options.netns ? ["nsenter", `--net=${options.netns}`, "--", ...argv] : [...argv];
-  const env = options.env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
-  const child = spawnCollect(full, env);
+  const [file, ...args] = full as [string, ...string[]];
+  const spawnStarted = performance.now();
+  const child = spawn(file, args, { env: toolEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
+  let spawnError = "";
+  child.on("error", (e: NodeJS.ErrnoException) => {
+    spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
+  });
+  const exited = new Promise<{ code: number; why: string }>((resolve) => {
+    child.on("close", (code, signal) =>
+      resolve({ code: code ?? -1, why: spawnError + (signal ? `killed by ${signal}` : "") }),
+    );
+  });
+  traceProcess(full, spawnStarted, exited);
+  const tool = collect(
+    { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr },
+    exited,
+    // With stdio "pipe" each is a net.Socket, which (unlike the stream types it is declared as) can be unref'd.
+    [child, ...([child.stdin, child.stdout, child.stderr] as unknown as Socket[])],
+    () => child.kill("SIGKILL"),
+  );
+  return started(tool, argv, options);
+}
+
+/** A child's environment: the given one, or ours with a PATH even if the runtime gave none. */
+export function toolEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  return env ?? (process.env.PATH ? process.env : { ...process.env, PATH: FALLBACK_PATH });
+}
+
+/** What `collect` gives: a tool's output once it is done; never rejects. */
+export interface Collected {
+  finish(input: string): Promise<RunResult>;
+  ask(input: string, lines: number): Promise<string | undefined>;
+  cancel(): void;
+}
+
+/** Something that keeps this process alive while referenced (a child, a socket). */
+export interface Handle {
+  ref(): void;
+  unref(): void;
+}
+
+/** Handles shared by several tools: referenced while any of them is waited for. */
+export function counted(handles: readonly Handle[]): Handle {
+  let waiters = 0;
+  return {
+    ref() {
+      if (waiters++ === 0) for (const h of handles) h.ref();
+    },
+    unref() {
+      if (--waiters === 0) for (const h of handles) h.unref();
+    },
+  };
+}
+
+/** A collected tool as callers see it: its failures thrown as CommandErrors naming it. */
+export function started(tool: Collected, argv: readonly string[], options: Omit<RunOptions, "input">): Started {
   const failure = (result: RunResult) =>
     new CommandError(
       describe(argv, options.netns),
@@ -128,37 +183,42 @@ export function start(argv: readonly string[], options: Omit<RunOptions, "input"
     );
   return {
     async finish(input) {
-      const result = await child.finish(input);
+      const result = await tool.finish(input);
       if (result.exitCode !== 0 && !options.allowFailure) throw failure(result);
       return result;
     },
     async ask(input, lines) {
-      const answer = await child.ask(input, lines);
+      const answer = await tool.ask(input, lines);
       if (answer !== undefined) return answer;
       // It exited before answering: its status and stderr say why.
-      const result = await child.finish("");
+      const result = await tool.finish("");
       throw failure(
         result.exitCode === 0 ? { ...result, exitCode: -1, stderr: `${result.stderr}exited before answering` } : result,
       );
     },
-    cancel: child.cancel,
+    cancel: tool.cancel,
   };
 }
 
-/** Spawns without a shell and collects both outputs once `finish` has written the input; never rejects. */
-function spawnCollect(
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-): {
-  finish(input: string): Promise<RunResult>;
-  ask(input: string, lines: number): Promise<string | undefined>;
-  cancel(): void;
-} {
-  const [file, ...args] = argv as [string, ...string[]];
-  const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+/**
+ * Collects a tool's outputs (either may be absent: a tool sent elsewhere) once `finish` has
+ * written its input, until `exited` says it is done: the process's own end, or its status from
+ * the shell that ran it (session.ts). `handles` keep this process alive only while someone
+ * waits for the tool (each is referenced once per waiter, see `counted`): a kept reader (`ask`)
+ * must not hold up our exit.
+ */
+export function collect(
+  io: {
+    stdin?: NodeJS.WritableStream & { end(s: string): void };
+    stdout?: NodeJS.ReadableStream;
+    stderr: NodeJS.ReadableStream;
+  },
+  exited: Promise<{ code: number; why: string }>,
+  handles: readonly Handle[],
+  kill: () => void,
+): Collected {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let spawnError = "";
   /** Where the output not yet given to an `ask` starts, and the pending `ask`. */
   let answered = 0;
   let waiting: { lines: number; resolve(text: string | undefined): void } | undefined;
@@ -178,50 +238,51 @@ function spawnCollect(
       }
     }
   };
-  child.stdout.on("data", (d: Buffer) => {
+  const ended = (s: NodeJS.ReadableStream | undefined) =>
+    new Promise<void>((resolve) => (s ? s.on("close", () => resolve()) : resolve()));
+  io.stdout?.on("data", (d: Buffer) => {
     out.push(d);
     answer();
   });
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  child.on("error", (e: NodeJS.ErrnoException) => {
-    spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
-  });
-  child.stdin.on("error", () => {
+  io.stderr.on("data", (d: Buffer) => err.push(d));
+  io.stdin?.on("error", () => {
     // The tool may exit before reading all input; its exit status says what went wrong.
   });
-  const done = new Promise<RunResult>((resolve) => {
-    child.on("close", (code, signal) => {
-      closed = true;
-      waiting?.resolve(undefined);
-      waiting = undefined;
-      const stderr = Buffer.concat(err).toString("utf8") + spawnError + (signal ? `killed by ${signal}` : "");
-      resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr, exitCode: code ?? -1 });
-    });
+  const hold = () => {
+    for (const h of handles) h.ref();
+  };
+  const release = () => {
+    for (const h of handles) h.unref();
+  };
+  const done = Promise.all([exited, ended(io.stdout), ended(io.stderr)]).then(([{ code, why }]) => {
+    closed = true;
+    waiting?.resolve(undefined);
+    waiting = undefined;
+    return {
+      stdout: Buffer.concat(out).toString("utf8"),
+      stderr: Buffer.concat(err).toString("utf8") + why,
+      exitCode: code,
+    };
   });
-  // With stdio "pipe" each is a net.Socket, which (unlike the stream types it is declared as) can be unref'd.
-  const pipes = [child.stdin, child.stdout, child.stderr] as unknown as Socket[];
   return {
     finish(input) {
-      child.ref();
-      for (const p of pipes) p.ref();
-      child.stdin.end(input);
-      return done;
+      hold();
+      io.stdin?.end(input);
+      return done.finally(release);
     },
     ask(input, lines) {
       const reply = new Promise<string | undefined>((resolve) => {
         if (closed) resolve(undefined);
         else waiting = { lines, resolve };
       });
-      if (!closed) child.stdin.write(input);
+      hold();
+      if (!closed) io.stdin?.write(input);
       answer();
-      return reply.finally(() => {
-        child.unref();
-        for (const p of pipes) p.unref();
-      });
+      return reply.finally(release);
     },
     cancel() {
-      child.stdin.end();
-      child.kill("SIGKILL");
+      io.stdin?.end("");
+      kill();
     },
   };
 }

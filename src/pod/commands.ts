@@ -20,6 +20,7 @@ import { checkNetns, NetnsError } from "../net/netns.js";
 import type { NftChain, Route } from "../net/objects.js";
 import {
   EVERY_TABLE,
+  endKept,
   type Interface,
   type Observed,
   observeNftTable,
@@ -30,6 +31,7 @@ import {
   startVeths,
 } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
+import { trace } from "../net/trace.js";
 import type { PluginConfig } from "./config.js";
 import { parseConfig } from "./config.js";
 import { enforcementScope, hostSide, planEnforcement, staleEnforcement } from "./enforce.js";
@@ -127,7 +129,7 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
     const pending = inv.early?.pod() ?? startObserve(netns, EVERY_TABLE, { ipv6, keep });
     const o = await pending.read();
     if (pending.ipv6 || !o.state.addresses.some((a) => a.dev === device && familyOf(a.local) === 6)) return o;
-    o.kept?.ip.cancel();
+    endKept(o.kept);
     return startObserve(netns, EVERY_TABLE, { ipv6: true, keep }).read();
   };
   return { netns, where: "", scope: (o) => podScope(ifname, ownSlots(config, o, ifname)), observe, desired };
@@ -162,11 +164,14 @@ const podObservation = (targets: Target[], observed: Observed[]) =>
 /** Reconciles every target; if any fails, each is reconciled back to what it held before. */
 async function reconcile(verb: string, targets: Target[]): Promise<void> {
   const before = await observeAll(verb, targets);
+  trace(`${verb}: observed`);
   const scopes = targets.map((t, i) => t.scope(before[i]!));
   try {
     const pod = podObservation(targets, before);
     const changes = targets.map((t, i) => diff(t.desired(before[i]!, pod), before[i]!.state, scopes[i]!));
+    trace(`${verb}: planned ${changes.reduce((n, c) => n + c.length, 0)} changes`);
     await Promise.all(targets.map((t, i) => apply(t.netns, changes[i]!, before[i]!.kept)));
+    trace(`${verb}: applied`);
   } catch (e) {
     await Promise.all(targets.map((t, i) => rollback(t, within(before[i]!.state, scopes[i]!), scopes[i]!)));
     throw applyError(verb, e);

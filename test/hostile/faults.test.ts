@@ -1,8 +1,9 @@
 /**
  * Faults: the plugin killed at every step of ADD, a tool missing in the middle of ADD, and the
  * gateway restarted under open connections. Faults are injected from outside, as they happen:
- * a wrapper around nsenter (first in PATH) SIGKILLs the plugin when its k-th command starts,
- * and a PATH without one of the iptables tools (either family) makes its step fail.
+ * wrappers of the tools (first in PATH) SIGKILL the plugin at the k-th event of its commands (a
+ * tool starting, a restore handed its batch), and a PATH without one of the iptables tools
+ * (either family) makes its step fail.
  */
 import { chmod, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -47,22 +48,40 @@ beforeAll(async () => {
     range: { start: "10.22.0.200", end: "10.22.0.250" },
     ipv6Subnet: POD6_SUBNET,
   });
-  // nsenter that SIGKILLs its caller (the plugin) when the KILL_AT-th call starts.
+  // Tools that SIGKILL the plugin at the KILL_AT-th event of its commands: a tool starting, or a
+  // restore having been handed its whole batch (which then still applies, as it would: the
+  // plugin's death does not end the tools it started).
   const killer = join(lab.dir, "killer");
   await mkdir(killer);
-  await writeFile(
-    join(killer, "nsenter"),
-    `#!/bin/bash
-# Only the plugin's own commands count (the test starts the plugin through nsenter too).
-grep -q tenant-egress /proc/$PPID/cmdline || exec /usr/bin/nsenter "$@"
-exec 9>>"$COUNTER.lock"; flock 9
-n=$(( $(cat "$COUNTER" 2>/dev/null || echo 0) + 1 )); echo $n > "$COUNTER"
-flock -u 9
-if [ "$n" = "$KILL_AT" ]; then kill -KILL $PPID; exit 137; fi
-exec /usr/bin/nsenter "$@"
-`,
-  );
-  await chmod(join(killer, "nsenter"), 0o755);
+  const wrapper = `#!/bin/bash
+tool=\${0##*/}
+real=$(PATH=$REAL_PATH command -v "$tool")
+# Only the plugin's own commands count: the plugin is the nearest ancestor running tenant-egress.
+plugin=""; p=$PPID
+while [ "$p" -gt 1 ]; do
+  case "$(readlink /proc/$p/exe)" in */tenant-egress) plugin=$p; break ;; esac
+  p=$(awk '{print $4}' /proc/$p/stat)
+done
+[ -n "$plugin" ] || exec "$real" "$@"
+event() {
+  exec 9>>"$COUNTER.lock"; flock 9
+  n=$(( $(cat "$COUNTER" 2>/dev/null || echo 0) + 1 )); echo $n > "$COUNTER"
+  flock -u 9; exec 9>&-
+  [ "$n" = "$KILL_AT" ]
+}
+if event; then kill -KILL $plugin; exit 137; fi
+case "$tool" in
+  *-restore)
+    batch=$(mktemp); cat > "$batch"
+    if event; then kill -KILL $plugin; fi
+    "$real" "$@" < "$batch"; status=$?; rm -f "$batch"; exit $status ;;
+esac
+exec "$real" "$@"
+`;
+  for (const tool of ["ip", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "nft"]) {
+    await writeFile(join(killer, tool), wrapper);
+    await chmod(join(killer, tool), 0o755);
+  }
   // PATHs with every tool but one: an iptables tool of either family, or nft.
   const tools = [
     "ip",
@@ -129,20 +148,21 @@ async function enforcementChains(): Promise<string[]> {
   return r.stdout.match(/^\s+chain te-\S+/gm) ?? [];
 }
 
-/** More commands than an ADD of a fresh pod runs in its namespace; the count says when that stops holding. */
-const MAX_STEPS = 9;
+/** More command events than an ADD of a fresh pod has; the count says when that stops holding. */
+const MAX_STEPS = 12;
 
 describe.each(["IPv4", "dual-stack"] as const)("the plugin killed at each step of ADD (%s pod)", (family) => {
-  // Every command ADD runs in the pod is an nsenter (observe and apply, a process per tool and
-  // family); the node's enforcement (nft, ip link: the plugin's own namespace) needs none. How
-  // many there are is counted, not assumed, so a kill lands in every one of them, the apply's
-  // included, whatever the plugin's rounds are.
+  // The events are every tool an ADD starts, in the pod (observe and apply, per family) and on
+  // the node (its enforcement), and each restore's batch handed over. How many there are is
+  // counted, not assumed, so a kill lands at every one of them, the apply's included, whatever
+  // the plugin's rounds and processes are.
   const network = () => (family === "IPv4" ? main : dual);
   const tag = family === "IPv4" ? "k4" : "k6";
-  /** ADD with the counting nsenter first on PATH; it SIGKILLs the plugin as command `killAt` starts. */
+  /** ADD with the counting tools first on PATH; they SIGKILL the plugin at event `killAt`. */
   const addKilledAt = (pod: string, prevResult: unknown, id: string, killAt: string) =>
     runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, "ADD", conf(prevResult), {
       PATH: `${join(lab.dir, "killer")}:${process.env.PATH}`,
+      REAL_PATH: process.env.PATH,
       COUNTER: join(lab.dir, `counter-${id}-${killAt}`),
       KILL_AT: killAt,
       CNI_CONTAINERID: id,
@@ -151,19 +171,19 @@ describe.each(["IPv4", "dual-stack"] as const)("the plugin killed at each step o
     runPlugin(lab.ns.nodeA, `/run/netns/${pod}`, command, conf(prevResult), { CNI_CONTAINERID: id });
   let steps = 0;
 
-  it("counts the commands an ADD runs in the pod", async () => {
+  it("counts the command events of an ADD", async () => {
     const id = `${tag}-count`;
     const { pod, prevResult } = await attachMain(id, network());
     expect((await addKilledAt(pod, prevResult, id, "none")).exitCode).toBe(0);
     steps = Number(await readFile(join(lab.dir, `counter-${id}-none`), "utf8"));
-    process.stdout.write(`${family} ADD: ${steps} commands in the pod\n`);
+    process.stdout.write(`${family} ADD: ${steps} command events\n`);
     expect(steps).toBeGreaterThanOrEqual(2);
     expect(steps).toBeLessThanOrEqual(MAX_STEPS);
     expect((await verb("DEL", pod, prevResult, id)).exitCode).toBe(0);
   });
 
   it.each(Array.from({ length: MAX_STEPS }, (_, i) => i + 1))(
-    "SIGKILL when command %i starts: DEL + ADD converge, nothing doubled",
+    "SIGKILL at event %i: DEL + ADD converge, nothing doubled",
     async (k) => {
       expect(steps, "the count above ran").toBeGreaterThan(0);
       const id = `${tag}-${k}`;
