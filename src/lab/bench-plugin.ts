@@ -45,6 +45,8 @@ export interface PluginBench {
   /** `node -e 0`, sampled alongside each of the two, to tell the plugin's growth from the machine's. */
   floorWith1: Timing;
   floorWith200: Timing;
+  /** Where an ADD's time goes, from the plugin's own trace (TENANT_EGRESS_TRACE=1): each mark's median ms since its process started. */
+  addPhases: { marks: Array<{ what: string; ms: number }>; spawns: Array<{ what: string; ms: number }> };
   parallel: {
     pods: number;
     addWallMs: number;
@@ -233,6 +235,16 @@ export async function benchPlugins(
   // Twice the samples: the two medians are compared with each other, so their noise adds up.
   const with1 = await addOnly(2 * n);
 
+  progress(`tracing where an ADD's time goes (n=${n})`);
+  const addPhases = await tracedPhases(n, async (verb) => {
+    const r = await run(plain.argv, {
+      netns: `/run/netns/${lab.ns.nodeA}`,
+      env: { ...env(verb), TENANT_EGRESS_TRACE: "1" },
+      input: JSON.stringify(plain.conf),
+    });
+    return r.stderr;
+  });
+
   // Enforcing, so the node's nftables table holds 200 chains when the next ADDs read it.
   progress("attaching 200 pods through the whole chain (enforcing), then timing ADD again");
   const scale = await writeBridgeConflist({
@@ -263,8 +275,34 @@ export async function benchPlugins(
     enforceRatioWith200: with200.enforceRatio,
     floorWith1: with1.floor,
     floorWith200: with200.floor,
+    addPhases,
     parallel,
   };
+}
+
+/**
+ * The median of each mark the plugin's trace prints for ADD (a DEL between, untimed), in the
+ * order they come, and how long starting each process held the plugin's thread (`spawn`).
+ */
+async function tracedPhases(
+  count: number,
+  invoke: (verb: "ADD" | "DEL") => Promise<string>,
+): Promise<PluginBench["addPhases"]> {
+  const marks = new Map<string, number[]>();
+  const spawns = new Map<string, number[]>();
+  const push = (m: Map<string, number[]>, key: string, ms: number) => m.set(key, [...(m.get(key) ?? []), ms]);
+  for (let i = 0; i < count; i++) {
+    for (const m of (await invoke("ADD")).matchAll(/^tenant-egress trace ([\d.]+) ms: (.*)$/gm)) {
+      const [, at, line] = m as unknown as [string, string, string];
+      const spawn = / \(spawn ([\d.]+) ms\)$/.exec(line);
+      const what = line.replace(/ \(spawn [\d.]+ ms\)$/, "").replace(/planned \d+ changes/, "planned");
+      push(marks, what, Number(at));
+      if (spawn) push(spawns, what.replace(/^started /, ""), Number(spawn[1]));
+    }
+    await invoke("DEL");
+  }
+  const medians = (m: Map<string, number[]>) => [...m].map(([what, ms]) => ({ what, ms: percentile(ms, 50) }));
+  return { marks: medians(marks), spawns: medians(spawns) };
 }
 
 async function attachMany(

@@ -54,6 +54,16 @@ export function markdown(r: BenchRun): string {
       `n = ${p.nsenterFloor.n} per cell.`,
       "",
     );
+    out.push(
+      "## Where an ADD's time goes (the plugin's own trace, `TENANT_EGRESS_TRACE=1`; median ms since its process started)",
+      "",
+      "| mark | ms |",
+      "|---|---|",
+      ...p.addPhases.marks.map((m) => `| ${m.what} | ${m.ms.toFixed(1)} |`),
+      "",
+      `Starting a process holds the plugin's only thread (a fork of the whole process): ${p.addPhases.spawns.map((x) => `${x.what} ${x.ms.toFixed(1)} ms`).join("; ")}.`,
+      "",
+    );
     const growth = (a: Timing, b: Timing) => `${b.median >= a.median ? "+" : ""}${pct(b.median / a.median - 1)}`;
     out.push(
       "## Scale",

@@ -161,10 +161,9 @@ export interface PendingObservation extends Pending<Observed> {
  * can do other work (a plugin loads its verbs and validators) while they run. `ipv6: false`
  * leaves out `ip -6` and `ip6tables-save`: a namespace with no IPv6 state of ours needs neither.
  * `keep` leaves the `ip` readers running once they have answered (`ip -batch` answers each
- * command as it reads it), and in another namespace starts each family's iptables-restore with
- * them: the changes an apply then makes go to these (`Observed.kept`) instead of to new
- * processes. In another namespace each family's tools are one session (session.ts): one fork
- * of this process and one nsenter for all of them.
+ * command as it reads it) and starts each family's iptables-restore with them: the changes an
+ * apply then makes go to these (`Observed.kept`) instead of to new processes. Each family's
+ * tools are one session (session.ts): one fork of this process (and one nsenter) for all.
  */
 export function startObserve(
   netns: string | undefined,
@@ -207,8 +206,8 @@ export function startObserve(
 }
 
 /**
- * One family's readers, `ip -batch` given `batch` and `<family>-save`, and with `keep` in
- * another namespace its `<family>-restore`, waiting. A kept `ip` keeps stdin open and answers
+ * One family's readers, `ip -batch` given `batch` and `<family>-save`, and with `keep` its
+ * `<family>-restore`, waiting. A kept `ip` keeps stdin open and answers
  * with one line (one JSON document) per command of its batch.
  */
 function familyReaders(
@@ -218,18 +217,12 @@ function familyReaders(
   batch: string,
   keep: boolean,
 ): { tools: { ip: Started; save: Started; restore?: Started }; ip: Promise<string>; saved: Promise<string> } {
-  const restoreArgv = [`${family}-restore`, "--noflush", "-w", "5"];
-  let tools: { ip: Started; save: Started; restore?: Started };
-  if (netns) {
-    const [ip, save, restore] = startSession(netns, [
-      { argv: ipArgv, input: true, output: true },
-      { argv: [`${family}-save`], output: true },
-      ...(keep ? [{ argv: restoreArgv, input: true }] : []),
-    ]);
-    tools = { ip: ip!, save: save!, ...(restore ? { restore } : {}) };
-  } else {
-    tools = { ip: start(ipArgv), save: start([`${family}-save`]) };
-  }
+  const [reader, save, restore] = startSession(netns, [
+    { argv: ipArgv, input: true, output: true },
+    { argv: [`${family}-save`], output: true },
+    ...(keep ? [{ argv: [`${family}-restore`, "--noflush", "-w", "5"], input: true }] : []),
+  ]);
+  const tools = { ip: reader!, save: save!, ...(restore ? { restore } : {}) };
   const ip = keep ? tools.ip.ask(batch, batch.split("\n").length - 1) : tools.ip.finish(batch).then((r) => r.stdout);
   const saved = tools.save.finish("").then((r) => r.stdout);
   // Read only by `read`; a cancelled observation nobody reads must not fail the process.

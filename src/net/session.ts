@@ -1,5 +1,5 @@
 /**
- * Several tools in one network namespace, started by one process. Why: `spawn` forks this whole
+ * Several tools in one network namespace (another, or this process's own), started by one process. Why: `spawn` forks this whole
  * process and waits for the child's exec, a stall of the plugin's only thread that grows with
  * its heap, and each tool in a pod's namespace adds an nsenter. A verb's tools there (the
  * readers, and the iptables-restore that will apply, started before its input is known) are
@@ -90,11 +90,12 @@ export function sessionScript(placed: readonly Placed[]): string {
 }
 
 /**
- * Starts `tools` in `netns` together; each is then used as `start`'s result is. A tool the shell
- * cannot find fails with status 127, named as `start` names one that is not on PATH.
+ * Starts `tools` in `netns` (undefined: this one, without nsenter) together; each is then used as
+ * `start`'s result is. A tool the shell cannot find fails with status 127, named as `start`
+ * names one that is not on PATH.
  */
 export function startSession(
-  netns: string,
+  netns: string | undefined,
   tools: readonly SessionTool[],
   options: Pick<RunOptions, "env" | "allowFailure"> = {},
 ): Started[] {
@@ -104,14 +105,16 @@ export function startSession(
     fd === 0 && !placed.some((p) => p.stdin === 0) ? "ignore" : "pipe",
   );
   const spawnStarted = performance.now();
-  const child = spawn("nsenter", [`--net=${netns}`, "--", "/bin/sh", "-c", sessionScript(placed)], {
+  const shell = ["/bin/sh", "-c", sessionScript(placed)];
+  const [file, ...args] = (netns ? ["nsenter", `--net=${netns}`, "--", ...shell] : shell) as [string, ...string[]];
+  const child = spawn(file, args, {
     env: toolEnv(options.env),
     stdio: stdio as Array<"pipe" | "ignore">,
   });
   const pipe = (fd: number | undefined) => (fd === undefined ? undefined : (child.stdio[fd] as unknown as Socket));
   let spawnError = "";
   child.on("error", (e: NodeJS.ErrnoException) => {
-    spawnError = e.code === "ENOENT" ? "nsenter: command not found (ENOENT)" : e.message;
+    spawnError = e.code === "ENOENT" ? `${file}: command not found (ENOENT)` : e.message;
   });
   const shellErr: Buffer[] = [];
   child.stderr!.on("data", (d: Buffer) => shellErr.push(d));
@@ -160,6 +163,9 @@ export function startSession(
       // Nothing to kill: the shell's tools end when their input does.
       () => {},
     );
-    return started(tool, p.tool.argv, { netns, ...(options.allowFailure ? { allowFailure: true } : {}) });
+    return started(tool, p.tool.argv, {
+      ...(netns ? { netns } : {}),
+      ...(options.allowFailure ? { allowFailure: true } : {}),
+    });
   });
 }

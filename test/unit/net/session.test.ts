@@ -48,6 +48,11 @@ describe("startSession", () => {
     }
   });
 
+  it("runs in this process's own namespace without nsenter", async () => {
+    const [a] = startSession(undefined, [{ argv: ["cat"], input: true, output: true }]);
+    expect(await a!.finish("here\n")).toMatchObject({ exitCode: 0, stdout: "here\n" });
+  });
+
   it("takes only plain words into its script", () => {
     expect(() => sessionScript([{ tool: { argv: ["echo", "a;b"] }, stderr: 3 }])).toThrow(/not a plain word/);
     expect(() => sessionScript([{ tool: { argv: ["echo", "$(id)"] }, stderr: 3 }])).toThrow(/not a plain word/);
