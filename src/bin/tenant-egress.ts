@@ -10,6 +10,7 @@
  * and DEL start them, the pod's only into a path that is a namespace file, and the tools only
  * read; everything that writes still waits for the verb's own checks of CNI_NETNS.
  */
+import { readFileSync } from "node:fs";
 import { access, constants } from "node:fs/promises";
 import { join } from "node:path";
 import { mayHoldIpv6 } from "../cni/families.js";
@@ -83,7 +84,17 @@ async function onPath(tool: string): Promise<boolean> {
   return false;
 }
 
+/**
+ * The configuration, read to its end. Runtimes hand it over as a blocking pipe, which one
+ * synchronous read takes without setting up process.stdin's stream; a non-blocking stdin
+ * (EAGAIN) is read as a stream.
+ */
 async function readStdin(): Promise<string> {
+  try {
+    return readFileSync(0, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
@@ -124,7 +135,9 @@ async function main(): Promise<number> {
   }
 }
 
+// Exit at once: the result is written (stdout and stderr are synchronous for pipes and files),
+// the tools have ended or need nothing more, and tearing down V8's heap first only delays the runtime.
 void main().then((code) => {
   trace(`done, exit ${code}`);
-  process.exitCode = code;
+  process.exit(code);
 });
