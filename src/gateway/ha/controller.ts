@@ -26,6 +26,7 @@ import { announce, claim, held, type MovingAddress, movingAddresses, release } f
 import { Supervised } from "./child.js";
 import {
   type ConntrackdFiles,
+  type CtlRequest,
   conntrackdArgv,
   conntrackdCtl,
   parseSyncStats,
@@ -388,7 +389,7 @@ export class HaController {
     // A MASTER reported before the gateway stepped back is not acted on: keepalived follows.
     if ((this.stopped || this.yieldedAt !== undefined) && role === "active") return;
     const started = performance.now();
-    const ctl = (flag: string) => conntrackdCtl(this.cFiles, flag);
+    const ctl = (request: CtlRequest) => conntrackdCtl(this.cFiles, request);
     if (role === "active") {
       // Said on the sync link first, so the peer hears of it at once; if it is active too and
       // told this one to step back while it was committing or claiming, it claims nothing or
@@ -438,9 +439,9 @@ export class HaController {
   }
 
   /** conntrackd requests after a transition, in order among themselves, off the transition path. */
-  private followUp(flags: string[]): void {
+  private followUp(requests: CtlRequest[]): void {
     this.ctlChain = this.ctlChain.then(async () => {
-      for (const flag of flags) await conntrackdCtl(this.cFiles, flag);
+      for (const request of requests) await conntrackdCtl(this.cFiles, request);
     });
   }
 
