@@ -234,6 +234,16 @@ export class HaController {
       argv: keepalivedArgv(this.kFiles, this.me.self.name),
       log,
       onExit: (how) => this.keepalivedDied(how),
+      // keepalived refuses to start ("daemon is already running", exit 0) while the process in
+      // a pid file of its predecessor exists, and a dead predecessor's VRRP process can still
+      // exist: killed with its parent, it is reparented to init as a zombie and stays one until
+      // init reaps it (1.3-1.6 s in the lab; never, if init is a process that reaps nothing).
+      // Whatever keepalived this instance supervised is dead by now (its VRRP process dies with
+      // its parent), so the files are stale.
+      beforeStart: async () => {
+        await rm(this.kFiles.pid, { force: true });
+        await rm(this.kFiles.vrrpPid, { force: true });
+      },
       // A keepalived back before the peer noticed the silence (3 × interval + skew) could win
       // the election the peer was about to: give the peer the role first.
       firstBackoffMs: 1000 + 4 * ha.advertCentiseconds * 10,
