@@ -27,24 +27,67 @@ export function movingAddresses(config: GatewayConfig): MovingAddress[] {
 
 const nsOpt = (netns?: string) => (netns ? { netns } : {});
 
-export async function claim(
-  addrs: readonly MovingAddress[],
-  uplink: string,
-  log: Logger,
-  netns?: string,
-): Promise<void> {
-  await run(["ip", "-batch", "-"], {
-    ...nsOpt(netns),
-    input: `${addrs.map((a) => `address replace ${a.local}/${a.prefix} dev ${uplink}`).join("\n")}\n`,
+/**
+ * Gratuitous ARP for each address given as a positional parameter, `$c` of them a second apart
+ * (arping's own pacing) on `$i`, all addresses at once; the shell exits non-zero if any failed.
+ */
+const ARPINGS =
+  'p=; for a; do arping -q -U -c "$c" -I "$i" -s "$a" "$a" & p="$p $!"; done; s=0; for j in $p; do wait "$j" || s=1; done; exit $s';
+
+/** `sh -c <script> <count> <uplink> <addresses…>`, inside `netns` if given. */
+function shArgv(script: string, count: number, uplink: string, addrs: readonly MovingAddress[], netns?: string) {
+  const argv = ["sh", "-c", `c=$0 i=$1; shift; ${script}`, String(count), uplink, ...addrs.map((a) => a.local)];
+  return netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
+}
+
+const what = (addrs: readonly MovingAddress[], uplink: string) =>
+  `gratuitous ARP for ${addrs.map((a) => a.local).join(", ")} on ${uplink}`;
+
+/**
+ * Adds the addresses and announces them, in one process the daemon starts: a takeover waits for
+ * every process the daemon starts (each is a fork of the daemon, done on its main thread, and
+ * on a busy node a process's start is most of a takeover), so the shell adds the addresses with
+ * `ip -batch`, says so, and goes on to the announcements. Resolves once the addresses are held;
+ * rejects if they could not be added.
+ */
+export function claim(addrs: readonly MovingAddress[], uplink: string, log: Logger, netns?: string): Promise<void> {
+  const argv = shArgv(`ip -batch - || exit 2; echo claimed; ${ARPINGS}`, 2, uplink, addrs, netns);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    let claimed = false;
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!claimed && out.includes("claimed\n")) {
+        claimed = true;
+        resolve();
+      }
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("error", (e) => {
+      if (!claimed) reject(new Error(`cannot add ${addrs.map((a) => a.local).join(", ")}: ${e.message}`));
+    });
+    child.on("close", (code) => {
+      if (!claimed)
+        reject(
+          new Error(
+            `ip -batch (address replace ${addrs.map((a) => a.local).join(", ")} dev ${uplink}) failed (exit ${code}): ${err.trim() || "no output"}`,
+          ),
+        );
+      else if (code) log("warn", "announce", `${what(addrs, uplink)}: an arping failed (exit ${code})`);
+    });
+    // A shell that died before reading its input is reported by "close"; the write must not throw.
+    child.stdin.on("error", () => {});
+    child.stdin.end(`${addrs.map((a) => `address replace ${a.local}/${a.prefix} dev ${uplink}`).join("\n")}\n`);
   });
-  announce(addrs, uplink, log, 2, netns);
 }
 
 /**
- * Gratuitous ARP for each address, `count` a second apart (arping's own pacing); the first
- * leaves at once, so a takeover does not wait for the rest. One process starts them all: each
- * process the daemon starts holds up its event loop for a moment, longest on a loaded node and
- * right when a takeover needs it.
+ * Gratuitous ARP for each address, `count` a second apart; the first leaves at once. One
+ * process starts them all (see claim: every process the daemon starts holds up its event loop).
  */
 export function announce(
   addrs: readonly MovingAddress[],
@@ -53,15 +96,11 @@ export function announce(
   count: number,
   netns?: string,
 ): void {
-  const script =
-    'c=$0 i=$1; shift; p=; for a; do arping -q -U -c "$c" -I "$i" -s "$a" "$a" & p="$p $!"; done; s=0; for j in $p; do wait "$j" || s=1; done; exit $s';
-  const argv = ["sh", "-c", script, String(count), uplink, ...addrs.map((a) => a.local)];
-  const full = netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
-  const what = `gratuitous ARP for ${addrs.map((a) => a.local).join(", ")} on ${uplink}`;
-  const child = spawn(full[0]!, full.slice(1), { stdio: "ignore" });
-  child.on("error", (e) => log("error", "announce", `cannot send ${what}: ${e.message}`));
+  const argv = shArgv(ARPINGS, count, uplink, addrs, netns);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+  child.on("error", (e) => log("error", "announce", `cannot send ${what(addrs, uplink)}: ${e.message}`));
   child.on("close", (code) => {
-    if (code) log("warn", "announce", `${what}: an arping failed (exit ${code})`);
+    if (code) log("warn", "announce", `${what(addrs, uplink)}: an arping failed (exit ${code})`);
   });
 }
 
