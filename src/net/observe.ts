@@ -22,6 +22,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
+import { oneShot, type Readers } from "./readers.js";
 import { run, type Started, start } from "./run.js";
 
 /** What `ip -json link/addr show` prints of a link, as far as it is read; never leaves this module. */
@@ -100,6 +101,8 @@ export interface Observed {
   interfaces: Interface[];
   /** The `ip` readers of a kept observation (see `startObserve`), waiting for an apply's batches. */
   kept?: KeptIp;
+  /** With `neighbours`: the IPv6 neighbour entries in any state, what neighbour discovery learned. */
+  ndp?: Neighbour[];
 }
 
 /** `ip -batch` processes still running after answering: `ip` and (if IPv6 was read) `ip -6`. */
@@ -121,15 +124,32 @@ function toInterface(l: IpLink): Interface {
 export interface ObserveWhat {
   /** Routing tables to read, or all of them (one command either way). */
   tables: readonly number[] | "all";
-  /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
+  /**
+   * Also read the neighbour entries: the permanent ones are state (the gateway's; a pod has none
+   * of ours), and the IPv6 ones of any state are what neighbour discovery learned (`ndp`).
+   */
   neighbours?: boolean;
 }
 
 /** Every routing table (one `ip route show table all`): what a pod's attachment is read with. */
 export const EVERY_TABLE: ObserveWhat = { tables: "all" };
 
-export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  return startObserve(netns, what).read();
+export async function observe(netns: string | undefined, what: ObserveWhat, readers?: Readers): Promise<Observed> {
+  return startObserve(netns, what, readers ? { readers } : {}).read();
+}
+
+const routeLines = (what: ObserveWhat) =>
+  what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
+
+/** What `ip -json -details -batch -` is asked: addresses with link details, rules, routes, netconf (and neighbours). */
+function ipBatch(what: ObserveWhat): string {
+  const neigh = what.neighbours ? ["neigh show"] : [];
+  return ["addr show", "rule show", ...routeLines(what), "netconf show", ...neigh, ""].join("\n");
+}
+
+/** What `ip -6 -json -batch -` is asked: the IPv6 rules, routes and netconf. */
+function ip6Batch(what: ObserveWhat): string {
+  return ["rule show", ...routeLines(what), "netconf show", ""].join("\n");
 }
 
 /** A read already running (its process started), to be awaited once it is needed. */
@@ -151,25 +171,19 @@ export interface PendingObservation extends Pending<Observed> {
  * and each process is a fork of this one plus a tool's start-up on the critical path. For the
  * same reason `keep` leaves the two `ip` running once they have answered (`ip -batch` answers
  * each command as it reads it): the changes an apply then makes go to them (`Observed.kept`)
- * instead of to two new processes.
+ * instead of to two new processes. `readers` (a daemon's, see readers.ts) asks the two `ip`
+ * batches of processes kept from one reading to the next instead.
  */
 export function startObserve(
   netns: string | undefined,
   what: ObserveWhat,
-  options: { ipv6?: boolean; keep?: boolean } = {},
+  options: { ipv6?: boolean; keep?: boolean; readers?: Readers } = {},
 ): PendingObservation {
   const ipv6 = options.ipv6 ?? true;
   const keep = options.keep ?? false;
-  const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
-  const batch = [
-    "addr show",
-    "rule show",
-    ...tables,
-    "netconf show",
-    ...(what.neighbours ? ["neigh show nud permanent"] : []),
-    "",
-  ].join("\n");
-  const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
+  const readers = options.readers;
+  const batch = ipBatch(what);
+  const batch6 = ip6Batch(what);
   const none = Promise.resolve({ stdout: "" });
   const started: Started[] = [];
   /**
@@ -186,9 +200,16 @@ export function startObserve(
     out.catch(() => {});
     return { tool, out };
   };
-  const ip = begin(["ip", "-json", "-details", "-batch", "-"], batch, keep);
+  /** An `ip` batch: asked of the caller's readers (a daemon's kept ones), or of a process of its own. */
+  const ask = (argv: string[], input: string): { tool?: Started; out: Promise<{ stdout: string }> } => {
+    if (!readers) return begin(argv, input, keep);
+    const out = readers.ask(argv, input).then((stdout) => ({ stdout }));
+    out.catch(() => {});
+    return { out };
+  };
+  const ip = ask(["ip", "-json", "-details", "-batch", "-"], batch);
   const ipt = begin(["iptables-save"], "");
-  const ip6 = ipv6 ? begin(["ip", "-6", "-json", "-batch", "-"], batch6, keep) : undefined;
+  const ip6 = ipv6 ? ask(["ip", "-6", "-json", "-batch", "-"], batch6) : undefined;
   const ip6t = ipv6 ? begin(["ip6tables-save"], "") : undefined;
   return {
     ipv6,
@@ -203,7 +224,9 @@ export function startObserve(
         { ip: ipOut.stdout, iptables: iptOut.stdout, ip6: ip6Out.stdout, ip6tables: ip6tOut.stdout },
         what,
       );
-      return keep ? { ...observed, kept: { ip: ip.tool, ...(ip6 ? { ip6: ip6.tool } : {}) } } : observed;
+      return keep && ip.tool
+        ? { ...observed, kept: { ip: ip.tool, ...(ip6?.tool ? { ip6: ip6.tool } : {}) } }
+        : observed;
     },
     cancel() {
       for (const p of started) p.cancel();
@@ -225,10 +248,10 @@ export interface LinkReading {
  * Links, the main table's routes and every neighbour entry in one `ip -batch`: a scrape reads no
  * rules, IPv6 routes, sysctls or iptables, so it starts one process where a reconcile starts four.
  */
-export async function observeLinks(netns: string | undefined): Promise<LinkReading> {
+export async function observeLinks(netns: string | undefined, readers: Readers = oneShot(netns)): Promise<LinkReading> {
   const input = "addr show\nroute show table main\nneigh show\n";
-  const r = await run(["ip", "-json", "-details", "-batch", "-"], { netns, input });
-  const docs = r.stdout
+  const stdout = await readers.ask(["ip", "-json", "-details", "-batch", "-"], input);
+  const docs = stdout
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as unknown[]);
@@ -313,10 +336,18 @@ export interface FdbEntry {
  * The FDB entries of the given devices with a remote VTEP (one `bridge -json fdb show`).
  * The all-zeros entry is a default destination, not a station, and is left out.
  */
-export async function observeFdb(netns: string | undefined, devices: readonly string[]): Promise<FdbEntry[]> {
+export async function observeFdb(
+  netns: string | undefined,
+  devices: readonly string[],
+  readers: Readers = oneShot(netns),
+): Promise<FdbEntry[]> {
   if (!devices.length) return [];
-  const r = await run(["bridge", "-json", "fdb", "show"], { netns });
-  return parseFdb(r.stdout, devices);
+  return parseFdb(await readFdb(readers), devices);
+}
+
+/** `bridge -json fdb show` of every device, as a batch: a daemon's kept `bridge` answers it. */
+export function readFdb(readers: Readers): Promise<string> {
+  return readers.ask(["bridge", "-json", "-batch", "-"], "fdb show\n");
 }
 
 interface BridgeFdb {
@@ -355,12 +386,14 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const rules = docs[1] as IpRule[];
   const routeDocs = docs.slice(2, 2 + tables.length) as IpRoute[][];
   const netconf = docs[2 + tables.length] as IpNetconf[];
-  const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
+  const neigh = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]) : [];
+  const neighbours = neigh.filter((n) => n.state?.includes("PERMANENT")).flatMap(toNeighbour);
   const { chains, jumps } = parseIptablesSave(raw.iptables);
   const v6 = parseIp6(raw.ip6 ?? "", tables);
   const ipt6 = parseIptablesSave(raw.ip6tables ?? "");
   return {
     interfaces: links.map(toInterface),
+    ...(what.neighbours ? { ndp: neigh.filter((n) => n.dst.includes(":")).flatMap(toNeighbour) } : {}),
     state: stateOf({
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
@@ -402,6 +435,7 @@ interface IpNeigh {
   dst: string;
   dev: string;
   lladdr?: string;
+  state?: string[];
 }
 
 function toNeighbour(n: IpNeigh): Neighbour[] {

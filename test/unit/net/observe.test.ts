@@ -115,6 +115,23 @@ describe("parseObservation", () => {
   });
 });
 
+describe("parseObservation with neighbours", () => {
+  // One `neigh show` of every state and family: the permanent entries are state (the gateway's
+  // own), the IPv6 ones in any state are what neighbour discovery learned.
+  const neigh = JSON.stringify([
+    { dst: "172.16.0.5", dev: "te-eth0", lladdr: "02:7E:AC:10:00:05", state: ["PERMANENT"] },
+    { dst: "10.22.0.1", dev: "eth0", lladdr: "3e:d7:e9:af:98:6b", state: ["REACHABLE"] },
+    { dst: "fd00:64:7e7e::5", dev: "te-eth0", lladdr: "02:7e:ac:10:00:05", state: ["STALE"] },
+    { dst: "fe80::1", dev: "eth0", state: ["FAILED"] },
+  ]);
+  const o = parseObservation({ ip: `${ip}\n${neigh}`, iptables: "" }, { tables: [200], neighbours: true });
+
+  it("keeps the permanent entries as state, and the IPv6 ones of any state as learned", () => {
+    expect(o.state.neighbours).toEqual([{ dev: "te-eth0", ip: "172.16.0.5", mac: "02:7e:ac:10:00:05" }]);
+    expect(o.ndp).toEqual([{ dev: "te-eth0", ip: "fd00:64:7e7e::5", mac: "02:7e:ac:10:00:05" }]);
+  });
+});
+
 describe("parseObservation of every table", () => {
   // `route show table all` prints every family (a table filter alone would mean IPv4); IPv6
   // routes carry a router preference, IPv4 ones never do.
