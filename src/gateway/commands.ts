@@ -28,11 +28,9 @@ import {
   observe,
   observeFdb,
   observeLinks,
-  observeNdp,
   observeNeighbours,
   observeNftTable,
-  observeTrackedSources,
-  observeTrackedSources6,
+  observeTracked,
   parseFdb,
   readFdb,
   type TrackedSource6,
@@ -144,12 +142,11 @@ export function keptReading(netns: string | undefined): Reading & { close(): voi
 async function snapshot(reading: Reading, uplinkWanted: string | undefined): Promise<Snapshot> {
   const { netns, readers } = reading;
   const classesOf = reading.classes();
-  const [observed, qdiscs, fdbJson, tracked, tracked6, nftChains] = await Promise.all([
+  const [observed, qdiscs, fdbJson, { tracked, tracked6 }, nftChains] = await Promise.all([
     observe(netns, { tables: [MAIN_TABLE], neighbours: true }, readers),
     observeQdiscs(netns, readers),
     readFdb(readers),
-    observeTrackedSources(netns),
-    observeTrackedSources6(netns),
+    observeTracked(netns),
     observeNftTable(netns, "ip6", NFT_TABLE),
   ]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
@@ -225,20 +222,24 @@ export async function applyConfig(
 
 /**
  * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
- * removed FDB entry changes. A few processes (the FDB, conntrack of both families, the neighbours), so it can
- * follow the kernel's notifications; everything else waits for the next full reconcile.
+ * removed FDB entry changes. Three readings (the FDB, conntrack of both families, the neighbour
+ * table; a daemon's kept readers answer two of them), so it can follow the kernel's
+ * notifications; everything else waits for the next full reconcile.
  */
-export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
+export async function syncPods(
+  config: GatewayConfig,
+  opts: { netns?: string; uplink: string; reading?: Reading },
+): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours, ndp, tracked6] = await Promise.all([
-    observeFdb(opts.netns, devices),
-    observeTrackedSources(opts.netns),
-    observeNeighbours(opts.netns),
-    observeNdp(opts.netns, devices),
-    observeTrackedSources6(opts.netns),
+  const readers = opts.reading?.readers ?? oneShot(opts.netns);
+  const [fdb, { tracked, tracked6 }, neighbours] = await Promise.all([
+    observeFdb(opts.netns, devices, readers),
+    observeTracked(opts.netns),
+    observeNeighbours(opts.netns, readers),
   ]);
+  const ndp = neighbours.ndp.filter((n) => devices.includes(n.dev));
   const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp, tracked6) });
-  const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
+  const observed = stateOf({ neighbours: neighbours.permanent.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.length) await apply(opts.netns, changes);
   return { changes, uplink: opts.uplink, learned: learnedPods(config, fdb) };

@@ -428,7 +428,7 @@ export class GatewayDaemon extends EventEmitter {
       this.finish(
         "pods",
         started,
-        await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink }),
+        await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink, reading: this.kept }),
       );
     } catch (e) {
       this.fail("pods", started, e as Error);

@@ -8,6 +8,8 @@
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
  * so a newer iproute2 adding fields changes nothing.
  */
+
+import { readFile } from "node:fs/promises";
 import type {
   Address,
   Chain,
@@ -22,6 +24,7 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
+import { formatIP, parseIP } from "./ip.js";
 import { oneShot, type Readers } from "./readers.js";
 import { run, type Started, start } from "./run.js";
 
@@ -268,19 +271,23 @@ export async function observeLinks(netns: string | undefined, readers: Readers =
   };
 }
 
-/** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */
-export async function observeNeighbours(netns: string | undefined): Promise<Neighbour[]> {
-  const r = await run(["ip", "-json", "neigh", "show", "nud", "permanent"], { netns });
-  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
+/**
+ * The neighbour table (one `neigh show` of every state and family, asked of `readers`): the
+ * permanent entries, and the IPv6 ones in any state (what neighbour discovery learned).
+ */
+export async function observeNeighbours(
+  netns: string | undefined,
+  readers: Readers = oneShot(netns),
+): Promise<{ permanent: Neighbour[]; ndp: Neighbour[] }> {
+  const out = await readers.ask(["ip", "-json", "-details", "-batch", "-"], "neigh show\n");
+  return splitNeighbours(out.trim() ? (JSON.parse(out) as IpNeigh[]) : []);
 }
 
-/** The IPv6 neighbour entries on `devices` in any state (one `ip -6 -json neigh show`): what neighbour discovery learned. */
-export async function observeNdp(netns: string | undefined, devices: readonly string[]): Promise<Neighbour[]> {
-  if (!devices.length) return [];
-  const r = await run(["ip", "-6", "-json", "neigh", "show"], { netns });
-  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : [])
-    .filter((n) => devices.includes(n.dev))
-    .flatMap(toNeighbour);
+function splitNeighbours(neigh: readonly IpNeigh[]): { permanent: Neighbour[]; ndp: Neighbour[] } {
+  return {
+    permanent: neigh.filter((n) => n.state?.includes("PERMANENT")).flatMap(toNeighbour),
+    ndp: neigh.filter((n) => n.dst.includes(":")).flatMap(toNeighbour),
+  };
 }
 
 /**
@@ -305,6 +312,31 @@ export function parseConntrackSources(text: string): string[] {
 export interface TrackedSource6 {
   ip: string;
   mark: number;
+}
+
+/**
+ * The original sources of the connections the namespace tracks, of both families. A reading of
+ * our own namespace reads /proc/net/nf_conntrack, a file, not two `conntrack -L` processes (a
+ * daemon does it on every reconcile); another namespace (--netns), or a kernel built without that
+ * file, gets the processes.
+ */
+export async function observeTracked(
+  netns: string | undefined,
+): Promise<{ tracked: string[]; tracked6: TrackedSource6[] }> {
+  const text = netns ? undefined : await readFile("/proc/self/net/nf_conntrack", "utf8").catch(() => undefined);
+  if (text !== undefined) return parseProcConntrack(text);
+  const [tracked, tracked6] = await Promise.all([observeTrackedSources(netns), observeTrackedSources6(netns)]);
+  return { tracked, tracked6 };
+}
+
+/** /proc/net/nf_conntrack: conntrack's lines after a family column, IPv6 addresses written out in full. */
+export function parseProcConntrack(text: string): { tracked: string[]; tracked6: TrackedSource6[] } {
+  const lines = text.split("\n");
+  const of = (family: string) => lines.filter((l) => l.startsWith(`${family} `)).join("\n");
+  return {
+    tracked: parseConntrackSources(of("ipv4")),
+    tracked6: parseConntrackSources6(of("ipv6")).map((t) => ({ ...t, ip: formatIP(6, parseIP(t.ip, 6)!) })),
+  };
 }
 
 /** The original sources and marks of the IPv6 connections the namespace tracks (one `conntrack -L -f ipv6`). */
@@ -386,14 +418,13 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const rules = docs[1] as IpRule[];
   const routeDocs = docs.slice(2, 2 + tables.length) as IpRoute[][];
   const netconf = docs[2 + tables.length] as IpNetconf[];
-  const neigh = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]) : [];
-  const neighbours = neigh.filter((n) => n.state?.includes("PERMANENT")).flatMap(toNeighbour);
+  const neigh = what.neighbours ? splitNeighbours(docs[3 + tables.length] as IpNeigh[]) : undefined;
   const { chains, jumps } = parseIptablesSave(raw.iptables);
   const v6 = parseIp6(raw.ip6 ?? "", tables);
   const ipt6 = parseIptablesSave(raw.ip6tables ?? "");
   return {
     interfaces: links.map(toInterface),
-    ...(what.neighbours ? { ndp: neigh.filter((n) => n.dst.includes(":")).flatMap(toNeighbour) } : {}),
+    ...(neigh ? { ndp: neigh.ndp } : {}),
     state: stateOf({
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
@@ -402,7 +433,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
-      neighbours,
+      neighbours: neigh?.permanent ?? [],
       ...v6,
       chains6: ipt6.chains,
       jumps6: ipt6.jumps,

@@ -35,8 +35,8 @@ interface Kept {
 /** Readers a daemon keeps; `close` ends them. */
 export class KeptReaders implements Readers {
   private readonly kept = new Map<string, Kept>();
-  /** Per reader, the question being asked: the next one waits for it. */
-  private readonly turns = new Map<string, Promise<unknown>>();
+  /** Per reader, the question being asked, settling once answered: the next one waits for it. */
+  private readonly turns = new Map<string, Promise<void>>();
   private closed = false;
 
   constructor(private readonly netns: string | undefined) {}
@@ -45,8 +45,15 @@ export class KeptReaders implements Readers {
     // A question after `close` (a scrape answered while the daemon stops) gets a process of its own.
     if (this.closed) return oneShot(this.netns).ask(argv, input);
     const key = argv.join("\0");
-    const turn = (this.turns.get(key) ?? Promise.resolve()).catch(() => {}).then(() => this.askNow(key, argv, input));
-    this.turns.set(key, turn);
+    const turn = (this.turns.get(key) ?? Promise.resolve()).then(() => this.askNow(key, argv, input));
+    // The next question waits for this one to settle, without holding on to its answer.
+    this.turns.set(
+      key,
+      turn.then(
+        () => {},
+        () => {},
+      ),
+    );
     return turn;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseIptablesSave, parseObservation } from "../../../src/net/observe.js";
+import { parseIptablesSave, parseObservation, parseProcConntrack } from "../../../src/net/observe.js";
 
 // Captured from `ip -json -details -batch -` and iptables-save (nf_tables 1.8.9) in a pod after ADD.
 const ip = [
@@ -183,5 +183,22 @@ describe("parseIptablesSave", () => {
       { table: "mangle", hook: "OUTPUT", match: "", chain: "TE-MARK-eth0", first: false },
       { table: "nat", hook: "POSTROUTING", match: "-o te-eth0", chain: "TE-SNAT-eth0", first: false },
     ]);
+  });
+});
+
+describe("parseProcConntrack", () => {
+  // Captured from /proc/net/nf_conntrack in a gateway namespace (kernel 6.18): conntrack -L's
+  // fields after a family column, IPv6 addresses in full.
+  const text = [
+    "ipv6     10 icmpv6   58 29 src=2001:0db8:0023:0000:0000:0000:0000:0005 dst=2001:0db8:0023:0000:0000:0000:0000:0001 type=128 code=0 id=14177 src=2001:0db8:0023:0000:0000:0000:0000:0001 dst=2001:0db8:0023:0000:0000:0000:0000:0005 type=129 code=0 id=14177 mark=1879048197 zone=0 use=2",
+    "ipv4     2 icmp     1 29 src=10.23.0.5 dst=10.23.0.1 type=8 code=0 id=14176 src=10.23.0.1 dst=10.23.0.5 type=0 code=0 id=14176 mark=0 zone=0 use=2",
+    "",
+  ].join("\n");
+
+  it("reads the original sources of both families, IPv6 in the form conntrack -L and ip print", () => {
+    expect(parseProcConntrack(text)).toEqual({
+      tracked: ["10.23.0.5"],
+      tracked6: [{ ip: "2001:db8:23::5", mark: 1879048197 }],
+    });
   });
 });
