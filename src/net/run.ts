@@ -177,7 +177,8 @@ function spawnCollect(
     let end = -1;
     for (let n = 0; n < waiting.lines; n++) end = all.indexOf(10, end + 1);
     out.length = 0;
-    out.push(all.subarray(end + 1));
+    // A copy: a view would keep the whole answer's memory alive for as long as the reader lives.
+    if (end + 1 < all.length) out.push(Buffer.from(all.subarray(end + 1)));
     lines -= waiting.lines;
     const w = waiting;
     waiting = undefined;
