@@ -97,7 +97,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
 
 /** A tool already running, waiting for its stdin (see `start`). */
 export interface Started {
-  /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. */
+  /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. Its stdout: what no `ask` took. */
   finish(input: string): Promise<RunResult>;
   /**
    * Writes `input` and keeps stdin open; resolves with what the tool printed since the last
@@ -109,6 +109,8 @@ export interface Started {
   ask(input: string, lines: number): Promise<string>;
   /** The tool is not needed after all: ends it (it only ever reads). */
   cancel(): void;
+  /** Its process id (undefined if it could not be started). */
+  readonly pid: number | undefined;
 }
 
 /**
@@ -142,6 +144,7 @@ export function start(argv: readonly string[], options: Omit<RunOptions, "input"
       );
     },
     cancel: child.cancel,
+    pid: child.pid,
   };
 }
 
@@ -153,33 +156,37 @@ function spawnCollect(
   finish(input: string): Promise<RunResult>;
   ask(input: string, lines: number): Promise<string | undefined>;
   cancel(): void;
+  pid: number | undefined;
 } {
   const [file, ...args] = argv as [string, ...string[]];
   const child = spawn(file, args, { env, stdio: ["pipe", "pipe", "pipe"] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let spawnError = "";
-  /** Where the output not yet given to an `ask` starts, and the pending `ask`. */
-  let answered = 0;
+  /**
+   * `out` holds only what no `ask` has taken (a kept reader answers for as long as it lives),
+   * with the number of lines it holds; and the pending `ask`. A newline byte is never part of a
+   * multi-byte character, so lines are counted in the raw bytes.
+   */
+  let lines = 0;
   let waiting: { lines: number; resolve(text: string | undefined): void } | undefined;
   let closed = false;
   const answer = () => {
-    if (!waiting) return;
-    const text = Buffer.concat(out).toString("utf8").slice(answered);
-    let lines = 0;
-    for (let i = text.indexOf("\n"); i >= 0 && lines < waiting.lines; i = text.indexOf("\n", i + 1)) {
-      lines++;
-      if (lines === waiting.lines) {
-        answered += i + 1;
-        const w = waiting;
-        waiting = undefined;
-        w.resolve(text.slice(0, i + 1));
-        return;
-      }
-    }
+    if (!waiting || lines < waiting.lines) return;
+    const all = Buffer.concat(out);
+    let end = -1;
+    for (let n = 0; n < waiting.lines; n++) end = all.indexOf(10, end + 1);
+    out.length = 0;
+    // A copy: a view would keep the whole answer's memory alive for as long as the reader lives.
+    if (end + 1 < all.length) out.push(Buffer.from(all.subarray(end + 1)));
+    lines -= waiting.lines;
+    const w = waiting;
+    waiting = undefined;
+    w.resolve(all.subarray(0, end + 1).toString("utf8"));
   };
   child.stdout.on("data", (d: Buffer) => {
     out.push(d);
+    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
     answer();
   });
   child.stderr.on("data", (d: Buffer) => err.push(d));
@@ -208,6 +215,9 @@ function spawnCollect(
       return done;
     },
     ask(input, lines) {
+      // Referenced while an answer is awaited: a later question to a kept reader must keep us alive until answered.
+      child.ref();
+      for (const p of pipes) p.ref();
       const reply = new Promise<string | undefined>((resolve) => {
         if (closed) resolve(undefined);
         else waiting = { lines, resolve };
@@ -223,6 +233,7 @@ function spawnCollect(
       child.stdin.end();
       child.kill("SIGKILL");
     },
+    pid: child.pid,
   };
 }
 
