@@ -28,16 +28,24 @@ import {
   observe,
   observeFdb,
   observeLinks,
-  observeNdp,
   observeNeighbours,
   observeNftTable,
-  observeTrackedSources,
-  observeTrackedSources6,
+  observeTracked,
+  parseFdb,
+  readFdb,
   type TrackedSource6,
 } from "../net/observe.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
+import { KeptReaders, oneShot, type Readers } from "../net/readers.js";
 import { run } from "../net/run.js";
-import { type ClassStats, type ObservedQdisc, observeClasses, observeQdiscs, type TcObservation } from "../net/tc.js";
+import {
+  type ClassReading,
+  type ClassStats,
+  classReader,
+  type ObservedQdisc,
+  observeQdiscs,
+  type TcObservation,
+} from "../net/tc.js";
 import { classMinorOf, type GatewayConfig } from "./config.js";
 import {
   ALIAS_PREFIX,
@@ -104,27 +112,48 @@ function uplinkOf(
   return uplink;
 }
 
-/** Everything the gateway owns as it is now, and the facts its learned pods come from (FDB, conntrack, NDP). */
-async function snapshot(netns: string | undefined, uplinkWanted: string | undefined): Promise<Snapshot> {
-  const [observed, qdiscs] = await Promise.all([
-    observe(netns, { tables: [MAIN_TABLE], neighbours: true }),
-    observeQdiscs(netns),
+/**
+ * How the gateway's readings reach the kernel: the batch tools they ask, and the class counters
+ * (see `classReader`). A one-shot command starts new processes; a daemon keeps one `Reading` for
+ * its whole life (`keptReading`), so its reconciles and scrapes ask processes it already has and
+ * read the classes in parallel with everything else.
+ */
+export interface Reading {
+  netns: string | undefined;
+  readers: Readers;
+  classes: () => ClassReading;
+}
+
+export function oneShotReading(netns: string | undefined): Reading {
+  return { netns, readers: oneShot(netns), classes: classReader(netns) };
+}
+
+/** A daemon's reading: `close` ends its kept processes. */
+export function keptReading(netns: string | undefined): Reading & { close(): void } {
+  const readers = new KeptReaders(netns);
+  return { netns, readers, classes: classReader(netns), close: () => readers.close() };
+}
+
+/**
+ * Everything the gateway owns as it is now, and the facts its learned pods come from (FDB,
+ * conntrack, NDP): one round of processes in parallel. The FDB and NDP are read for every
+ * device and kept for the tunnels once `ip` has said which they are.
+ */
+async function snapshot(reading: Reading, uplinkWanted: string | undefined): Promise<Snapshot> {
+  const { netns, readers } = reading;
+  const classesOf = reading.classes();
+  const [observed, qdiscs, fdbJson, { tracked, tracked6 }, nftChains] = await Promise.all([
+    observe(netns, { tables: [MAIN_TABLE], neighbours: true }, readers),
+    observeQdiscs(netns, readers),
+    readFdb(readers),
+    observeTracked(netns),
+    observeNftTable(netns, "ip6", NFT_TABLE),
   ]);
   const tunnels = observed.state.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
-  const fdbP = observeFdb(netns, tunnels);
-  const trackedP = observeTrackedSources(netns);
-  const ndpP = observeNdp(netns, tunnels);
-  const tracked6P = observeTrackedSources6(netns);
-  const nftP = observeNftTable(netns, "ip6", NFT_TABLE);
   const uplink = uplinkOf(uplinkWanted, qdiscs, tunnels, defaultRouteDev(observed), observed.interfaces);
-  const [classes, fdb, tracked, ndp, tracked6, nftChains] = await Promise.all([
-    observeClasses(netns, [uplink, ...tunnels]),
-    fdbP,
-    trackedP,
-    ndpP,
-    tracked6P,
-    nftP,
-  ]);
+  const classes = await classesOf([uplink, ...tunnels]);
+  const fdb = parseFdb(fdbJson, tunnels);
+  const ndp = (observed.ndp ?? []).filter((n) => tunnels.includes(n.dev));
   const countersAt = process.hrtime.bigint();
   const tc = { qdiscs, ...classes };
   observed.state.qdiscs = tc.qdiscs;
@@ -156,12 +185,15 @@ async function reconcile(
 
 const NO_PODS: LearnedPods = { pods: [], strangers: [] };
 
-/** `leaf`: the kernel's leaf qdisc kind when already probed (a daemon probes once, not on every reconcile). */
+/**
+ * `leaf`: the kernel's leaf qdisc kind when already probed, and `reading`: the daemon's (a
+ * daemon probes once and keeps its readers, not a new set on every reconcile).
+ */
 export async function applyConfig(
   config: GatewayConfig,
-  opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind },
+  opts: { netns?: string; dryRun?: boolean; leaf?: LeafKind; reading?: Reading },
 ): Promise<Outcome> {
-  const snap = await snapshot(opts.netns, config.uplink);
+  const snap = await snapshot(opts.reading ?? oneShotReading(opts.netns), config.uplink);
   const foreign = snap.tc.qdiscs.find(
     (q) => q.dev === snap.uplink && q.parent === "root" && q.kind === "htb" && q.handle !== OUR_ROOT,
   );
@@ -190,27 +222,31 @@ export async function applyConfig(
 
 /**
  * Brings the learned pods' neighbour entries up to date, and nothing else: what a new or
- * removed FDB entry changes. A few processes (the FDB, conntrack of both families, the neighbours), so it can
- * follow the kernel's notifications; everything else waits for the next full reconcile.
+ * removed FDB entry changes. Three readings (the FDB, conntrack of both families, the neighbour
+ * table; a daemon's kept readers answer two of them), so it can follow the kernel's
+ * notifications; everything else waits for the next full reconcile.
  */
-export async function syncPods(config: GatewayConfig, opts: { netns?: string; uplink: string }): Promise<Outcome> {
+export async function syncPods(
+  config: GatewayConfig,
+  opts: { netns?: string; uplink: string; reading?: Reading },
+): Promise<Outcome> {
   const devices = config.tenants.map((t) => tunnelDevice(t.vni));
-  const [fdb, tracked, neighbours, ndp, tracked6] = await Promise.all([
-    observeFdb(opts.netns, devices),
-    observeTrackedSources(opts.netns),
-    observeNeighbours(opts.netns),
-    observeNdp(opts.netns, devices),
-    observeTrackedSources6(opts.netns),
+  const readers = opts.reading?.readers ?? oneShot(opts.netns);
+  const [fdb, { tracked, tracked6 }, neighbours] = await Promise.all([
+    observeFdb(opts.netns, devices, readers),
+    observeTracked(opts.netns),
+    observeNeighbours(opts.netns, readers),
   ]);
+  const ndp = neighbours.ndp.filter((n) => devices.includes(n.dev));
   const desired = stateOf({ neighbours: podNeighbours(config, fdb, tracked, ndp, tracked6) });
-  const observed = stateOf({ neighbours: neighbours.filter((n) => devices.includes(n.dev)) });
+  const observed = stateOf({ neighbours: neighbours.permanent.filter((n) => devices.includes(n.dev)) });
   const changes = diff(desired, observed, gatewayScope(opts.uplink));
   if (changes.length) await apply(opts.netns, changes);
   return { changes, uplink: opts.uplink, learned: learnedPods(config, fdb) };
 }
 
 export async function deleteTenant(name: string, opts: { netns?: string }): Promise<Outcome> {
-  const snap = await snapshot(opts.netns, undefined);
+  const snap = await snapshot(oneShotReading(opts.netns), undefined);
   const t = presentTenants(snap.observed.state.links).find((x) => x.name === name);
   if (!t) {
     const known = presentTenants(snap.observed.state.links).map((x) => x.name);
@@ -229,7 +265,7 @@ export async function deleteTenant(name: string, opts: { netns?: string }): Prom
 }
 
 export async function reset(opts: { netns?: string }): Promise<Outcome> {
-  const snap = await snapshot(opts.netns, undefined);
+  const snap = await snapshot(oneShotReading(opts.netns), undefined);
   return reconcile(opts.netns, emptyState(), snap, gatewayScope(snap.uplink), false, NO_PODS);
 }
 
@@ -285,26 +321,21 @@ export type Sampler = () => Promise<GatewaySample>;
 /**
  * A sampler for one namespace. A reading is one round of processes in parallel — `ip` (links,
  * default route, neighbour counts), `bridge fdb`, `tc qdisc` and the class counters of the uplink
- * and every tunnel — so a scrape costs one process start-up, not two in a row. The class
- * counters need the device names before `ip` has said them, so each reading asks for the devices
- * the previous one found; when they turn out to differ (a tenant came or went, or this is the
- * first reading), the classes are read once more for the devices that are really there.
+ * and every tunnel (`classReader`: the devices the previous reading found, read again when they
+ * differ) — so a scrape costs one process start-up, not two in a row; a daemon's scrapes ask
+ * its kept readers (`reading`).
  */
-export function sampler(netns: string | undefined): Sampler {
-  let devices: string[] = [];
+export function sampler(netns: string | undefined, reading: Reading = oneShotReading(netns)): Sampler {
   return async () => {
-    const guessed = devices;
-    const [links, qdiscs, fdb, guess] = await Promise.all([
-      observeLinks(netns),
-      observeQdiscs(netns),
+    const classesOf = reading.classes();
+    const [links, qdiscs, fdb] = await Promise.all([
+      observeLinks(netns, reading.readers),
+      observeQdiscs(netns, reading.readers),
       run(["bridge", "fdb", "show"], { netns }),
-      // A device that has gone since makes tc fail: the reading below tells which ones are there.
-      guessed.length ? observeClasses(netns, guessed).catch(() => undefined) : undefined,
     ]);
     const tunnels = links.links.filter((l) => isTunnelDevice(l.name)).map((l) => l.name);
     const uplink = uplinkOf(undefined, qdiscs, tunnels, links.defaultDev, links.interfaces);
-    devices = [uplink, ...tunnels];
-    const classes = guess && guessed.join() === devices.join() ? guess : await observeClasses(netns, devices);
+    const classes = await classesOf([uplink, ...tunnels]);
     return sampleOf(links, qdiscs, { qdiscs, ...classes }, uplink, countPerTunnel(fdb.stdout, true));
   };
 }

@@ -25,7 +25,7 @@ import { dirname } from "node:path";
 import { createInterface } from "node:readline";
 import { problems } from "../net/desired-state.js";
 import { type LeafKind, probeLeafKind } from "../net/probe.js";
-import { applyConfig, type Outcome, reset, syncPods } from "./commands.js";
+import { applyConfig, keptReading, type Outcome, type Reading, reset, syncPods } from "./commands.js";
 import { type GatewayConfig, parseGatewayConfig } from "./config.js";
 import { HaController, type HaStatus } from "./ha/controller.js";
 import { lockNetns, type NetnsLock } from "./lock.js";
@@ -125,10 +125,13 @@ export class GatewayDaemon extends EventEmitter {
   private stopping = false;
   private pair?: HaController;
   private haGeneration = 0;
+  /** The processes every reading asks, kept from one reconcile (and scrape) to the next. */
+  private readonly kept: Reading & { close(): void };
 
   constructor(options: DaemonOptions) {
     super();
     this.o = options;
+    this.kept = keptReading(options.netns);
     this.s = {
       file: options.file,
       ...(options.netns ? { netns: options.netns } : {}),
@@ -153,6 +156,11 @@ export class GatewayDaemon extends EventEmitter {
 
   get netns(): string | undefined {
     return this.o.netns;
+  }
+
+  /** How the daemon's readings reach the kernel; its HTTP side's scrapes share it. */
+  get reading(): Reading {
+    return this.kept;
   }
 
   get generation(): number {
@@ -182,7 +190,11 @@ export class GatewayDaemon extends EventEmitter {
     if (s.configError) return { ready: false, reason: `configuration refused: ${s.configError.message}` };
     if (!s.last || !s.config) return { ready: false, reason: "no reconcile yet" };
     if (!s.last.ok) return { ready: false, reason: `the last reconcile failed: ${s.last.error ?? ""}` };
-    const o = await applyConfig(s.config, { ...(this.netns ? { netns: this.netns } : {}), dryRun: true });
+    const o = await applyConfig(s.config, {
+      ...(this.netns ? { netns: this.netns } : {}),
+      dryRun: true,
+      reading: this.kept,
+    });
     // Neighbour entries follow pods as they come and go and are synced within ~50 ms of the
     // kernel learning them: a probe landing in that window must not flap readiness on every new
     // pod. Everything else (devices, chains, classes) must match.
@@ -257,6 +269,7 @@ export class GatewayDaemon extends EventEmitter {
         this.o.log("error", "cleanup", `cleanup on exit failed: ${(e as Error).message}`);
       }
     }
+    this.kept.close();
     await this.lock?.release();
     this.lock = undefined;
   }
@@ -360,6 +373,7 @@ export class GatewayDaemon extends EventEmitter {
       const outcome = await applyConfig(config, {
         ...(this.o.netns ? { netns: this.o.netns } : {}),
         ...(this.leaf ? { leaf: this.leaf } : {}),
+        reading: this.kept,
       });
       this.s.uplink = outcome.uplink;
       this.finish(reason, started, outcome);
@@ -414,7 +428,7 @@ export class GatewayDaemon extends EventEmitter {
       this.finish(
         "pods",
         started,
-        await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink }),
+        await syncPods(config, { ...(this.o.netns ? { netns: this.o.netns } : {}), uplink, reading: this.kept }),
       );
     } catch (e) {
       this.fail("pods", started, e as Error);

@@ -71,7 +71,7 @@ export interface HttpServer {
 
 export async function startHttp(source: ReconcileSource, listen: string): Promise<HttpServer> {
   const { host, port } = parseListen(listen);
-  const read = sampler(source.netns);
+  const read = sampler(source.netns, source.reading);
   const metrics = createMetrics(source, read);
   const current = statusTracker(read);
   const apiStatus = async (): Promise<ApiStatus> => ({

@@ -10,7 +10,7 @@
  * base unit (promtool rejects "bits"); `*8` gives bits/s, exactly as for the byte counters.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type GatewaySample, sampler, type TenantSample } from "./commands.js";
+import { type GatewaySample, type Reading, sampler, type TenantSample } from "./commands.js";
 import type { HaStatus } from "./ha/controller.js";
 
 /** How a reconcile ended: it changed the kernel, found nothing to change, was refused the file, or the kernel refused a change. */
@@ -43,6 +43,8 @@ export interface Readiness {
 export interface ReconcileSource {
   /** The namespace the gateway acts on (--netns); undefined is the process's own. */
   readonly netns?: string | undefined;
+  /** How its readings reach the kernel (a daemon's kept readers); absent: new processes each time. */
+  readonly reading?: Reading;
   /** Configurations accepted so far: 0 before the first, +1 for each accepted new file. */
   readonly generation: number;
   /** Why the newest file was refused; undefined while the newest file is the one in force. */
@@ -76,7 +78,7 @@ export interface GatewayMetrics {
 
 export function createMetrics(
   source: ReconcileSource,
-  read: () => Promise<GatewaySample> = sampler(source.netns),
+  read: () => Promise<GatewaySample> = sampler(source.netns, source.reading),
 ): GatewayMetrics {
   const registry = new Registry();
   // The process's own health as every Node service exposes it: RSS, CPU, heap, GC, event-loop lag.

@@ -53,6 +53,7 @@ import {
   type TcClass,
 } from "../net/desired-state.js";
 import { isHostOf, parseCidr, parseIP } from "../net/ip.js";
+import { memoByText } from "../net/memo.js";
 import type { FdbEntry, TrackedSource6 } from "../net/observe.js";
 import type { LeafKind } from "../net/probe.js";
 import { overlayIPOfMac, overlayMac, VXLAN_OVERHEAD, vniMatch } from "../net/vxlan.js";
@@ -153,8 +154,11 @@ export interface LearnedPods {
 /** Whether `ip` can be one of the tenant's pods: a host of its overlay that is not the gateway's own address. */
 const isHost = (t: GatewayTenant, ip: string): boolean => {
   const addr = parseIP(ip, 4);
-  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet)!, addr) && ip !== t.gatewayOverlayIP;
+  return addr !== undefined && isHostOf(subnetOf(t.overlaySubnet), addr) && ip !== t.gatewayOverlayIP;
 };
+
+/** A tenant's overlay subnet, parsed once: every reconcile tests each learned pod against it. */
+const subnetOf = memoByText((text) => parseCidr(text)!);
 
 /** Sorts each tunnel's learned FDB entries into the tenant's pods and the strangers. */
 export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): LearnedPods {
@@ -173,7 +177,7 @@ export function learnedPods(config: GatewayConfig, fdb: readonly FdbEntry[]): Le
 /** Whether `ip` can be one of the tenant's pods' overlay IPv6 addresses. */
 const isHost6 = (t: GatewayTenant, ip: string): boolean => {
   const addr = parseIP(ip, 6);
-  return addr !== undefined && isHostOf(parseCidr(t.overlaySubnet6)!, addr) && ip !== t.gatewayOverlayIP6;
+  return addr !== undefined && isHostOf(subnetOf(t.overlaySubnet6), addr) && ip !== t.gatewayOverlayIP6;
 };
 
 /**

@@ -103,15 +103,21 @@ export async function startProbe(ns: string, o: ProbeOptions): Promise<Probe> {
   };
 }
 
+/** An attempt that took this long needed TCP's SYN retransmission (its first retry is after 1 s). */
+const SYN_RETRY_MS = 1000;
+
 /**
- * ms from `t0` until new connections work again: the end of the first successful attempt started
- * after the last failed one (so an instance still forwarding for a moment after `t0`, then
- * dropping out, is not mistaken for a recovery); the first success after `t0` if none failed.
+ * ms from `t0` until new connections work again: the end of the first prompt success (connected
+ * without a SYN retransmission) started after the last attempt that failed or needed one (so an
+ * instance still forwarding for a moment after `t0`, then dropping out, is not mistaken for a
+ * recovery, and an outage shorter than the attempts' timeout, which a retried SYN outlasts, is
+ * not hidden); the first success after `t0` if every attempt was prompt.
  */
 export function firstNewConnection(r: ProbeResult, t0: number): number | undefined {
   const after = r.connects.filter(([s]) => s >= t0);
-  const lastFailed = Math.max(t0 - 1, ...after.filter(([, , k]) => !k).map(([s]) => s));
-  const ok = after.filter(([s, , k]) => k && s > lastFailed).map(([, e]) => e);
+  const prompt = ([s, e, k]: [number, number, number]) => k === 1 && e - s < SYN_RETRY_MS;
+  const lastFailed = Math.max(t0 - 1, ...after.filter((a) => !prompt(a)).map(([s]) => s));
+  const ok = after.filter((a) => prompt(a) && a[0] > lastFailed).map(([, e]) => e);
   return ok.length ? Math.min(...ok) - t0 : undefined;
 }
 

@@ -17,6 +17,7 @@
  * the prefix form (`! -s x`) that iptables-save has printed since 1.4.3.
  */
 import { familyOf, formatCidr, parseCidr, parseIP } from "./ip.js";
+import { memoByText } from "./memo.js";
 
 /** The long spellings iptables accepts for base options, and the `-m`/`-j` words. */
 const SHORT: Record<string, string> = {
@@ -217,26 +218,11 @@ const show = (o: Option) =>
 const sortedShow = (os: readonly Option[]) => os.map((o) => show(normalise(o))).sort();
 
 /**
- * Canonical forms already computed, by rule text: a daemon compares the same few hundred rules on
- * every reconcile, and in V8's lite mode parsing them again was most of a no-op diff's time.
- * Bounded, so rule text that keeps changing cannot grow it for ever.
- */
-const canonicalCache = new Map<string, string>();
-const CACHE_LIMIT = 20_000;
-
-/**
  * The canonical form of a rule spec (what follows "-A <chain>"): equal for rules the kernel
- * holds alike, different when any value differs.
+ * holds alike, different when any value differs. Remembered by rule text: a daemon compares the
+ * same rules on every reconcile.
  */
-export function canonicalRule(rule: string): string {
-  let c = canonicalCache.get(rule);
-  if (c === undefined) {
-    if (canonicalCache.size >= CACHE_LIMIT) canonicalCache.clear();
-    c = canonicalForm(rule);
-    canonicalCache.set(rule, c);
-  }
-  return c;
-}
+export const canonicalRule: (rule: string) => string = memoByText(canonicalForm);
 
 function canonicalForm(rule: string): string {
   const base: Option[] = [];

@@ -8,6 +8,8 @@
  * Only the attributes the vocabulary compares are kept; everything else `ip` prints is dropped,
  * so a newer iproute2 adding fields changes nothing.
  */
+
+import { readFile } from "node:fs/promises";
 import type {
   Address,
   Chain,
@@ -22,6 +24,8 @@ import type {
   VxlanLink,
 } from "./desired-state.js";
 import { stateOf } from "./desired-state.js";
+import { formatIP, parseIP } from "./ip.js";
+import { oneShot, type Readers } from "./readers.js";
 import { run, type Started, start } from "./run.js";
 import { startSession } from "./session.js";
 
@@ -101,6 +105,8 @@ export interface Observed {
   interfaces: Interface[];
   /** The tools of a kept observation (see `startObserve`), waiting for an apply's batches. */
   kept?: Kept;
+  /** With `neighbours`: the IPv6 neighbour entries in any state, what neighbour discovery learned. */
+  ndp?: Neighbour[];
 }
 
 /**
@@ -133,15 +139,32 @@ function toInterface(l: IpLink): Interface {
 export interface ObserveWhat {
   /** Routing tables to read, or all of them (one command either way). */
   tables: readonly number[] | "all";
-  /** Also read permanent neighbour entries (the gateway's; a pod has none of ours). */
+  /**
+   * Also read the neighbour entries: the permanent ones are state (the gateway's; a pod has none
+   * of ours), and the IPv6 ones of any state are what neighbour discovery learned (`ndp`).
+   */
   neighbours?: boolean;
 }
 
 /** Every routing table (one `ip route show table all`): what a pod's attachment is read with. */
 export const EVERY_TABLE: ObserveWhat = { tables: "all" };
 
-export async function observe(netns: string | undefined, what: ObserveWhat): Promise<Observed> {
-  return startObserve(netns, what).read();
+export async function observe(netns: string | undefined, what: ObserveWhat, readers?: Readers): Promise<Observed> {
+  return startObserve(netns, what, readers ? { readers } : {}).read();
+}
+
+const routeLines = (what: ObserveWhat) =>
+  what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
+
+/** What `ip -json -details -batch -` is asked: addresses with link details, rules, routes, netconf (and neighbours). */
+function ipBatch(what: ObserveWhat): string {
+  const neigh = what.neighbours ? ["neigh show"] : [];
+  return ["addr show", "rule show", ...routeLines(what), "netconf show", ...neigh, ""].join("\n");
+}
+
+/** What `ip -6 -json -batch -` is asked: the IPv6 rules, routes and netconf. */
+function ip6Batch(what: ObserveWhat): string {
+  return ["rule show", ...routeLines(what), "netconf show", ""].join("\n");
 }
 
 /** A read already running (its process started), to be awaited once it is needed. */
@@ -164,43 +187,63 @@ export interface PendingObservation extends Pending<Observed> {
  * command as it reads it) and starts each family's iptables-restore with them: the changes an
  * apply then makes go to these (`Observed.kept`) instead of to new processes. Each family's
  * tools are one session (session.ts): one fork of this process (and one nsenter) for all.
+ * `readers` (a daemon's, see readers.ts) asks the two `ip` batches of processes kept from one
+ * reading to the next instead; then both families' `-save` are one session.
  */
 export function startObserve(
   netns: string | undefined,
   what: ObserveWhat,
-  options: { ipv6?: boolean; keep?: boolean } = {},
+  options: { ipv6?: boolean; keep?: boolean; readers?: Readers } = {},
 ): PendingObservation {
   const ipv6 = options.ipv6 ?? true;
   const keep = options.keep ?? false;
-  const tables = what.tables === "all" ? ["route show table all"] : what.tables.map((t) => `route show table ${t}`);
-  const batch = [
-    "addr show",
-    "rule show",
-    ...tables,
-    "netconf show",
-    ...(what.neighbours ? ["neigh show nud permanent"] : []),
-    "",
-  ].join("\n");
-  const batch6 = ["rule show", ...tables, "netconf show", ""].join("\n");
-  const v4 = familyReaders(netns, ["ip", "-json", "-details", "-batch", "-"], "iptables", batch, keep);
-  const v6 = ipv6 ? familyReaders(netns, ["ip", "-6", "-json", "-batch", "-"], "ip6tables", batch6, keep) : undefined;
+  const readers = options.readers;
+  const batch = ipBatch(what);
+  const batch6 = ip6Batch(what);
   const none = Promise.resolve("");
-  return {
-    ipv6,
-    async read() {
-      const [ip, iptables, ip6, ip6tables] = await Promise.all([v4.ip, v4.saved, v6?.ip ?? none, v6?.saved ?? none]);
-      const observed = parseObservation({ ip, iptables, ip6, ip6tables }, what);
-      if (!keep) return observed;
-      const kept: Kept = {
+  const quiet = <T>(p: Promise<T>) => {
+    // Read only by `read`; a cancelled observation nobody reads must not fail the process.
+    p.catch(() => {});
+    return p;
+  };
+  let tools: Started[];
+  let reads: [Promise<string>, Promise<string>, Promise<string>, Promise<string>];
+  let kept: Kept | undefined;
+  if (readers) {
+    const savers = startSession(netns, [
+      { argv: ["iptables-save"], output: true },
+      ...(ipv6 ? [{ argv: ["ip6tables-save"], output: true }] : []),
+    ]);
+    tools = savers;
+    const saved = savers.map((t) => quiet(t.finish("").then((r) => r.stdout)));
+    reads = [
+      quiet(readers.ask(["ip", "-json", "-details", "-batch", "-"], batch)),
+      saved[0]!,
+      ipv6 ? quiet(readers.ask(["ip", "-6", "-json", "-batch", "-"], batch6)) : none,
+      saved[1] ?? none,
+    ];
+  } else {
+    const v4 = familyReaders(netns, ["ip", "-json", "-details", "-batch", "-"], "iptables", batch, keep);
+    const v6 = ipv6 ? familyReaders(netns, ["ip", "-6", "-json", "-batch", "-"], "ip6tables", batch6, keep) : undefined;
+    tools = [v4, v6].flatMap((f) => (f ? Object.values(f.tools) : []));
+    reads = [v4.ip, v4.saved, v6?.ip ?? none, v6?.saved ?? none];
+    if (keep)
+      kept = {
         ip: v4.tools.ip,
         ...(v6 ? { ip6: v6.tools.ip } : {}),
         ...(v4.tools.restore ? { iptables: v4.tools.restore } : {}),
         ...(v6?.tools.restore ? { ip6tables: v6.tools.restore } : {}),
       };
-      return { ...observed, kept };
+  }
+  return {
+    ipv6,
+    async read() {
+      const [ip, iptables, ip6, ip6tables] = await Promise.all(reads);
+      const observed = parseObservation({ ip, iptables, ip6, ip6tables }, what);
+      return kept ? { ...observed, kept } : observed;
     },
     cancel() {
-      for (const t of [v4, v6]) for (const tool of Object.values(t?.tools ?? {})) tool.cancel();
+      for (const tool of tools) tool.cancel();
     },
   };
 }
@@ -245,10 +288,10 @@ export interface LinkReading {
  * Links, the main table's routes and every neighbour entry in one `ip -batch`: a scrape reads no
  * rules, IPv6 routes, sysctls or iptables, so it starts one process where a reconcile starts four.
  */
-export async function observeLinks(netns: string | undefined): Promise<LinkReading> {
+export async function observeLinks(netns: string | undefined, readers: Readers = oneShot(netns)): Promise<LinkReading> {
   const input = "addr show\nroute show table main\nneigh show\n";
-  const r = await run(["ip", "-json", "-details", "-batch", "-"], { netns, input });
-  const docs = r.stdout
+  const stdout = await readers.ask(["ip", "-json", "-details", "-batch", "-"], input);
+  const docs = stdout
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as unknown[]);
@@ -265,19 +308,23 @@ export async function observeLinks(netns: string | undefined): Promise<LinkReadi
   };
 }
 
-/** The permanent neighbour entries of the namespace (one `ip -json neigh show`). */
-export async function observeNeighbours(netns: string | undefined): Promise<Neighbour[]> {
-  const r = await run(["ip", "-json", "neigh", "show", "nud", "permanent"], { netns });
-  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : []).flatMap(toNeighbour);
+/**
+ * The neighbour table (one `neigh show` of every state and family, asked of `readers`): the
+ * permanent entries, and the IPv6 ones in any state (what neighbour discovery learned).
+ */
+export async function observeNeighbours(
+  netns: string | undefined,
+  readers: Readers = oneShot(netns),
+): Promise<{ permanent: Neighbour[]; ndp: Neighbour[] }> {
+  const out = await readers.ask(["ip", "-json", "-details", "-batch", "-"], "neigh show\n");
+  return splitNeighbours(out.trim() ? (JSON.parse(out) as IpNeigh[]) : []);
 }
 
-/** The IPv6 neighbour entries on `devices` in any state (one `ip -6 -json neigh show`): what neighbour discovery learned. */
-export async function observeNdp(netns: string | undefined, devices: readonly string[]): Promise<Neighbour[]> {
-  if (!devices.length) return [];
-  const r = await run(["ip", "-6", "-json", "neigh", "show"], { netns });
-  return (r.stdout.trim() ? (JSON.parse(r.stdout) as IpNeigh[]) : [])
-    .filter((n) => devices.includes(n.dev))
-    .flatMap(toNeighbour);
+function splitNeighbours(neigh: readonly IpNeigh[]): { permanent: Neighbour[]; ndp: Neighbour[] } {
+  return {
+    permanent: neigh.filter((n) => n.state?.includes("PERMANENT")).flatMap(toNeighbour),
+    ndp: neigh.filter((n) => n.dst.includes(":")).flatMap(toNeighbour),
+  };
 }
 
 /**
@@ -302,6 +349,31 @@ export function parseConntrackSources(text: string): string[] {
 export interface TrackedSource6 {
   ip: string;
   mark: number;
+}
+
+/**
+ * The original sources of the connections the namespace tracks, of both families. A reading of
+ * our own namespace reads /proc/net/nf_conntrack, a file, not two `conntrack -L` processes (a
+ * daemon does it on every reconcile); another namespace (--netns), or a kernel built without that
+ * file, gets the processes.
+ */
+export async function observeTracked(
+  netns: string | undefined,
+): Promise<{ tracked: string[]; tracked6: TrackedSource6[] }> {
+  const text = netns ? undefined : await readFile("/proc/self/net/nf_conntrack", "utf8").catch(() => undefined);
+  if (text !== undefined) return parseProcConntrack(text);
+  const [tracked, tracked6] = await Promise.all([observeTrackedSources(netns), observeTrackedSources6(netns)]);
+  return { tracked, tracked6 };
+}
+
+/** /proc/net/nf_conntrack: conntrack's lines after a family column, IPv6 addresses written out in full. */
+export function parseProcConntrack(text: string): { tracked: string[]; tracked6: TrackedSource6[] } {
+  const lines = text.split("\n");
+  const of = (family: string) => lines.filter((l) => l.startsWith(`${family} `)).join("\n");
+  return {
+    tracked: parseConntrackSources(of("ipv4")),
+    tracked6: parseConntrackSources6(of("ipv6")).map((t) => ({ ...t, ip: formatIP(6, parseIP(t.ip, 6)!) })),
+  };
 }
 
 /** The original sources and marks of the IPv6 connections the namespace tracks (one `conntrack -L -f ipv6`). */
@@ -333,10 +405,18 @@ export interface FdbEntry {
  * The FDB entries of the given devices with a remote VTEP (one `bridge -json fdb show`).
  * The all-zeros entry is a default destination, not a station, and is left out.
  */
-export async function observeFdb(netns: string | undefined, devices: readonly string[]): Promise<FdbEntry[]> {
+export async function observeFdb(
+  netns: string | undefined,
+  devices: readonly string[],
+  readers: Readers = oneShot(netns),
+): Promise<FdbEntry[]> {
   if (!devices.length) return [];
-  const r = await run(["bridge", "-json", "fdb", "show"], { netns });
-  return parseFdb(r.stdout, devices);
+  return parseFdb(await readFdb(readers), devices);
+}
+
+/** `bridge -json fdb show` of every device, as a batch: a daemon's kept `bridge` answers it. */
+export function readFdb(readers: Readers): Promise<string> {
+  return readers.ask(["bridge", "-json", "-batch", "-"], "fdb show\n");
 }
 
 interface BridgeFdb {
@@ -375,12 +455,13 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
   const rules = docs[1] as IpRule[];
   const routeDocs = docs.slice(2, 2 + tables.length) as IpRoute[][];
   const netconf = docs[2 + tables.length] as IpNetconf[];
-  const neighbours = what.neighbours ? (docs[3 + tables.length] as IpNeigh[]).flatMap(toNeighbour) : [];
+  const neigh = what.neighbours ? splitNeighbours(docs[3 + tables.length] as IpNeigh[]) : undefined;
   const { chains, jumps } = parseIptablesSave(raw.iptables);
   const v6 = parseIp6(raw.ip6 ?? "", tables);
   const ipt6 = parseIptablesSave(raw.ip6tables ?? "");
   return {
     interfaces: links.map(toInterface),
+    ...(neigh ? { ndp: neigh.ndp } : {}),
     state: stateOf({
       links: links.flatMap(toVxlan),
       addresses: links.flatMap(toAddresses),
@@ -389,7 +470,7 @@ export function parseObservation(raw: RawObservation, what: ObserveWhat): Observ
       sysctls: netconf.flatMap(toSysctls),
       chains,
       jumps,
-      neighbours,
+      neighbours: neigh?.permanent ?? [],
       ...v6,
       chains6: ipt6.chains,
       jumps6: ipt6.jumps,
@@ -422,6 +503,7 @@ interface IpNeigh {
   dst: string;
   dev: string;
   lladdr?: string;
+  state?: string[];
 }
 
 function toNeighbour(n: IpNeigh): Neighbour[] {

@@ -98,7 +98,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
 
 /** A tool already running, waiting for its stdin (see `start`). */
 export interface Started {
-  /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. */
+  /** Writes `input`, closes stdin and waits for the tool; throws as `run` does. Its stdout: what no `ask` took. */
   finish(input: string): Promise<RunResult>;
   /**
    * Writes `input` and keeps stdin open; resolves with what the tool printed since the last
@@ -110,6 +110,8 @@ export interface Started {
   ask(input: string, lines: number): Promise<string>;
   /** The tool is not needed after all: ends it (it only ever reads). */
   cancel(): void;
+  /** Its process id (undefined if it could not be started). */
+  readonly pid: number | undefined;
 }
 
 /**
@@ -137,6 +139,7 @@ export function start(argv: readonly string[], options: Omit<RunOptions, "input"
     // With stdio "pipe" each is a net.Socket, which (unlike the stream types it is declared as) can be unref'd.
     [child, ...([child.stdin, child.stdout, child.stderr] as unknown as Socket[])],
     () => child.kill("SIGKILL"),
+    child.pid,
   );
   return started(tool, argv, options);
 }
@@ -151,6 +154,7 @@ export interface Collected {
   finish(input: string): Promise<RunResult>;
   ask(input: string, lines: number): Promise<string | undefined>;
   cancel(): void;
+  readonly pid: number | undefined;
 }
 
 /** Something that keeps this process alive while referenced (a child, a socket). */
@@ -197,6 +201,7 @@ export function started(tool: Collected, argv: readonly string[], options: Omit<
       );
     },
     cancel: tool.cancel,
+    pid: tool.pid,
   };
 }
 
@@ -216,32 +221,36 @@ export function collect(
   exited: Promise<{ code: number; why: string }>,
   handles: readonly Handle[],
   kill: () => void,
+  pid: number | undefined,
 ): Collected {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  /** Where the output not yet given to an `ask` starts, and the pending `ask`. */
-  let answered = 0;
+  /**
+   * `out` holds only what no `ask` has taken (a kept reader answers for as long as it lives),
+   * with the number of lines it holds; and the pending `ask`. A newline byte is never part of a
+   * multi-byte character, so lines are counted in the raw bytes.
+   */
+  let lines = 0;
   let waiting: { lines: number; resolve(text: string | undefined): void } | undefined;
   let closed = false;
   const answer = () => {
-    if (!waiting) return;
-    const text = Buffer.concat(out).toString("utf8").slice(answered);
-    let lines = 0;
-    for (let i = text.indexOf("\n"); i >= 0 && lines < waiting.lines; i = text.indexOf("\n", i + 1)) {
-      lines++;
-      if (lines === waiting.lines) {
-        answered += i + 1;
-        const w = waiting;
-        waiting = undefined;
-        w.resolve(text.slice(0, i + 1));
-        return;
-      }
-    }
+    if (!waiting || lines < waiting.lines) return;
+    const all = Buffer.concat(out);
+    let end = -1;
+    for (let n = 0; n < waiting.lines; n++) end = all.indexOf(10, end + 1);
+    out.length = 0;
+    // A copy: a view would keep the whole answer's memory alive for as long as the reader lives.
+    if (end + 1 < all.length) out.push(Buffer.from(all.subarray(end + 1)));
+    lines -= waiting.lines;
+    const w = waiting;
+    waiting = undefined;
+    w.resolve(all.subarray(0, end + 1).toString("utf8"));
   };
   const ended = (s: NodeJS.ReadableStream | undefined) =>
     new Promise<void>((resolve) => (s ? s.on("close", () => resolve()) : resolve()));
   io.stdout?.on("data", (d: Buffer) => {
     out.push(d);
+    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
     answer();
   });
   io.stderr.on("data", (d: Buffer) => err.push(d));
@@ -271,6 +280,7 @@ export function collect(
       return done.finally(release);
     },
     ask(input, lines) {
+      // Referenced while an answer is awaited: a later question to a kept reader must keep us alive until answered.
       const reply = new Promise<string | undefined>((resolve) => {
         if (closed) resolve(undefined);
         else waiting = { lines, resolve };
@@ -284,6 +294,7 @@ export function collect(
       io.stdin?.end("");
       kill();
     },
+    pid,
   };
 }
 

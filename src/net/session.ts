@@ -162,6 +162,8 @@ export function startSession(
       [shared, ...[stdin, stdout, stderr].filter((s): s is Socket => s !== undefined)],
       // Nothing to kill: the shell's tools end when their input does.
       () => {},
+      // The shell's: it is in the namespace its tools are.
+      child.pid,
     );
     return started(tool, p.tool.argv, {
       ...(netns ? { netns } : {}),

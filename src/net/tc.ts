@@ -6,6 +6,7 @@
  */
 import type { Qdisc, TcClass } from "./objects.js";
 import { parseRate } from "./rates.js";
+import { oneShot, type Readers } from "./readers.js";
 import { run } from "./run.js";
 
 /** Parses a rate as tc prints it ("3333Kbit", "1Gbit", "800bit"; 0 for "0bit") into bits/s. */
@@ -103,9 +104,12 @@ export interface TcObservation {
   stats: Map<string, ClassStats[]>;
 }
 
-/** Reads the qdiscs of every device. */
-export async function observeQdiscs(netns: string | undefined): Promise<ObservedQdisc[]> {
-  return parseQdiscs((await run(["tc", "-json", "qdisc", "show"], { netns })).stdout);
+/** Reads the qdiscs of every device (as a batch: a daemon's kept `tc -json` answers it). */
+export async function observeQdiscs(
+  netns: string | undefined,
+  readers: Readers = oneShot(netns),
+): Promise<ObservedQdisc[]> {
+  return parseQdiscs(await readers.ask(["tc", "-json", "-batch", "-"], "qdisc show\n"));
 }
 
 /**
@@ -142,6 +146,30 @@ export async function observeClasses(
     );
   });
   return { classes, stats };
+}
+
+/** Reads the classes of devices known only later: started now, given the devices once known. */
+export type ClassReading = (devices: readonly string[]) => Promise<Omit<TcObservation, "qdiscs">>;
+
+/**
+ * For readings that learn the devices (a gateway's uplink and tunnels) from another process
+ * running at the same time: each reading starts by asking for the devices the previous one
+ * ended with, so the class counters are read in parallel with the rest, and reads them once
+ * more when the devices turn out to differ (a tenant came or went, or this is the first
+ * reading). The classes are text, not one line a command, so this is a new `tc` each time.
+ */
+export function classReader(netns: string | undefined): () => ClassReading {
+  let known: string[] = [];
+  return () => {
+    const guessed = known;
+    // A device that has gone since makes tc fail: the devices given later tell which ones are there.
+    const guess = guessed.length ? observeClasses(netns, guessed).catch(() => undefined) : undefined;
+    return async (devices) => {
+      known = [...devices];
+      const early = await guess;
+      return early && guessed.join() === devices.join() ? early : observeClasses(netns, devices);
+    };
+  };
 }
 
 export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {

@@ -23,6 +23,8 @@ export interface ChildSpec {
   onExit?: (how: string) => void;
   /** The first restart's delay (later ones double it); default FIRST_BACKOFF_MS. */
   firstBackoffMs?: number;
+  /** Gives the child a pipe for its stdin (see write); otherwise it reads nothing. */
+  input?: boolean;
 }
 
 const FIRST_BACKOFF_MS = 200;
@@ -60,7 +62,9 @@ export class Supervised {
       ...(netns ? ["nsenter", `--net=${netns}`, "--"] : []),
       ...argv,
     ];
-    const child = spawn(full[0]!, full.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(full[0]!, full.slice(1), { stdio: [this.spec.input ? "pipe" : "ignore", "pipe", "pipe"] });
+    // A child that died with input unread is reported by "close"; the write must not throw.
+    child.stdin?.on("error", () => {});
     this.child = child;
     this.startedAt = Date.now();
     const onLine = this.spec.onLine ?? ((line: string) => log("info", name, `${name}: ${line}`));
@@ -81,6 +85,13 @@ export class Supervised {
       }, this.backoff);
       this.backoff = Math.max(this.first, Math.min(this.backoff * 2, MAX_BACKOFF_MS));
     });
+  }
+
+  /** Writes to the running child's stdin (`input`); false if it is not running. */
+  write(text: string): boolean {
+    if (!this.pid || !this.child?.stdin) return false;
+    this.child.stdin.write(text);
+    return true;
   }
 
   signal(sig: NodeJS.Signals): void {

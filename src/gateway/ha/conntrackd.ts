@@ -7,7 +7,9 @@
  * file and control socket live in the instance's own directory: two instances on one host (the
  * lab) or a leftover of a crashed run must never meet on a shared path.
  */
-import { type RunResult, run } from "../../net/run.js";
+import { createConnection } from "node:net";
+import { endianness } from "node:os";
+import type { RunResult } from "../../net/run.js";
 import type { HaInstance, HaSettings } from "./settings.js";
 
 export interface ConntrackdFiles {
@@ -65,14 +67,67 @@ ${ignored.map((a) => `      IPv4_address ${a}`).join("\n")}
 
 export const conntrackdArgv = (files: ConntrackdFiles) => ["conntrackd", "-C", files.config];
 
-/** A conntrackd that does not answer must not hold up a takeover or a status reading for long. */
-const CTL_TIMEOUT_S = 5;
+/**
+ * The control requests the gateway makes, by conntrackd's own client flags, and the request code
+ * each one puts on the control socket. conntrackd's client (`conntrackd -C <file> -c`) connects
+ * to the UNIX socket, writes the code as one native-endian int and prints what comes back until
+ * the daemon closes the connection; a commit's connection stays open until the commit is done.
+ * The gateway speaks that protocol itself: a request through the client is a process the daemon
+ * has to start (a fork of the daemon itself, then the client's own start), which on a busy node
+ * took 0.2-1.8 s of a takeover's commit. The codes are conntrack-tools 1.4's (read off the wire
+ * of Debian's 1.4.7 client; test/unit/gateway/ha/conntrackd-ctl.test.ts checks them against the
+ * installed client).
+ */
+export const CTL_REQUESTS = {
+  /** Commit the external cache (the peer's connections) into the kernel. */
+  "-c": 0x2e,
+  /** Statistics. */
+  "-s": 0x15,
+  /** Flush the internal and external caches. */
+  "-f": 0x2d,
+  /** Resync the internal cache with the kernel's table. */
+  "-R": 0x2c,
+  /** Send the whole internal cache to the peer. */
+  "-B": 0x16,
+  /** Shorten the kernel entries' timers (a former active's entries expire soon). */
+  "-t": 0x1a,
+  /** Ask the peer for its whole table. */
+  "-n": 0x17,
+} as const;
 
-/** One control request to the running conntrackd (through its UNIX socket). */
-export async function conntrackdCtl(files: ConntrackdFiles, flag: string, netns?: string): Promise<RunResult> {
-  return run(["timeout", String(CTL_TIMEOUT_S), "conntrackd", "-C", files.config, flag], {
-    allowFailure: true,
-    ...(netns ? { netns } : {}),
+export type CtlRequest = keyof typeof CTL_REQUESTS;
+
+/** A conntrackd that does not answer must not hold up a takeover or a status reading for long. */
+const CTL_TIMEOUT_MS = 5000;
+
+/**
+ * One control request to the running conntrackd, on its UNIX socket. Resolves with what it
+ * answered, or a non-zero exitCode and the reason (it does not run, it did not answer in time);
+ * never rejects.
+ */
+export function conntrackdCtl(files: ConntrackdFiles, request: CtlRequest): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const done = (exitCode: number, stderr = "") => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ stdout: Buffer.concat(chunks).toString("utf8"), stderr, exitCode });
+    };
+    const socket = createConnection(files.socket);
+    const timer = setTimeout(
+      () => done(124, `conntrackd did not answer ${request} within ${CTL_TIMEOUT_MS} ms`),
+      CTL_TIMEOUT_MS,
+    );
+    const code = Buffer.alloc(4);
+    if (endianness() === "LE") code.writeInt32LE(CTL_REQUESTS[request]);
+    else code.writeInt32BE(CTL_REQUESTS[request]);
+    socket.on("connect", () => socket.write(code));
+    socket.on("data", (d) => chunks.push(d));
+    socket.on("end", () => done(0));
+    socket.on("error", (e) => done(1, `conntrackd ${request}: ${e.message}`));
   });
 }
 

@@ -22,10 +22,11 @@ import { run } from "../../net/run.js";
 import type { GatewayConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { tunnelDevice } from "../plan.js";
-import { announce, claim, held, type MovingAddress, movingAddresses, release } from "./addresses.js";
+import { AddressShell, held, type MovingAddress, movingAddresses } from "./addresses.js";
 import { Supervised } from "./child.js";
 import {
   type ConntrackdFiles,
+  type CtlRequest,
   conntrackdArgv,
   conntrackdCtl,
   parseSyncStats,
@@ -97,6 +98,7 @@ export class HaController {
   private config?: GatewayConfig;
   private uplink = "";
   private moving: MovingAddress[] = [];
+  private readonly addresses: AddressShell;
   private keepalived?: Supervised;
   private conntrackd?: Supervised;
   private watcher?: Supervised;
@@ -129,7 +131,9 @@ export class HaController {
     addresses: { moving: [], held: [] },
   };
 
-  constructor(private readonly o: HaControllerOptions) {}
+  constructor(private readonly o: HaControllerOptions) {
+    this.addresses = new AddressShell(o.log);
+  }
 
   get role(): Role {
     return this.s.role;
@@ -188,8 +192,9 @@ export class HaController {
     this.uplink = uplink;
     this.moving = movingAddresses(config);
     this.s.addresses.moving = this.moving.map((a) => a.local);
+    await this.addresses.start();
     // Whatever a killed predecessor held is not ours until keepalived says so.
-    await release(this.moving, uplink);
+    await this.addresses.release(this.moving, uplink);
     // A taken-over flow's next segment may fall outside the window the standby's copy recorded.
     await run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_be_liberal=1"]);
     this.dir = this.o.dir ?? haDir(this.me.self.name);
@@ -233,6 +238,16 @@ export class HaController {
       argv: keepalivedArgv(this.kFiles, this.me.self.name),
       log,
       onExit: (how) => this.keepalivedDied(how),
+      // keepalived refuses to start ("daemon is already running", exit 0) while the process in
+      // a pid file of its predecessor exists, and a dead predecessor's VRRP process can still
+      // exist: killed with its parent, it is reparented to init as a zombie and stays one until
+      // init reaps it (1.3-1.6 s in the lab; never, if init is a process that reaps nothing).
+      // Whatever keepalived this instance supervised is dead by now (its VRRP process dies with
+      // its parent), so the files are stale.
+      beforeStart: async () => {
+        await rm(this.kFiles.pid, { force: true });
+        await rm(this.kFiles.vrrpPid, { force: true });
+      },
       // A keepalived back before the peer noticed the silence (3 × interval + skew) could win
       // the election the peer was about to: give the peer the role first.
       firstBackoffMs: 1000 + 4 * ha.advertCentiseconds * 10,
@@ -276,7 +291,7 @@ export class HaController {
     this.moving = movingAddresses(config);
     this.s.addresses.moving = this.moving.map((a) => a.local);
     const gone = before.filter((a) => !this.moving.some((m) => m.local === a.local));
-    if (gone.length) await release(gone, uplink);
+    if (gone.length) await this.addresses.release(gone, uplink);
     await this.tunnels?.update(config.tenants.map((t) => tunnelDevice(t.vni)));
     // Neither file names a tenant: only a change of the pair itself rewrites them.
     const { keepalived, conntrackd } = await this.writeConfigs();
@@ -285,7 +300,7 @@ export class HaController {
     // conntrackd has no reload.
     if (keepalived) this.keepalived?.signal("SIGHUP");
     if (conntrackd) this.conntrackd?.signal("SIGTERM");
-    if (this.s.role === "active") await claim(this.moving, uplink, this.o.log);
+    if (this.s.role === "active") await this.addresses.claim(this.moving, uplink);
   }
 
   /** Tells the peer at once that the learned pods changed. */
@@ -301,10 +316,10 @@ export class HaController {
     await this.queue;
     await this.ctlChain;
     await this.yieldWrite;
-    if (this.uplink) await release(this.moving, this.uplink);
+    if (this.uplink) await this.addresses.release(this.moving, this.uplink);
     this.s.role = "stopped";
     this.share?.stop();
-    await Promise.all([this.conntrackd?.stop(), this.watcher?.stop(), this.tunnels?.stop()]);
+    await Promise.all([this.conntrackd?.stop(), this.watcher?.stop(), this.tunnels?.stop(), this.addresses.stop()]);
     this.fifo?.destroy();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
@@ -362,7 +377,7 @@ export class HaController {
         "ha",
         `peer ${this.me?.peer.name} advertises (priority ${m[2]}) while this instance is active; announcing the addresses again`,
       );
-      announce(this.moving, this.uplink, this.o.log, 1);
+      this.addresses.announce(this.moving, this.uplink, 1);
     }
   }
 
@@ -388,7 +403,7 @@ export class HaController {
     // A MASTER reported before the gateway stepped back is not acted on: keepalived follows.
     if ((this.stopped || this.yieldedAt !== undefined) && role === "active") return;
     const started = performance.now();
-    const ctl = (flag: string) => conntrackdCtl(this.cFiles, flag);
+    const ctl = (request: CtlRequest) => conntrackdCtl(this.cFiles, request);
     if (role === "active") {
       // Said on the sync link first, so the peer hears of it at once; if it is active too and
       // told this one to step back while it was committing or claiming, it claims nothing or
@@ -399,9 +414,9 @@ export class HaController {
       const commit = await ctl("-c");
       const committed = performance.now();
       if (this.yieldedAt !== undefined) return;
-      await claim(this.moving, this.uplink, this.o.log);
+      await this.addresses.claim(this.moving, this.uplink);
       // Stepped back while claiming: the release may have run before the claim.
-      if (this.yieldedAt !== undefined) return void (await release(this.moving, this.uplink));
+      if (this.yieldedAt !== undefined) return void (await this.addresses.release(this.moving, this.uplink));
       const claimed = performance.now();
       const at = new Date().toISOString();
       this.setRole(role);
@@ -421,7 +436,7 @@ export class HaController {
       this.followUp(["-f", "-R", "-B"]);
       return;
     }
-    await release(this.moving, this.uplink);
+    await this.addresses.release(this.moving, this.uplink);
     this.setRole(role);
     this.o.log(
       "info",
@@ -438,9 +453,9 @@ export class HaController {
   }
 
   /** conntrackd requests after a transition, in order among themselves, off the transition path. */
-  private followUp(flags: string[]): void {
+  private followUp(requests: CtlRequest[]): void {
     this.ctlChain = this.ctlChain.then(async () => {
-      for (const flag of flags) await conntrackdCtl(this.cFiles, flag);
+      for (const request of requests) await conntrackdCtl(this.cFiles, request);
     });
   }
 
@@ -452,9 +467,11 @@ export class HaController {
   private keepalivedDied(how: string): void {
     this.activeSince = undefined;
     if (this.s.role === "active") this.setRole("standby");
-    release(this.moving, this.uplink).catch((e) =>
-      this.o.log("error", "ha", `keepalived ended (${how}): cannot release the addresses: ${(e as Error).message}`),
-    );
+    this.addresses
+      .release(this.moving, this.uplink)
+      .catch((e) =>
+        this.o.log("error", "ha", `keepalived ended (${how}): cannot release the addresses: ${(e as Error).message}`),
+      );
     this.enqueue(`keepalived ended (${how})`, "STOP");
   }
 
@@ -519,7 +536,7 @@ export class HaController {
     // external cache: into the kernel with them before the segment comes back here, or their
     // packets would meet a stack that never saw them and be answered with resets.
     this.followUp(["-c"]);
-    this.ctlChain = this.ctlChain.then(() => announce(this.moving, this.uplink, this.o.log, 1));
+    this.ctlChain = this.ctlChain.then(() => this.addresses.announce(this.moving, this.uplink, 1));
   }
 
   /**
@@ -533,9 +550,11 @@ export class HaController {
     if (on) {
       this.s.yielded = { since: new Date().toISOString(), reason };
       this.setRole("fault");
-      release(this.moving, this.uplink).catch((e) =>
-        this.o.log("error", "ha", `stepping back: cannot release the addresses: ${(e as Error).message}`),
-      );
+      this.addresses
+        .release(this.moving, this.uplink)
+        .catch((e) =>
+          this.o.log("error", "ha", `stepping back: cannot release the addresses: ${(e as Error).message}`),
+        );
     } else delete this.s.yielded;
     this.o.log(
       on ? "warn" : "info",
@@ -554,7 +573,7 @@ export class HaController {
     if (this.yieldedAt !== undefined && (!seen || Date.now() - seen.at.getTime() > PEER_SILENT_MS))
       this.setYield(false, `peer ${this.me?.peer.name}'s daemon is silent on the sync link`);
     if (this.s.role === "active" && ++this.polls % ANNOUNCE_EVERY === 0)
-      announce(this.moving, this.uplink, this.o.log, 1);
+      this.addresses.announce(this.moving, this.uplink, 1);
     // On a loaded node one reading can outlast the interval: never two at once.
     if (this.polling) return;
     this.polling = true;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseIptablesSave, parseObservation } from "../../../src/net/observe.js";
+import { parseIptablesSave, parseObservation, parseProcConntrack } from "../../../src/net/observe.js";
 
 // Captured from `ip -json -details -batch -` and iptables-save (nf_tables 1.8.9) in a pod after ADD.
 const ip = [
@@ -115,6 +115,23 @@ describe("parseObservation", () => {
   });
 });
 
+describe("parseObservation with neighbours", () => {
+  // One `neigh show` of every state and family: the permanent entries are state (the gateway's
+  // own), the IPv6 ones in any state are what neighbour discovery learned.
+  const neigh = JSON.stringify([
+    { dst: "172.16.0.5", dev: "te-eth0", lladdr: "02:7E:AC:10:00:05", state: ["PERMANENT"] },
+    { dst: "10.22.0.1", dev: "eth0", lladdr: "3e:d7:e9:af:98:6b", state: ["REACHABLE"] },
+    { dst: "fd00:64:7e7e::5", dev: "te-eth0", lladdr: "02:7e:ac:10:00:05", state: ["STALE"] },
+    { dst: "fe80::1", dev: "eth0", state: ["FAILED"] },
+  ]);
+  const o = parseObservation({ ip: `${ip}\n${neigh}`, iptables: "" }, { tables: [200], neighbours: true });
+
+  it("keeps the permanent entries as state, and the IPv6 ones of any state as learned", () => {
+    expect(o.state.neighbours).toEqual([{ dev: "te-eth0", ip: "172.16.0.5", mac: "02:7e:ac:10:00:05" }]);
+    expect(o.ndp).toEqual([{ dev: "te-eth0", ip: "fd00:64:7e7e::5", mac: "02:7e:ac:10:00:05" }]);
+  });
+});
+
 describe("parseObservation of every table", () => {
   // `route show table all` prints every family (a table filter alone would mean IPv4); IPv6
   // routes carry a router preference, IPv4 ones never do.
@@ -166,5 +183,22 @@ describe("parseIptablesSave", () => {
       { table: "mangle", hook: "OUTPUT", match: "", chain: "TE-MARK-eth0", first: false },
       { table: "nat", hook: "POSTROUTING", match: "-o te-eth0", chain: "TE-SNAT-eth0", first: false },
     ]);
+  });
+});
+
+describe("parseProcConntrack", () => {
+  // Captured from /proc/net/nf_conntrack in a gateway namespace (kernel 6.18): conntrack -L's
+  // fields after a family column, IPv6 addresses in full.
+  const text = [
+    "ipv6     10 icmpv6   58 29 src=2001:0db8:0023:0000:0000:0000:0000:0005 dst=2001:0db8:0023:0000:0000:0000:0000:0001 type=128 code=0 id=14177 src=2001:0db8:0023:0000:0000:0000:0000:0001 dst=2001:0db8:0023:0000:0000:0000:0000:0005 type=129 code=0 id=14177 mark=1879048197 zone=0 use=2",
+    "ipv4     2 icmp     1 29 src=10.23.0.5 dst=10.23.0.1 type=8 code=0 id=14176 src=10.23.0.1 dst=10.23.0.5 type=0 code=0 id=14176 mark=0 zone=0 use=2",
+    "",
+  ].join("\n");
+
+  it("reads the original sources of both families, IPv6 in the form conntrack -L and ip print", () => {
+    expect(parseProcConntrack(text)).toEqual({
+      tracked: ["10.23.0.5"],
+      tracked6: [{ ip: "2001:db8:23::5", mark: 1879048197 }],
+    });
   });
 });

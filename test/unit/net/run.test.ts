@@ -1,6 +1,8 @@
 /**
  * A kept tool: `ask` answers once the tool has printed as many lines as asked for, and the same
- * process then takes more input with `finish`; a tool that exits before answering fails as `run` does.
+ * process then takes more input with `finish`, whose stdout is what no `ask` took (a reader kept
+ * for a daemon's life must not hold everything it ever printed); a tool that exits before
+ * answering fails as `run` does.
  */
 import { describe, expect, it } from "vitest";
 import { CommandError, start } from "../../../src/net/run.js";
@@ -12,7 +14,14 @@ describe("start … ask … finish", () => {
     expect(await tool.ask("three\n", 1)).toBe("three\n");
     const r = await tool.finish("four\n");
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toBe("one\ntwo\nthree\nfour\n");
+    expect(r.stdout).toBe("four\n");
+  });
+
+  it("answers from a part of what the tool printed, and keeps the rest for the next question", async () => {
+    const tool = start(["cat"]);
+    expect(await tool.ask("one\ntwo\nthree\n", 1)).toBe("one\n");
+    expect(await tool.ask("", 2)).toBe("two\nthree\n");
+    expect((await tool.finish("")).stdout).toBe("");
   });
 
   it("fails with the tool's status when it exits before answering", async () => {

@@ -20,7 +20,7 @@ describe("startSession", () => {
     const w = await writer!.finish("to-stderr\n");
     expect(w).toMatchObject({ exitCode: 0, stdout: "" });
     expect(w.stderr).toBe("to-stderr\n");
-    expect(await reader!.finish("two\n")).toMatchObject({ exitCode: 0, stdout: "one\ntwo\n" });
+    expect(await reader!.finish("two\n")).toMatchObject({ exitCode: 0, stdout: "two\n" });
   });
 
   it("fails a tool on its own status, with its own stderr", async () => {
