@@ -171,8 +171,3 @@ export function classReader(netns: string | undefined): () => ClassReading {
     };
   };
 }
-
-export async function observeTc(netns: string | undefined, devices: readonly string[]): Promise<TcObservation> {
-  const [qdiscs, rest] = await Promise.all([observeQdiscs(netns), observeClasses(netns, devices)]);
-  return { qdiscs, ...rest };
-}
