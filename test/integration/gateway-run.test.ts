@@ -9,7 +9,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type DaemonState, GatewayDaemon, type ReconcileEvent } from "../../src/gateway/daemon.js";
 import { makeLogger } from "../../src/gateway/log.js";
 import { cni, writeBridgeConflist } from "../../src/lab/cni-client.js";
@@ -30,7 +30,6 @@ let podMac: string;
 let podIP: string;
 let podVtep: string;
 let cm: Awaited<ReturnType<typeof configMapDir>>;
-const processes: DaemonProcess[] = [];
 
 const redTenant = (upload: string) => labTenant("red", 300, "172.30.0.0/24", { upload });
 const red = (upload: string) => ({ tenants: [redTenant(upload)] });
@@ -74,7 +73,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of processes) await p.stop();
   await servers?.stop();
   await lab?.teardown();
 });
@@ -242,6 +240,12 @@ describe("GatewayDaemon (run's reconcile loop, read in-process)", () => {
 });
 
 describe("tenant-egress-gateway run (the process)", () => {
+  // Each test stops what it started, failed or not: a daemon left running holds the namespace's
+  // lock, and every later test's daemon would refuse to start.
+  const processes: DaemonProcess[] = [];
+  afterEach(async () => {
+    for (const p of processes.splice(0)) await p.stop();
+  });
   const start = (extra: string[] = [], resync = ["--resync", "30s"]) => {
     const p = startGatewayDaemon(gw.ns, ["-f", cm.file, ...resync, "--listen", "127.0.0.1:9464", ...extra]);
     processes.push(p);
