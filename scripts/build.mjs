@@ -14,6 +14,7 @@
 import { execFile } from "node:child_process";
 import { chmod, copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 
@@ -70,9 +71,10 @@ async function quiet(file, args) {
   }
 }
 
-async function singleExecutable(name, { entry, execArgv = [], codeCache = true }) {
+async function singleExecutable(name, { entry, execArgv = [], codeCache = true, out = `dist/${name}` }) {
   const main = `dist/bundle/${name}.cjs`;
-  await bundle(entry, main, "node20");
+  if (entry) await bundle(entry, main, "node20");
+  else await writeFile(main, "");
   const blob = `dist/bundle/${name}.blob`;
   const configFile = `dist/bundle/${name}.sea.json`;
   await writeFile(
@@ -88,16 +90,21 @@ async function singleExecutable(name, { entry, execArgv = [], codeCache = true }
   );
   await quiet(SEA_NODE, ["--experimental-sea-config", configFile]);
   // Written beside the target and renamed over it: a runtime may be executing the old one.
-  const tmp = `dist/.${name}.partial`;
+  const tmp = join(dirname(out), `.${name}.partial`);
   await copyFile(SEA_NODE, tmp);
   await quiet(process.execPath, [POSTJECT, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", SEA_FUSE]);
   await chmod(tmp, 0o755);
-  await rename(tmp, `dist/${name}`);
+  await rename(tmp, out);
   await rm(blob);
 }
 
 await Promise.all([
   ...Object.entries(shipped).map(([name, spec]) => singleExecutable(name, spec)),
+  // Two floors the plugin benchmark samples beside `node -e 0`, built like the plugin and not
+  // shipped: an empty script (the start-up of the runtime the plugin ships on) and one session
+  // reading a pod's namespace (src/lab/session-floor.ts).
+  singleExecutable("empty", { out: "dist/bundle/empty" }),
+  singleExecutable("session-floor", { entry: "src/lab/session-floor.ts", out: "dist/bundle/session-floor" }),
   ...Object.entries(lab).map(async ([name, entry]) => {
     await bundle(entry, `dist/${name}`, "node20", shebang);
     await chmod(`dist/${name}`, 0o755);

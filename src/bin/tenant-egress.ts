@@ -1,10 +1,10 @@
 /**
  * tenant-egress: the CNI chained plugin. Thin main: wires the verbs to the skel.
  *
- * Why the order: a verb's first step is reading the pod's namespace, which takes up to four
- * processes (nsenter + ip, nsenter + iptables-save, and the same two for IPv6) whose start-up is
- * most of their cost, and the node's enforcement table (one nft; and the veths when enforcing).
- * They are started here, right after stdin is read (a prevResult without IPv6 needs no IPv6
+ * Why the order: a verb's first step is reading the pod's namespace, one session per family
+ * (nsenter + sh hosting ip, the -save tool and the -restore that will apply, src/net/session.ts)
+ * whose start-up is most of its cost, and on the node the attachment's enforcement chain (one
+ * nft; and the veths when enforcing). They are started here, right after stdin is read (a prevResult without IPv6 needs no IPv6
  * readers) and before the verbs and their validators are even loaded (those are imported
  * lazily below), so that loading and parsing the configuration overlap them. Only ADD, CHECK
  * and DEL start them, the pod's only into a path that is a namespace file, and the tools only
@@ -18,12 +18,12 @@ import { isNamespaceFile } from "../net/netns.js";
 import { EVERY_TABLE, type Pending, startNftTable, startObserve, startVeths } from "../net/observe.js";
 import { trace } from "../net/trace.js";
 import type { EarlyReads } from "../pod/commands.js";
-import { ENFORCE_TABLE } from "../pod/names.js";
+import { ENFORCE_TABLE, enforceNames } from "../pod/names.js";
 
 const VERSION = "0.1.0";
 
 /** The network configuration as far as the early reads need it; not even JSON yet (the skel reports that). */
-function rawConf(stdin: string): { prevResult?: unknown; enforce?: unknown } {
+function rawConf(stdin: string): { name?: unknown; prevResult?: unknown; enforce?: unknown } {
   try {
     const conf = JSON.parse(stdin) as unknown;
     return typeof conf === "object" && conf !== null ? conf : {};
@@ -43,9 +43,14 @@ function once<T extends Pending<unknown>>(pending: T | undefined, all: Array<Pen
   };
 }
 
+/** A read given only to the verb that asks for the same key. */
+function keyed<T>(key: string, take: () => T | undefined): (asked: string) => T | undefined {
+  return (asked) => (asked === key ? take() : undefined);
+}
+
 /**
- * The reads every such verb starts with: the pod's namespace; on the node, the enforcement
- * table (DEL always removes an attachment's chain, whatever the configuration says now) and,
+ * The reads every such verb starts with: the pod's namespace; on the node, the attachment's
+ * enforcement chain (DEL always removes it, whatever the configuration says now) and,
  * when enforcing, the veths (to find the pod's host side).
  */
 function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel(): void } {
@@ -55,6 +60,12 @@ function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel
   const attached = verb === "ADD" || verb === "CHECK" || verb === "DEL";
   const enforcing = (verb === "ADD" || verb === "CHECK") && conf.enforce === true;
   const all: Array<Pending<unknown>> = [];
+  // The attachment's chain as the verb will name it (the verb checks the names; a read of another is unused).
+  const chain = enforceNames(
+    typeof conf.name === "string" ? conf.name : "",
+    env.CNI_CONTAINERID ?? "",
+    env.CNI_IFNAME ?? "",
+  ).chain;
   const early = {
     pod: once(
       attached && isNamespaceFile(netns)
@@ -62,7 +73,10 @@ function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel
         : undefined,
       all,
     ),
-    nft: once(verb === "DEL" || enforcing ? startNftTable(undefined, "netdev", ENFORCE_TABLE) : undefined, all),
+    nft: keyed(
+      chain,
+      once(verb === "DEL" || enforcing ? startNftTable(undefined, "netdev", ENFORCE_TABLE, chain) : undefined, all),
+    ),
     veths: once(enforcing ? startVeths(undefined) : undefined, all),
   };
   const cancel = () => {

@@ -175,14 +175,24 @@ export async function benchPlugins(
       { PATH: process.env.PATH },
       "",
     );
+  // The floors of the executables, built into Node 24 the way the plugin is: an empty script,
+  // and one session reading the pod's namespace (src/lab/session-floor.ts).
+  const floorExe = (name: string, env: NodeJS.ProcessEnv) => () =>
+    timed([join(distDir(), "bundle", name)], lab.ns.nodeA, env, "");
+  const seaStart = floorExe("empty", { PATH: process.env.PATH });
+  const sessionStart = floorExe("session-floor", { PATH: process.env.PATH, CNI_NETNS: `/run/netns/${pod}` });
   const samples: Record<string, Record<string, number[]>> = {};
   const floor: number[] = [];
   const nodeFloor: number[] = [];
+  const seaFloor: number[] = [];
+  const sessionFloor: number[] = [];
   progress(
     `timing VERSION (start-up), ADD, CHECK and DEL of tenant-egress, bandwidth, tuning and portmap (n=${n} each, interleaved)`,
   );
   for (let i = 0; i < n; i++) {
     nodeFloor.push(await nodeStart());
+    seaFloor.push(await seaStart());
+    sessionFloor.push(await sessionStart());
     for (const s of subjects) {
       for (const verb of s.verbs) {
         const ms = await timed(s.argv, lab.ns.nodeA, env(verb), JSON.stringify(s.conf));
@@ -201,12 +211,16 @@ export async function benchPlugins(
     ]),
   );
   verbs["node -e 0"] = { start: timing(nodeFloor) };
+  verbs["empty single executable"] = { start: timing(seaFloor) };
+  verbs["one session in the pod"] = { start: timing(sessionFloor) };
   const ratios: PluginBench["ratios"] = Object.fromEntries(
     Object.entries(samples).map(([name, v]) => [
       name,
       Object.fromEntries(Object.entries(v).map(([verb, ms]) => [verb, pairedRatio(ms, nodeFloor)])),
     ]),
   );
+  ratios["empty single executable"] = { start: pairedRatio(seaFloor, nodeFloor) };
+  ratios["one session in the pod"] = { start: pairedRatio(sessionFloor, nodeFloor) };
 
   // ADD alone (a DEL between, untimed), plain and enforcing, the floor after each pair.
   const plain = subjects[0]!;

@@ -63,8 +63,8 @@ export interface Invocation {
 export interface EarlyReads {
   /** The pod's namespace. */
   pod(): PendingObservation | undefined;
-  /** The node's enforcement table. */
-  nft(): Pending<NftChain[]> | undefined;
+  /** The attachment's chain in the node's enforcement table, if that is the chain the main read. */
+  nft(chain: string): Pending<NftChain[]> | undefined;
   /** The node's veths. */
   veths(): Pending<Interface[]> | undefined;
 }
@@ -135,10 +135,11 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
   return { netns, where: "", scope: (o) => podScope(ifname, ownSlots(config, o, ifname)), observe, desired };
 }
 
-/** The node's own namespace: its enforcement table, and (to find a pod's host port) its veths. */
-function nodeTarget(scope: Scope, desired: Target["desired"], withVeths: boolean, early?: EarlyReads): Target {
+/** The node's own namespace: the attachment's enforcement chain, and (to find a pod's host port) its veths. */
+function nodeTarget(chain: string, desired: Target["desired"], withVeths: boolean, early?: EarlyReads): Target {
+  const scope = enforcementScope(new Set([chain]));
   const observeNode = async (): Promise<Observed> => {
-    const nft = early?.nft() ?? startNftTable(undefined, "netdev", ENFORCE_TABLE);
+    const nft = early?.nft(chain) ?? startNftTable(undefined, "netdev", ENFORCE_TABLE, chain);
     const veths = withVeths ? (early?.veths() ?? startVeths(undefined)) : undefined;
     const [nftChains, interfaces] = await Promise.all([nft.read(), veths?.read() ?? []]);
     return { state: stateOf({ nftChains }), interfaces };
@@ -310,14 +311,7 @@ function attachedTargets(
         hostDevice: hostSide(links, node.interfaces, ifname),
       });
     };
-    targets.push(
-      nodeTarget(
-        enforcementScope(new Set([enforceNames(network, containerId, ifname).chain])),
-        enforced,
-        true,
-        inv.early,
-      ),
-    );
+    targets.push(nodeTarget(enforceNames(network, containerId, ifname).chain, enforced, true, inv.early));
   }
   return targets;
 }
@@ -356,7 +350,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   }
   // The node's enforcement goes whatever the config says now: it may have said enforce at ADD.
   const node = nodeTarget(
-    enforcementScope(new Set([enforceNames(config.name ?? "", containerId, ifname).chain])),
+    enforceNames(config.name ?? "", containerId, ifname).chain,
     () => emptyState(),
     false,
     inv.early,
