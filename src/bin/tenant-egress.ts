@@ -15,7 +15,7 @@ import { access, constants } from "node:fs/promises";
 import { join } from "node:path";
 import { mayHoldIpv6 } from "../cni/families.js";
 import { isNamespaceFile } from "../net/netns.js";
-import { EVERY_TABLE, type Pending, startNftTable, startObserve, startVeths } from "../net/observe.js";
+import { EVERY_TABLE, type NodeReads, type Pending, startNodeReads, startObserve } from "../net/observe.js";
 import { trace } from "../net/trace.js";
 import type { EarlyReads } from "../pod/commands.js";
 import { ENFORCE_TABLE, enforceNames } from "../pod/names.js";
@@ -43,9 +43,21 @@ function once<T extends Pending<unknown>>(pending: T | undefined, all: Array<Pen
   };
 }
 
-/** A read given only to the verb that asks for the same key. */
-function keyed<T>(key: string, take: () => T | undefined): (asked: string) => T | undefined {
-  return (asked) => (asked === key ? take() : undefined);
+/** A read given only to the verb that asks for the same chain (and veths or not). */
+function keyed<T>(key: string, take: () => T | undefined): (chain: string, withVeths: boolean) => T | undefined {
+  return (chain, withVeths) => (`${chain} ${withVeths}` === key ? take() : undefined);
+}
+
+/** The node's reads as one pending read, to be cancelled together when no verb takes them. */
+function nodeReads(r: NodeReads): NodeReads & Pending<unknown> {
+  return {
+    ...r,
+    read: () => r.nft.read(),
+    cancel: () => {
+      r.nft.cancel();
+      r.veths?.cancel();
+    },
+  };
 }
 
 /**
@@ -73,11 +85,10 @@ function readEarly(env: NodeJS.ProcessEnv, stdin: string): EarlyReads & { cancel
         : undefined,
       all,
     ),
-    nft: keyed(
-      chain,
-      once(verb === "DEL" || enforcing ? startNftTable(undefined, "netdev", ENFORCE_TABLE, chain) : undefined, all),
+    node: keyed(
+      `${chain} ${enforcing}`,
+      once(verb === "DEL" || enforcing ? nodeReads(startNodeReads(ENFORCE_TABLE, chain, enforcing)) : undefined, all),
     ),
-    veths: once(enforcing ? startVeths(undefined) : undefined, all),
   };
   const cancel = () => {
     for (const p of all.splice(0)) p.cancel();

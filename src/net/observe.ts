@@ -612,33 +612,56 @@ export function parseIptablesSave(text: string): { chains: Chain[]; jumps: Jump[
   return { chains: [...chains.values()], jumps };
 }
 
-/**
- * The chains of one nftables table of a namespace, or only its chain `chain`: none when it does
- * not exist yet, or when nft is not installed at all (then nothing can have created it; whatever
- * must write it fails clearly). One chain is what a pod's verb owns: listing only it keeps the
- * read (and its parse) the same size with 200 attachments enforced on the node as with none.
- */
-export function startNftTable(
-  netns: string | undefined,
-  family: NftChain["family"],
-  name: string,
-  chain?: string,
-): Pending<NftChain[]> {
+/** `nft -y list` of a table, or of one of its chains. */
+function nftListArgv(family: NftChain["family"], table: string, chain?: string): string[] {
   // -y: priorities as numbers (nft otherwise prints the ip families' as "mangle + 1").
-  const argv = ["nft", "-y", "list", ...(chain ? ["chain", family, name, chain] : ["table", family, name])];
-  const p = start(argv, { netns, allowFailure: true });
+  return ["nft", "-y", "list", ...(chain ? ["chain", family, table, chain] : ["table", family, table])];
+}
+
+/**
+ * What a started `nft list` printed: none when the table or chain does not exist yet, or when nft
+ * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
+ */
+function nftListed(p: Started, argv: string[], netns: string | undefined): Pending<NftChain[]> {
   const out = p.finish("");
+  out.catch(() => {});
   return {
     async read() {
       const r = await out;
       if (r.exitCode !== 0) {
-        if (/No such file or directory|^nft: command not found \(ENOENT\)/.test(r.stderr)) return [];
+        // Not started (ENOENT) or not found by the session's shell (status 127): no nft, no table.
+        if (/No such file or directory|^nft: command not found/m.test(r.stderr)) return [];
+        // Run again for the error a person can act on.
         await run(argv, { netns });
       }
       return parseNftRuleset(r.stdout);
     },
     cancel: p.cancel,
   };
+}
+
+/** What a started `ip -json link show type veth` printed. */
+function vethsListed(p: Started, argv: string[], netns: string | undefined): Pending<Interface[]> {
+  const out = p.finish("");
+  out.catch(() => {});
+  return {
+    async read() {
+      const r = await out;
+      const text = r.exitCode === 0 ? r.stdout : (await run(argv, { netns })).stdout;
+      return text.trim() ? (JSON.parse(text) as IpLink[]).map(toInterface) : [];
+    },
+    cancel: p.cancel,
+  };
+}
+
+/** The chains of one nftables table of a namespace. */
+export function startNftTable(
+  netns: string | undefined,
+  family: NftChain["family"],
+  name: string,
+): Pending<NftChain[]> {
+  const argv = nftListArgv(family, name);
+  return nftListed(start(argv, { netns, allowFailure: true }), argv, netns);
 }
 
 export async function observeNftTable(
@@ -649,17 +672,28 @@ export async function observeNftTable(
   return startNftTable(netns, family, name).read();
 }
 
-/** The namespace's veth devices (the host sides of pod attachments live among them). */
-export function startVeths(netns: string | undefined): Pending<Interface[]> {
-  const p = start(["ip", "-json", "link", "show", "type", "veth"], { netns });
-  const out = p.finish("");
-  out.catch(() => {});
+/** What a pod's verb reads in the node's namespace (this process's own). */
+export interface NodeReads {
+  nft: Pending<NftChain[]>;
+  veths?: Pending<Interface[]>;
+}
+
+/**
+ * A pod's verb's reads of the node, in one session (one fork of the plugin): the attachment's
+ * chain of the netdev table `table` (only it, so the read stays the same size however many
+ * attachments the node enforces) and, to find the pod's host side, the node's veths.
+ */
+export function startNodeReads(table: string, chain: string, withVeths: boolean): NodeReads {
+  const nftArgv = nftListArgv("netdev", table, chain);
+  const vethArgv = ["ip", "-json", "link", "show", "type", "veth"];
+  const [nft, veths] = startSession(
+    undefined,
+    [{ argv: nftArgv, output: true }, ...(withVeths ? [{ argv: vethArgv, output: true }] : [])],
+    { allowFailure: true },
+  );
   return {
-    async read() {
-      const r = await out;
-      return r.stdout.trim() ? (JSON.parse(r.stdout) as IpLink[]).map(toInterface) : [];
-    },
-    cancel: p.cancel,
+    nft: nftListed(nft!, nftArgv, undefined),
+    ...(veths ? { veths: vethsListed(veths, vethArgv, undefined) } : {}),
   };
 }
 

@@ -17,18 +17,16 @@ import { apply } from "../net/apply.js";
 import { diff, emptyState, type NetState, problems, type Scope, stateOf, within } from "../net/desired-state.js";
 import { familyOf } from "../net/ip.js";
 import { checkNetns, NetnsError } from "../net/netns.js";
-import type { NftChain, Route } from "../net/objects.js";
+import type { Route } from "../net/objects.js";
 import {
   EVERY_TABLE,
   endKept,
-  type Interface,
+  type NodeReads,
   type Observed,
   observeNftTable,
-  type Pending,
   type PendingObservation,
-  startNftTable,
+  startNodeReads,
   startObserve,
-  startVeths,
 } from "../net/observe.js";
 import { CommandError } from "../net/run.js";
 import { trace } from "../net/trace.js";
@@ -63,10 +61,8 @@ export interface Invocation {
 export interface EarlyReads {
   /** The pod's namespace. */
   pod(): PendingObservation | undefined;
-  /** The attachment's chain in the node's enforcement table, if that is the chain the main read. */
-  nft(chain: string): Pending<NftChain[]> | undefined;
-  /** The node's veths. */
-  veths(): Pending<Interface[]> | undefined;
+  /** The node's reads (the attachment's enforcement chain, the veths when asked), if they are the ones the main started. */
+  node(chain: string, withVeths: boolean): NodeReads | undefined;
 }
 
 /** One namespace to reconcile: the pod's, or the node's own (netns undefined). */
@@ -139,8 +135,7 @@ function podTarget(inv: Invocation, config: PluginConfig, desired: (o: Observed)
 function nodeTarget(chain: string, desired: Target["desired"], withVeths: boolean, early?: EarlyReads): Target {
   const scope = enforcementScope(new Set([chain]));
   const observeNode = async (): Promise<Observed> => {
-    const nft = early?.nft(chain) ?? startNftTable(undefined, "netdev", ENFORCE_TABLE, chain);
-    const veths = withVeths ? (early?.veths() ?? startVeths(undefined)) : undefined;
+    const { nft, veths } = early?.node(chain, withVeths) ?? startNodeReads(ENFORCE_TABLE, chain, withVeths);
     const [nftChains, interfaces] = await Promise.all([nft.read(), veths?.read() ?? []]);
     return { state: stateOf({ nftChains }), interfaces };
   };
