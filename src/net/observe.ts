@@ -618,41 +618,54 @@ function nftListArgv(family: NftChain["family"], table: string, chain?: string):
   return ["nft", "-y", "list", ...(chain ? ["chain", family, table, chain] : ["table", family, table])];
 }
 
+type Finished = Awaited<ReturnType<Started["finish"]>>;
+
 /**
- * What a started `nft list` printed: none when the table or chain does not exist yet, or when nft
- * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
+ * A started tool's output, parsed once it is read. A failure `failed` does not account for
+ * (started with `allowFailure`) is run again, for the error a person can act on.
  */
-function nftListed(p: Started, argv: string[], netns: string | undefined): Pending<NftChain[]> {
+function pendingOutput<T>(
+  p: Started,
+  argv: string[],
+  netns: string | undefined,
+  failed: (r: Finished) => T | undefined,
+  parse: (stdout: string) => T,
+): Pending<T> {
   const out = p.finish("");
   out.catch(() => {});
   return {
     async read() {
       const r = await out;
-      if (r.exitCode !== 0) {
-        // Not started (ENOENT) or not found by the session's shell (status 127): no nft, no table.
-        if (/No such file or directory|^nft: command not found/m.test(r.stderr)) return [];
-        // Run again for the error a person can act on.
-        await run(argv, { netns });
-      }
-      return parseNftRuleset(r.stdout);
+      if (r.exitCode === 0) return parse(r.stdout);
+      return failed(r) ?? parse((await run(argv, { netns })).stdout);
     },
     cancel: p.cancel,
   };
 }
 
+/**
+ * What a started `nft list` printed: none when the table or chain does not exist yet, or when nft
+ * is not installed at all (then nothing can have created it; whatever must write it fails clearly).
+ */
+const nftListed = (p: Started, argv: string[], netns: string | undefined): Pending<NftChain[]> =>
+  pendingOutput(
+    p,
+    argv,
+    netns,
+    // Not started (ENOENT) or not found by the session's shell (status 127): no nft, no table.
+    (r) => (/No such file or directory|^nft: command not found/m.test(r.stderr) ? [] : undefined),
+    parseNftRuleset,
+  );
+
 /** What a started `ip -json link show type veth` printed. */
-function vethsListed(p: Started, argv: string[], netns: string | undefined): Pending<Interface[]> {
-  const out = p.finish("");
-  out.catch(() => {});
-  return {
-    async read() {
-      const r = await out;
-      const text = r.exitCode === 0 ? r.stdout : (await run(argv, { netns })).stdout;
-      return text.trim() ? (JSON.parse(text) as IpLink[]).map(toInterface) : [];
-    },
-    cancel: p.cancel,
-  };
-}
+const vethsListed = (p: Started, argv: string[], netns: string | undefined): Pending<Interface[]> =>
+  pendingOutput(
+    p,
+    argv,
+    netns,
+    () => undefined,
+    (text) => (text.trim() ? (JSON.parse(text) as IpLink[]).map(toInterface) : []),
+  );
 
 /** The chains of one nftables table of a namespace. */
 export function startNftTable(
