@@ -4,9 +4,10 @@
  * Why the order: a verb's first step is reading the pod's namespace, one session per family
  * (nsenter + sh hosting ip, the -save tool and the -restore that will apply, src/net/session.ts)
  * whose start-up is most of its cost, and on the node the attachment's enforcement chain (one
- * nft; and the veths when enforcing). They are started here, right after stdin is read (a prevResult without IPv6 needs no IPv6
- * readers) and before the verbs and their validators are even loaded (those are imported
- * lazily below), so that loading and parsing the configuration overlap them. Only ADD, CHECK
+ * nft; and the veths when enforcing). They are started here, right after stdin is read (a
+ * prevResult without IPv6 needs no IPv6 readers) and before the verbs and their validators are
+ * even loaded (those are imported lazily below), so that loading and parsing the configuration
+ * overlap them. Only ADD, CHECK
  * and DEL start them, the pod's only into a path that is a namespace file, and the tools only
  * read; everything that writes still waits for the verb's own checks of CNI_NETNS.
  */
