@@ -7,9 +7,9 @@
  * nft; and the veths when enforcing). They are started here, right after stdin is read (a
  * prevResult without IPv6 needs no IPv6 readers) and before the verbs and their validators are
  * even loaded (those are imported lazily below), so that loading and parsing the configuration
- * overlap them. Only ADD, CHECK
- * and DEL start them, the pod's only into a path that is a namespace file, and the tools only
- * read; everything that writes still waits for the verb's own checks of CNI_NETNS.
+ * overlap them. Only ADD, CHECK and DEL start them, the pod's only into a path that is a
+ * namespace file, and the tools only read; everything that writes still waits for the verb's own
+ * checks of CNI_NETNS.
  */
 import { readFileSync } from "node:fs";
 import { access, constants } from "node:fs/promises";
