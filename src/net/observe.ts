@@ -668,21 +668,13 @@ const vethsListed = (p: Started, argv: string[], netns: string | undefined): Pen
   );
 
 /** The chains of one nftables table of a namespace. */
-export function startNftTable(
-  netns: string | undefined,
-  family: NftChain["family"],
-  name: string,
-): Pending<NftChain[]> {
-  const argv = nftListArgv(family, name);
-  return nftListed(start(argv, { netns, allowFailure: true }), argv, netns);
-}
-
 export async function observeNftTable(
   netns: string | undefined,
   family: NftChain["family"],
   name: string,
 ): Promise<NftChain[]> {
-  return startNftTable(netns, family, name).read();
+  const argv = nftListArgv(family, name);
+  return nftListed(start(argv, { netns, allowFailure: true }), argv, netns).read();
 }
 
 /** What a pod's verb reads in the node's namespace (this process's own). */
